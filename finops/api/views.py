@@ -1,0 +1,101 @@
+"""API v1 endpoints of the foundation: who am I, teams, the GPU model catalog."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from finops.accounts.models import ApiKey, Scope, Team
+from finops.accounts.selectors import team_list_visible
+from finops.api.permissions import request_scopes
+from finops.fleet.models import GpuModel
+
+ANY_READ = (Scope.READ, Scope.BILLING_READ)
+
+
+def _visible_teams(request: Request):  # type: ignore[no-untyped-def]
+    if isinstance(request.auth, ApiKey):
+        return team_list_visible(api_key=request.auth)
+    return team_list_visible(user=request.user)
+
+
+class WhoAmIApi(APIView):
+    """What the caller is, its scopes and team restriction: for checking a key."""
+
+    required_scopes = tuple(Scope.values)
+
+    class OutputSerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        name = serializers.CharField()
+        scopes = serializers.ListField(child=serializers.CharField())
+        team = serializers.CharField(allow_null=True)
+
+    def get(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiKey):
+            key = request.auth
+            data = {
+                "kind": "api_key",
+                "name": f"{key.name} ({key.prefix}…)",
+                "scopes": sorted(key.scopes),
+                "team": key.team.slug if key.team_id else None,
+            }
+        else:
+            data = {
+                "kind": "user",
+                "name": request.user.get_username(),
+                "scopes": sorted(request_scopes(request)),
+                "team": None,
+            }
+        return Response(self.OutputSerializer(data).data)
+
+
+class TeamOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["slug", "name", "currency", "monthly_budget", "created_at"]
+
+
+class TeamListApi(APIView):
+    required_scopes = ANY_READ
+
+    def get(self, request: Request) -> Response:
+        teams = _visible_teams(request).order_by("slug")
+        return Response({"results": TeamOutputSerializer(teams, many=True).data})
+
+
+class TeamDetailApi(APIView):
+    required_scopes = ANY_READ
+
+    def get(self, request: Request, slug: str) -> Response:
+        # A team the caller may not see is indistinguishable from one that does not exist.
+        team = get_object_or_404(_visible_teams(request), slug=slug)
+        return Response(TeamOutputSerializer(team).data)
+
+
+class GpuModelListApi(APIView):
+    required_scopes = ANY_READ
+
+    class OutputSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = GpuModel
+            fields = [
+                "name",
+                "vendor",
+                "architecture",
+                "vram_bytes",
+                "memory_type",
+                "bf16_dense_tflops",
+                "mem_bandwidth_gb_per_s",
+                "tdp_w",
+                "pcie_gen",
+                "nvlink",
+                "sources",
+                "notes",
+            ]
+
+    def get(self, request: Request) -> Response:
+        models = GpuModel.objects.order_by("name")
+        return Response({"results": self.OutputSerializer(models, many=True).data})

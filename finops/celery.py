@@ -1,0 +1,64 @@
+"""The Celery application, its queues and every periodic schedule.
+
+Queues split the work so each can be scaled on its own: ``ingest`` (telemetry pulls and
+rollups), ``costing`` (ledger windows), ``insights`` (detectors), ``notify`` (alerts and
+notifications), ``reports`` (weekly e-mail). Tasks are routed by the app label in their
+name (``finops.<app>.tasks.<name>``).
+
+Periodic schedules are registered only in ``BEAT_SCHEDULE`` below, each with a cadence
+comment and an expiry of about 1.5x its interval, so a backlog drops stale runs instead of
+piling them up.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "finops.settings")
+
+QUEUES = ("ingest", "costing", "insights", "notify", "reports")
+
+# Task-module prefix -> queue. A task in an app not listed here goes to the default queue.
+ROUTES_BY_MODULE = {
+    "finops.telemetry.": "ingest",
+    "finops.fleet.": "ingest",
+    "finops.pricing.": "ingest",
+    "finops.costing.": "costing",
+    "finops.insights.": "insights",
+    "finops.alerts.": "notify",
+    "finops.reports.": "reports",
+}
+
+
+def route_task(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict[str, str] | None:
+    for prefix, queue in ROUTES_BY_MODULE.items():
+        if name.startswith(prefix):
+            return {"queue": queue}
+    return None
+
+
+def periodic(task: str, *, every_s: float, **options: Any) -> dict[str, Any]:
+    """A beat entry that expires after 1.5x its interval."""
+    return {"task": task, "schedule": every_s, "options": {"expires": every_s * 1.5, **options}}
+
+
+# name -> entry. Later features add their schedules here and nowhere else.
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.
+    "telemetry-purge-raw-samples": periodic(
+        "finops.telemetry.tasks.purge_raw_samples", every_s=3600
+    ),
+}
+
+app = Celery("finops")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.conf.task_routes = (route_task,)
+app.conf.beat_schedule = BEAT_SCHEDULE
+app.autodiscover_tasks()

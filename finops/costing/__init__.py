@@ -1,0 +1,1 @@
+"""The cost ledger: every paid GPU-hour attributed to a team, idle or unallocated."""

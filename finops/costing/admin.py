@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from finops.costing.models import LedgerEntry
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(admin.ModelAdmin):
+    list_display = [
+        "window_start",
+        "bucket",
+        "team",
+        "component",
+        "quantity",
+        "unit",
+        "amount",
+        "currency",
+        "basis",
+        "job",
+    ]
+    list_filter = ["bucket", "component", "basis", "team", "currency"]
+    search_fields = ["team__slug", "job__external_id", "node__hostname", "gpu__uuid"]
+    raw_id_fields = ["job", "node", "gpu"]
+    list_select_related = ["team", "job"]
+    date_hierarchy = "window_start"
+    show_full_result_count = False

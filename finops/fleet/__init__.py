@@ -1,0 +1,1 @@
+"""Sites, nodes, GPUs, storage devices and the GPU model catalog."""

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from finops.fleet.models import Gpu, GpuModel, Node, Site, StorageDevice
+
+
+@admin.register(GpuModel)
+class GpuModelAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "architecture",
+        "vram_gib",
+        "bf16_dense_tflops",
+        "mem_bandwidth_gb_per_s",
+        "tdp_w",
+        "pcie_gen",
+        "nvlink",
+    ]
+    list_filter = ["architecture", "nvlink", "pcie_gen", "vendor"]
+    search_fields = ["name", "architecture"]
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ["slug", "name", "provider", "region"]
+    list_filter = ["provider", "region"]
+    search_fields = ["slug", "name", "region"]
+
+
+class GpuInline(admin.TabularInline):
+    model = Gpu
+    fk_name = "node"
+    extra = 0
+    fields = ["index", "uuid", "model", "reported_name", "vram_bytes", "mig_parent", "last_seen_at"]
+    readonly_fields = ["last_seen_at"]
+    raw_id_fields = ["mig_parent"]
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = [
+        "hostname",
+        "site",
+        "instance_type",
+        "pricing_model",
+        "interconnect",
+        "price_override_per_gpu_hour",
+        "last_seen_at",
+    ]
+    list_filter = ["site__provider", "site", "pricing_model", "interconnect"]
+    search_fields = ["hostname", "instance_type", "site__slug"]
+    list_select_related = ["site"]
+    inlines = [GpuInline]
+
+
+@admin.register(Gpu)
+class GpuAdmin(admin.ModelAdmin):
+    list_display = [
+        "uuid",
+        "node",
+        "index",
+        "model",
+        "reported_name",
+        "mig_profile",
+        "last_seen_at",
+    ]
+    list_filter = ["model", "node__site"]
+    search_fields = ["uuid", "node__hostname", "reported_name"]
+    list_select_related = ["node", "model"]
+    raw_id_fields = ["node", "mig_parent"]
+
+
+@admin.register(StorageDevice)
+class StorageDeviceAdmin(admin.ModelAdmin):
+    list_display = ["name", "node", "kind", "filesystem", "mount_point", "capacity_bytes"]
+    list_filter = ["kind", "filesystem"]
+    search_fields = ["name", "node__hostname", "mount_point"]
+    list_select_related = ["node"]
+    raw_id_fields = ["node"]

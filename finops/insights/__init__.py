@@ -1,0 +1,1 @@
+"""Findings: failure patterns that waste money, with evidence and priced fixes."""

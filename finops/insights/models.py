@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from finops.accounts.models import Team, currency_validator
+
+
+class Pattern(models.TextChoices):
+    MEMORY_UNDERINVESTMENT = "memory_underinvestment", "Memory underinvestment"
+    PREMATURE_SCALING = "premature_horizontal_scaling", "Premature horizontal scaling"
+    THERMAL_THROTTLING = "thermal_throttling", "Thermal throttling"
+    POWER_CAPPING = "power_capping", "Power capping"
+    IO_STARVATION = "io_starvation", "I/O starvation"
+    REGENERATION_WASTE = "regeneration_waste", "Regeneration waste"
+    IDLE_CAPACITY = "idle_capacity", "Idle capacity"
+    MODEL_COST_REGRESSION = "model_cost_regression", "Model cost regression"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class ScopeKind(models.TextChoices):
+    TEAM = "team", "Team"
+    NODE = "node", "Node"
+    GPU = "gpu", "GPU"
+    GPU_MODEL = "gpu_model", "GPU model"
+    JOB = "job", "Job"
+
+
+class FindingStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Finding(models.Model):
+    """A failure pattern seen in a window, with its evidence and a priced fix. One finding
+    per ``dedup_key``: seeing it again moves ``last_seen_at`` rather than adding a row."""
+
+    pattern = models.CharField(max_length=32, choices=Pattern.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
+    scope_kind = models.CharField(max_length=16, choices=ScopeKind.choices)
+    scope_key = models.CharField(
+        max_length=200, help_text="Slug, hostname, GPU UUID, model name or job id."
+    )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="findings",
+        help_text="The team that sees it; empty for fleet-wide findings.",
+    )
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    evidence = models.JSONField(default=dict, help_text="The numbers behind the finding.")
+    est_monthly_waste = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    recommendation = models.TextField(blank=True)
+    action = models.JSONField(
+        default=dict, blank=True, help_text="Structured fix with projected cost per usable second."
+    )
+    status = models.CharField(
+        max_length=16, choices=FindingStatus.choices, default=FindingStatus.OPEN
+    )
+    dedup_key = models.CharField(max_length=255, unique=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["status", "pattern"], name="finding_status_pattern_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(est_monthly_waste__gte=0), name="finding_waste_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(window_end__gt=F("window_start")), name="finding_window_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(last_seen_at__gte=F("first_seen_at")), name="finding_seen_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_pattern_display()} on {self.scope_kind} {self.scope_key}"

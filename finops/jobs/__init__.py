@@ -1,0 +1,1 @@
+"""Render jobs and clips: a requested deliverable and its generation attempts."""

@@ -1,0 +1,1 @@
+"""FrameOps' own operability: deployment checks, health, and self-metrics."""

@@ -1,0 +1,1 @@
+"""Price rates: cloud catalogs, rate cards and on-prem amortisation."""

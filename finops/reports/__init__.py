@@ -1,0 +1,1 @@
+"""Weekly cost reports by e-mail."""

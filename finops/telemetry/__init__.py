@@ -1,0 +1,1 @@
+"""Raw GPU and storage samples, their rollups, and retention."""

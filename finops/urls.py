@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+from django.views import defaults
+
+from finops.api.errors import json_not_found, json_server_error
+from finops.ops import views as ops_views
+
+admin.site.site_header = "FrameOps administration"
+admin.site.site_title = "FrameOps"
+
+urlpatterns = [
+    path("health/", ops_views.health, name="health"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    path("api/v1/", include("finops.api.urls")),
+    path("admin/", admin.site.urls),
+]
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_server_error(request)
+    return defaults.server_error(request)
