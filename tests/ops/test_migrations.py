@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 
 
+@pytest.mark.django_db
 def test_models_and_migrations_agree():
     out = io.StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
