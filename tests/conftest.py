@@ -71,3 +71,11 @@ def make_key(db: None) -> Callable[..., str]:
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Throttle counters live in the cache; each test starts with a clean budget.
+    from django.core.cache import cache
+
+    cache.clear()

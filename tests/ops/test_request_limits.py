@@ -21,20 +21,11 @@ def test_oversized_body_is_413_json_naming_the_limit(api, make_key):
     assert "1024-byte limit" in body["message"]
 
 
-@override_settings(
-    REST_FRAMEWORK={
-        "DEFAULT_AUTHENTICATION_CLASSES": ["finops.api.authentication.ApiKeyAuthentication"],
-        "DEFAULT_PERMISSION_CLASSES": ["finops.api.permissions.HasScope"],
-        "DEFAULT_THROTTLE_CLASSES": ["finops.api.throttling.BurstRateThrottle"],
+def test_burst_throttle_is_per_key_with_retry_hint(api, make_key, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"burst": "2/min", "sustained": "100/day"},
-        "EXCEPTION_HANDLER": "finops.api.errors.api_exception_handler",
-        "UNAUTHENTICATED_USER": None,
     }
-)
-def test_burst_throttle_is_per_key_with_retry_hint(api, make_key):
-    from django.core.cache import cache
-
-    cache.clear()
     first, second = make_key("read", name="one"), make_key("read", name="two")
     for _ in range(2):
         assert api.get("/api/v1/teams", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 200
