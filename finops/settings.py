@@ -13,7 +13,14 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from finops.env import email_settings_from_url, env_bool, env_int, env_list, env_str
+from finops.env import (
+    email_settings_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FRAMEOPS_VAR_DIR", str(BASE_DIR / "var")))
@@ -202,6 +209,20 @@ EMAIL_TIMEOUT = 30
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")
 # Raw samples are kept this long; minute and hour rollups are kept.
 TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 14, minimum=1)
+# A sample for a GPU nobody registered: "reject" it (the line is reported), or "register"
+# the GPU under the node "unassigned" for an operator to move.
+TELEMETRY_UNKNOWN_GPU = env_str("TELEMETRY_UNKNOWN_GPU", "reject")
+if TELEMETRY_UNKNOWN_GPU not in {"reject", "register"}:
+    raise ImproperlyConfigured(
+        f"TELEMETRY_UNKNOWN_GPU={TELEMETRY_UNKNOWN_GPU!r}: use reject or register"
+    )
+# The periodic rollup recomputes this many trailing seconds each run; older late samples
+# are queued in the rollup backlog instead.
+TELEMETRY_ROLLUP_LATENESS_S = env_int("TELEMETRY_ROLLUP_LATENESS_S", 900, minimum=60)
+# Busy time with memory at or above this fraction of VRAM counts as memory pressure.
+TELEMETRY_MEMORY_PRESSURE_FRACTION = env_float(
+    "TELEMETRY_MEMORY_PRESSURE_FRACTION", 0.92, minimum=0.5, maximum=1.0
+)
 
 # --- Self-monitoring ------------------------------------------------------------------------
 

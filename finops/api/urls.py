@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from finops.api import views
+from finops.api import ingest_views, views
 
 app_name = "api"
 
@@ -11,4 +11,13 @@ urlpatterns = [
     path("teams", views.TeamListApi.as_view(), name="team-list"),
     path("teams/<slug:slug>", views.TeamDetailApi.as_view(), name="team-detail"),
     path("gpu-models", views.GpuModelListApi.as_view(), name="gpu-model-list"),
+    path("nodes", ingest_views.NodeRegisterApi.as_view(), name="node-register"),
+    path(
+        "ingest/gpu-samples", ingest_views.GpuSampleIngestApi.as_view(), name="ingest-gpu-samples"
+    ),
+    path(
+        "ingest/storage-samples",
+        ingest_views.StorageSampleIngestApi.as_view(),
+        name="ingest-storage-samples",
+    ),
 ]

@@ -139,6 +139,9 @@ class Gpu(models.Model):
     mig_instance_id = models.PositiveSmallIntegerField(null=True, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when its node re-registers without it."
+    )
 
     class Meta:
         ordering = ["node", "index", "mig_instance_id"]
@@ -146,7 +149,7 @@ class Gpu(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["node", "index"],
-                condition=Q(mig_parent__isnull=True),
+                condition=Q(mig_parent__isnull=True, retired_at__isnull=True),
                 name="gpu_node_index_unique",
             ),
             models.UniqueConstraint(

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.telemetry.models import GpuHour, GpuMinute, GpuSample, StorageSample
+from finops.telemetry.models import (
+    GpuHour,
+    GpuMinute,
+    GpuSample,
+    PullWatermark,
+    RollupBacklog,
+    StorageSample,
+)
 
 # Sample tables hold millions of rows: no full counts, no date drill-down, raw id widgets.
 
@@ -69,3 +76,14 @@ class StorageSampleAdmin(admin.ModelAdmin):
     list_select_related = ["device__node"]
     show_full_result_count = False
     ordering = ["-ts"]
+
+
+@admin.register(RollupBacklog)
+class RollupBacklogAdmin(admin.ModelAdmin):
+    list_display = ["start", "end", "created_at"]
+
+
+@admin.register(PullWatermark)
+class PullWatermarkAdmin(admin.ModelAdmin):
+    list_display = ["source", "until", "updated_at"]
+    search_fields = ["source"]

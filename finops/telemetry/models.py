@@ -203,3 +203,34 @@ class StorageSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.device_id}@{self.ts:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class RollupBacklog(models.Model):
+    """A time range whose rollups must be recomputed because samples arrived for it after
+    the regular rollup had passed it (a replayed agent spool, a late DCGM pull)."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gt=models.F("start")), name="rollupbacklog_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
+
+
+class PullWatermark(models.Model):
+    """How far a pull source (e.g. the DCGM Prometheus pull) has read, so a restart
+    neither skips nor reads an interval twice."""
+
+    source = models.CharField(max_length=64, unique=True)
+    until = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} until {self.until:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,1 @@
+"""Telemetry sources that yield normalised records. Plain Python: never imports Django."""

@@ -1,0 +1,148 @@
+"""Ingest endpoints: node registration and telemetry batches (scope ``ingest:write``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from finops.accounts.models import Scope
+from finops.api.errors import error_body
+from finops.fleet.models import Interconnect, PricingModel, Provider
+from finops.fleet.services import GpuRegistration, node_register
+from finops.telemetry.ingest import (
+    BatchError,
+    IngestResult,
+    gpu_samples_ingest,
+    storage_samples_ingest,
+)
+
+
+class NodeRegisterApi(APIView):
+    required_scopes = (Scope.INGEST_WRITE,)
+
+    class GpuSerializer(serializers.Serializer):
+        uuid = serializers.CharField(max_length=96)
+        index = serializers.IntegerField(min_value=0, max_value=255)
+        model = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+        mem_total_bytes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        mig_parent_uuid = serializers.CharField(max_length=96, required=False, allow_null=True)
+        mig_profile = serializers.CharField(
+            max_length=32, required=False, allow_blank=True, default=""
+        )
+        mig_instance_id = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+
+    class InputSerializer(serializers.Serializer):
+        hostname = serializers.CharField(max_length=255)
+        site = serializers.SlugField(max_length=64)
+        provider = serializers.ChoiceField(choices=Provider.choices)
+        region = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+        instance_type = serializers.CharField(
+            max_length=64, required=False, allow_blank=True, default=""
+        )
+        pricing_model = serializers.ChoiceField(
+            choices=PricingModel.choices, default=PricingModel.ON_DEMAND
+        )
+        interconnect = serializers.ChoiceField(
+            choices=Interconnect.choices, default=Interconnect.PCIE
+        )
+        pcie_gen = serializers.IntegerField(
+            min_value=1, max_value=7, required=False, allow_null=True
+        )
+        gpus = serializers.ListField(child=serializers.DictField(), max_length=1024)
+
+        def validate_gpus(self, value: list[dict[str, Any]]) -> list[GpuRegistration]:
+            errors: dict[str, Any] = {}
+            regs = []
+            for position, item in enumerate(value):
+                gpu = NodeRegisterApi.GpuSerializer(data=item)
+                if not gpu.is_valid():
+                    errors[str(position)] = gpu.errors
+                    continue
+                unknown = sorted(set(item) - set(gpu.fields))
+                if unknown:
+                    errors[str(position)] = {unknown[0]: ["Unknown field."]}
+                    continue
+                regs.append(GpuRegistration(**gpu.validated_data))
+            if errors:
+                raise serializers.ValidationError(errors)
+            uuids = [r.uuid for r in regs]
+            if len(set(uuids)) != len(uuids):
+                raise serializers.ValidationError("Each GPU uuid may appear once.")
+            whole = [r.index for r in regs if r.mig_parent_uuid is None]
+            if len(set(whole)) != len(whole):
+                raise serializers.ValidationError("Each GPU index may appear once.")
+            parents = set(uuids)
+            for r in regs:
+                if r.mig_parent_uuid is not None and r.mig_parent_uuid not in parents:
+                    raise serializers.ValidationError(
+                        f"MIG parent {r.mig_parent_uuid!r} of {r.uuid!r} is not listed."
+                    )
+            return regs
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        node, created = node_register(**serializer.validated_data)
+        gpus = (
+            node.gpus.filter(retired_at__isnull=True)
+            .select_related("model")
+            .order_by("index", "mig_instance_id")
+        )
+        body = {
+            "hostname": node.hostname,
+            "created": created,
+            "gpus": [
+                {
+                    "uuid": g.uuid,
+                    "index": g.index,
+                    "model": g.model.name if g.model else None,
+                    "reported_name": g.reported_name,
+                }
+                for g in gpus
+            ],
+        }
+        unmatched = [
+            g["reported_name"] for g in body["gpus"] if g["model"] is None and g["reported_name"]
+        ]
+        if unmatched:
+            body["warnings"] = [
+                f"GPU model {name!r} is not in the catalog; add a pattern in the admin."
+                for name in sorted(set(unmatched))
+            ]
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _batch_response(result: IngestResult) -> Response:
+    body = result.as_json()
+    if result.rejected and not (result.accepted or result.duplicate):
+        return Response(error_body("No line of the batch was accepted.", **body), status=400)
+    return Response(body, status=200)
+
+
+class _BatchIngestApi(APIView):
+    required_scopes = (Scope.INGEST_WRITE,)
+    # The body is read raw: JSON array or NDJSON, optionally gzip-compressed.
+    parser_classes: list[Any] = []
+    service: Callable[..., IngestResult]
+
+    def post(self, request: Request) -> Response:
+        try:
+            result = type(self).service(
+                body=request.body, content_encoding=request.headers.get("Content-Encoding", "")
+            )
+        except BatchError as exc:
+            return Response(error_body(str(exc)), status=exc.status)
+        return _batch_response(result)
+
+
+class GpuSampleIngestApi(_BatchIngestApi):
+    service = gpu_samples_ingest
+
+
+class StorageSampleIngestApi(_BatchIngestApi):
+    service = storage_samples_ingest

@@ -1,0 +1,280 @@
+"""The telemetry ingest path: parse a batch, validate each line, resolve GPUs and devices,
+and store every good line exactly once.
+
+A batch is a JSON array or NDJSON, optionally gzip-compressed. Lines are judged one by
+one: bad lines are reported by number and field while good lines of the same batch are
+stored. A (gpu, ts) that is already stored, or repeated inside the batch, is counted as a
+duplicate, never an error and never written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from collectors.records import (
+    GpuSample,
+    RecordError,
+    StorageSample,
+    gpu_sample_from_mapping,
+    storage_sample_from_mapping,
+)
+from finops.fleet.models import Gpu, Node, Site, StorageDevice
+from finops.telemetry.models import RollupBacklog, SampleSource
+from finops.telemetry.writes import gpu_sample_rows_write, storage_sample_rows_write
+
+R = TypeVar("R")
+MAX_REPORTED_ERRORS = 100
+
+
+class BatchError(ValueError):
+    """The batch as a whole cannot be read (bad gzip, not JSON at all, too large)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, line: int, field_name: str, message: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append({"line": line, "field": field_name, "message": message})
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "errors": sorted(self.errors, key=lambda e: e["line"]),
+        }
+        if self.rejected > len(self.errors):
+            out["errors_truncated"] = self.rejected - len(self.errors)
+        return out
+
+
+def decode_body(body: bytes, *, content_encoding: str = "", max_bytes: int | None = None) -> bytes:
+    """The request body, gunzipped when sent with ``Content-Encoding: gzip``; the limit
+    applies to the decompressed size too (a small gzip bomb is still refused)."""
+    limit = max_bytes or settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "x-gzip"):
+        raise BatchError(
+            f"Content-Encoding {content_encoding!r} is not supported; use gzip.", status=415
+        )
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BatchError(f"Body is not valid gzip: {exc}") from exc
+    if len(out) > limit or decompressor.unconsumed_tail:
+        raise BatchError(f"Decompressed body is larger than the {limit}-byte limit.", status=413)
+    if not decompressor.eof:
+        raise BatchError("Body is truncated gzip.")
+    return out
+
+
+def iter_batch(text: bytes) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object or RecordError) for a JSON array or NDJSON body."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise BatchError("Body is empty: send a JSON array or NDJSON, one sample per line.")
+    if stripped[:1] == b"[":
+        try:
+            items = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BatchError(f"Body is not valid JSON: {exc}") from exc
+        yield from enumerate(items, start=1)
+        return
+    for number, raw in enumerate(text.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            yield number, RecordError("(line)", f"not valid JSON: {exc}")
+
+
+def _validate(body: bytes, parse: Callable[..., R], result: IngestResult) -> list[tuple[int, R]]:
+    now = timezone.now()
+    records: list[tuple[int, R]] = []
+    for number, item in iter_batch(body):
+        if isinstance(item, RecordError):
+            result.reject(number, item.field, item.message)
+            continue
+        try:
+            records.append((number, parse(item, now=now)))
+        except RecordError as exc:
+            result.reject(number, exc.field, exc.message)
+    return records
+
+
+def _unassigned_node() -> Node:
+    site, _ = Site.objects.get_or_create(slug="unassigned", defaults={"provider": "other"})
+    node, _ = Node.objects.get_or_create(hostname="unassigned", defaults={"site": site})
+    return node
+
+
+def _resolve_gpus(uuids: Iterable[str]) -> dict[str, int]:
+    wanted = set(uuids)
+    known = dict(Gpu.objects.filter(uuid__in=wanted).values_list("uuid", "id"))
+    missing = wanted - known.keys()
+    if missing and settings.TELEMETRY_UNKNOWN_GPU == "register":
+        node = _unassigned_node()
+        next_index = (
+            Gpu.objects.filter(node=node).order_by("-index").values_list("index", flat=True).first()
+            or -1
+        ) + 1
+        for offset, uuid in enumerate(sorted(missing)):
+            gpu, _ = Gpu.objects.get_or_create(
+                uuid=uuid, defaults={"node": node, "index": next_index + offset}
+            )
+            known[uuid] = gpu.id
+    return known
+
+
+def _note_late(earliest: datetime | None, latest: datetime | None) -> None:
+    """Samples older than the rollup lateness window will not be seen by the regular rollup;
+    remember their range so the backlog task recomputes it."""
+    if earliest is None or latest is None:
+        return
+    horizon = timezone.now() - timedelta(seconds=settings.TELEMETRY_ROLLUP_LATENESS_S)
+    if earliest < horizon:
+        start = earliest.replace(second=0, microsecond=0)
+        end = min(latest, horizon).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        RollupBacklog.objects.create(start=start, end=end)
+
+
+def gpu_samples_ingest(
+    *, body: bytes, content_encoding: str = "", source: str = SampleSource.NVML
+) -> IngestResult:
+    result = IngestResult()
+    records = _validate(
+        decode_body(body, content_encoding=content_encoding), gpu_sample_from_mapping, result
+    )
+    return gpu_samples_store(records=records, result=result, source=source)
+
+
+def gpu_samples_store(
+    *,
+    records: list[tuple[int, GpuSample]],
+    result: IngestResult | None = None,
+    source: str = SampleSource.NVML,
+) -> IngestResult:
+    """Store validated samples (line number, sample); counts into ``result``."""
+    result = result or IngestResult()
+    gpu_ids = _resolve_gpus(sample.gpu_uuid for _, sample in records)
+    rows: dict[tuple[int, datetime], tuple[Any, ...]] = {}
+    earliest = latest = None
+    for number, s in records:
+        gpu_id = gpu_ids.get(s.gpu_uuid)
+        if gpu_id is None:
+            result.reject(
+                number,
+                "gpu_uuid",
+                f"unknown GPU {s.gpu_uuid!r}: register its node with POST /api/v1/nodes",
+            )
+            continue
+        key = (gpu_id, s.ts)
+        if key in rows:
+            result.duplicate += 1
+            continue
+        rows[key] = (
+            gpu_id, s.ts, s.sm_util_pct, s.mem_used_bytes, s.mem_total_bytes, s.power_w,
+            s.power_limit_w, s.temp_c, s.sm_clock_mhz, s.sm_clock_max_mhz,
+            s.clocks_event_reasons, s.pcie_tx_bytes_per_s, s.pcie_rx_bytes_per_s, s.energy_mj,
+            source,
+        )  # fmt: skip
+        earliest = s.ts if earliest is None or s.ts < earliest else earliest
+        latest = s.ts if latest is None or s.ts > latest else latest
+    with transaction.atomic():
+        inserted = gpu_sample_rows_write(list(rows.values()))
+        _note_late(earliest, latest)
+        if rows:
+            Gpu.objects.filter(id__in={k[0] for k in rows}).update(last_seen_at=timezone.now())
+    result.accepted += inserted
+    result.duplicate += len(rows) - inserted
+    return result
+
+
+def storage_samples_ingest(*, body: bytes, content_encoding: str = "") -> IngestResult:
+    result = IngestResult()
+    records = _validate(
+        decode_body(body, content_encoding=content_encoding), storage_sample_from_mapping, result
+    )
+    return storage_samples_store(records=records, result=result)
+
+
+def _resolve_devices(
+    records: list[tuple[int, StorageSample]],
+) -> tuple[dict[tuple[str, str], int], set[str]]:
+    hostnames = {s.hostname for _, s in records}
+    nodes = dict(Node.objects.filter(hostname__in=hostnames).values_list("hostname", "id"))
+    devices = {
+        (hostname, name): pk
+        for hostname, name, pk in StorageDevice.objects.filter(
+            node__hostname__in=hostnames
+        ).values_list("node__hostname", "name", "id")
+    }
+    for _, s in records:
+        key = (s.hostname, s.device)
+        if key in devices or s.hostname not in nodes:
+            continue
+        device, _ = StorageDevice.objects.get_or_create(
+            node_id=nodes[s.hostname],
+            name=s.device,
+            defaults={
+                "kind": s.kind or "local-ssd",
+                "filesystem": s.filesystem or "",
+                "mount_point": s.mount_point or "",
+                "capacity_bytes": s.capacity_bytes,
+            },
+        )
+        devices[key] = device.id
+    return devices, set(nodes)
+
+
+def storage_samples_store(
+    *, records: list[tuple[int, StorageSample]], result: IngestResult | None = None
+) -> IngestResult:
+    result = result or IngestResult()
+    devices, known_hosts = _resolve_devices(records)
+    rows: dict[tuple[int, datetime], tuple[Any, ...]] = {}
+    for number, s in records:
+        if s.hostname not in known_hosts:
+            result.reject(
+                number,
+                "hostname",
+                f"unknown node {s.hostname!r}: register it with POST /api/v1/nodes",
+            )
+            continue
+        device_id = devices[(s.hostname, s.device)]
+        key = (device_id, s.ts)
+        if key in rows:
+            result.duplicate += 1
+            continue
+        rows[key] = (
+            device_id, s.ts, s.read_bytes_per_s, s.write_bytes_per_s, s.read_iops,
+            s.write_iops, s.await_ms, s.util_pct,
+        )  # fmt: skip
+    with transaction.atomic():
+        inserted = storage_sample_rows_write(list(rows.values()))
+    result.accepted += inserted
+    result.duplicate += len(rows) - inserted
+    return result
