@@ -50,6 +50,9 @@ def periodic(task: str, *, every_s: float, **options: Any) -> dict[str, Any]:
 
 # name -> entry. Later features add their schedules here and nowhere else.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Every minute: minute and hour rollups over the trailing TELEMETRY_ROLLUP_LATENESS_S,
+    # then ranges queued by late samples.
+    "telemetry-rollup-recent": periodic("finops.telemetry.tasks.rollup_recent", every_s=60),
     # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.
     "telemetry-purge-raw-samples": periodic(
         "finops.telemetry.tasks.purge_raw_samples", every_s=3600
