@@ -35,7 +35,12 @@ class GpuSample(models.Model):
     """One reading of one GPU. Only ``gpu``, ``ts`` and one measurement are required."""
 
     id = models.BigAutoField(primary_key=True)
-    gpu = models.ForeignKey(Gpu, on_delete=models.CASCADE, related_name="samples")
+    # No database foreign key: at telemetry volume the per-row referential check doubled
+    # the write cost (bench/ingest.py). Ingest resolves every GPU UUID to an existing GPU
+    # before writing, and deleting a GPU cascades through the ORM.
+    gpu = models.ForeignKey(
+        Gpu, on_delete=models.CASCADE, related_name="samples", db_constraint=False
+    )
     ts = models.DateTimeField()
     sm_util_pct = models.FloatField(null=True, blank=True)
     mem_used_bytes = models.BigIntegerField(null=True, blank=True)
@@ -178,7 +183,10 @@ class GpuHour(RollupFields):
 
 class StorageSample(models.Model):
     id = models.BigAutoField(primary_key=True)
-    device = models.ForeignKey(StorageDevice, on_delete=models.CASCADE, related_name="samples")
+    # No database foreign key, for the same reason as GpuSample.gpu.
+    device = models.ForeignKey(
+        StorageDevice, on_delete=models.CASCADE, related_name="samples", db_constraint=False
+    )
     ts = models.DateTimeField()
     read_bytes_per_s = models.FloatField(null=True, blank=True)
     write_bytes_per_s = models.FloatField(null=True, blank=True)
