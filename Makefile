@@ -9,7 +9,7 @@ PORT ?= 8000
 # Tests run against the real local PostgreSQL; pytest-django creates test_frameops itself.
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/frameops
 
-.PHONY: help install install-dev run test lint format clean
+.PHONY: help install install-dev system-deps run test lint format clean
 
 help:
 	@echo "make run   install into $(VENV), migrate the embedded database, serve on 127.0.0.1:$(PORT)"
@@ -32,13 +32,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Real services the tests drive: Debian's prometheus (the DCGM pull test starts its own).
+SYSTEM_PACKAGES := prometheus
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: install Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	  echo "make: installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
 	@echo "FrameOps on http://127.0.0.1:$(PORT)/admin/ (health: http://127.0.0.1:$(PORT)/health/)"
 	exec $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-test: install-dev
+test: install-dev system-deps
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

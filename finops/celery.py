@@ -53,6 +53,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every minute: minute and hour rollups over the trailing TELEMETRY_ROLLUP_LATENESS_S,
     # then ranges queued by late samples.
     "telemetry-rollup-recent": periodic("finops.telemetry.tasks.rollup_recent", every_s=60),
+    # Every minute: DCGM samples from PROMETHEUS_URL since the stored watermark.
+    "telemetry-pull-dcgm": periodic("finops.telemetry.tasks.pull_dcgm", every_s=60),
     # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.
     "telemetry-purge-raw-samples": periodic(
         "finops.telemetry.tasks.purge_raw_samples", every_s=3600

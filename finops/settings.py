@@ -207,6 +207,9 @@ EMAIL_TIMEOUT = 30
 # --- Telemetry sources ----------------------------------------------------------------------
 
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")
+# The DCGM pull reads Prometheus at this resolution, and looks back this far on its first run.
+DCGM_PULL_STEP_S = env_int("DCGM_PULL_STEP_S", 15, minimum=1)
+DCGM_PULL_LOOKBACK_S = env_int("DCGM_PULL_LOOKBACK_S", 600, minimum=60)
 # Raw samples are kept this long; minute and hour rollups are kept.
 TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 14, minimum=1)
 # A sample for a GPU nobody registered: "reject" it (the line is reported), or "register"

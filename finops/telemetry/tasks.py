@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from finops.telemetry.dcgm_pull import dcgm_pull
 from finops.telemetry.rollups import rollup_backlog_drain, rollups_recent
 from finops.telemetry.services import raw_samples_purge
 
@@ -23,3 +24,15 @@ def rollup_recent() -> dict[str, int]:
     counts = rollups_recent()
     counts["backlog_ranges"] = rollup_backlog_drain()
     return counts
+
+
+@shared_task(
+    name="finops.telemetry.tasks.pull_dcgm",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def pull_dcgm() -> dict[str, object]:
+    """DCGM samples from Prometheus since the last watermark (no-op without PROMETHEUS_URL)."""
+    counts = dcgm_pull()
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in counts.items()}

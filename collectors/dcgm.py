@@ -1,0 +1,331 @@
+"""NVIDIA DCGM telemetry: dcgm-exporter's text exposition and Prometheus range queries.
+
+Two ways in, one normalised output (``collectors.records.GpuSample``):
+
+* ``parse_exposition(text)`` reads what dcgm-exporter serves on ``:9400/metrics``. It
+  accepts scrapes with or without HELP/TYPE lines, the ``Hostname`` or ``hostname``
+  label, vGPUs without power or temperature, and MIG instances, which share their
+  parent's UUID and are told apart by ``GPU_I_ID``/``GPU_I_PROFILE``: each becomes its
+  own device ``<UUID>/<GPU_I_ID>``. A line that cannot be read is skipped and counted,
+  never fatal to the scrape.
+* ``query_prometheus(url, start, end, step_s)`` asks Prometheus (which scrapes the
+  exporters) for the same counters over a window with prometheus-api-client, including
+  the throttle ``*_VIOLATION`` counters, whose rate becomes clocks-event reason bits.
+
+``python -m collectors.dcgm scrape URL_OR_FILE`` prints the normalised samples as NDJSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from collectors.records import GpuSample, RecordError, gpu_sample_from_mapping
+
+MIB = 2**20
+
+# dcgm-exporter metric -> (GpuSample field, scale to the field's unit)
+GAUGES: dict[str, tuple[str, float]] = {
+    "DCGM_FI_DEV_GPU_UTIL": ("sm_util_pct", 1.0),
+    "DCGM_FI_DEV_FB_USED": ("mem_used_bytes", MIB),
+    "DCGM_FI_DEV_POWER_USAGE": ("power_w", 1.0),
+    "DCGM_FI_DEV_POWER_MGMT_LIMIT": ("power_limit_w", 1.0),
+    "DCGM_FI_DEV_GPU_TEMP": ("temp_c", 1.0),
+    "DCGM_FI_DEV_SM_CLOCK": ("sm_clock_mhz", 1.0),
+    "DCGM_FI_DEV_MAX_SM_CLOCK": ("sm_clock_max_mhz", 1.0),
+    "DCGM_FI_DEV_CLOCKS_EVENT_REASONS": ("clocks_event_reasons", 1.0),
+    "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS": ("clocks_event_reasons", 1.0),
+    "DCGM_FI_PROF_PCIE_TX_BYTES": ("pcie_tx_bytes_per_s", 1.0),
+    "DCGM_FI_PROF_PCIE_RX_BYTES": ("pcie_rx_bytes_per_s", 1.0),
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("energy_mj", 1.0),
+}
+# Memory total is the sum of these (MiB); FB_TOTAL wins when the exporter sends it.
+MEMORY_PARTS = ("DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_FB_RESERVED")
+FB_TOTAL = "DCGM_FI_DEV_FB_TOTAL"
+# Graphics-engine activity (0..1): utilisation for MIG instances, which have no GPU_UTIL.
+GR_ENGINE_ACTIVE = "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+# Throttle-duration counters (microseconds) -> the NVML clocks-event reason they stand for.
+VIOLATIONS: dict[str, int] = {
+    "DCGM_FI_DEV_POWER_VIOLATION": 0x4,  # software power cap
+    "DCGM_FI_DEV_THERMAL_VIOLATION": 0x20,  # software thermal slowdown
+    "DCGM_FI_DEV_SYNC_BOOST_VIOLATION": 0x10,
+    "DCGM_FI_DEV_BOARD_LIMIT_VIOLATION": 0x80,  # board power limit: the power brake
+    "DCGM_FI_DEV_LOW_UTIL_VIOLATION": 0x1,  # idle
+    "DCGM_FI_DEV_RELIABILITY_VIOLATION": 0x8,  # hardware slowdown
+}
+KNOWN = {*GAUGES, *MEMORY_PARTS, FB_TOTAL, GR_ENGINE_ACTIVE}
+
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?\s*')
+
+
+@dataclass(frozen=True)
+class Device:
+    """What the exporter's labels say about a device, for registering it."""
+
+    key: str  # UUID, or UUID/GPU_I_ID for a MIG instance
+    uuid: str
+    index: int | None
+    model: str
+    hostname: str
+    pci_bus_id: str = ""
+    mig_instance_id: int | None = None
+    mig_profile: str = ""
+
+
+@dataclass
+class ParseResult:
+    samples: list[GpuSample] = field(default_factory=list)
+    devices: dict[str, Device] = field(default_factory=dict)
+    skipped_lines: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def skip(self, line_number: int, reason: str) -> None:
+        self.skipped_lines += 1
+        if len(self.problems) < 50:
+            self.problems.append(f"line {line_number}: {reason}")
+
+
+def _labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    position = 0
+    while position < len(text):
+        match = _LABEL.match(text, position)
+        if match is None:
+            raise ValueError(f"unreadable labels at {text[position : position + 30]!r}")
+        out[match.group(1)] = match.group(2).replace('\\"', '"').replace("\\\\", "\\")
+        position = match.end()
+    return out
+
+
+def device_from_labels(labels: Mapping[str, str]) -> Device | None:
+    uuid = labels.get("UUID") or labels.get("uuid")
+    if not uuid:
+        return None
+    instance = labels.get("GPU_I_ID", "")
+    gpu = labels.get("gpu", "")
+    return Device(
+        key=f"{uuid}/{instance}" if instance else uuid,
+        uuid=uuid,
+        index=int(gpu) if gpu.isdigit() else None,
+        model=labels.get("modelName", ""),
+        hostname=labels.get("Hostname") or labels.get("hostname") or "",
+        pci_bus_id=labels.get("pci_bus_id", ""),
+        mig_instance_id=int(instance) if instance.isdigit() else None,
+        mig_profile=labels.get("GPU_I_PROFILE", ""),
+    )
+
+
+def values_to_sample(key: str, ts: datetime, values: Mapping[str, float]) -> dict[str, Any]:
+    """The GpuSample mapping for one device's metric values at one time."""
+    out: dict[str, Any] = {"gpu_uuid": key, "ts": ts}
+    for metric, value in values.items():
+        target = GAUGES.get(metric)
+        if target is not None:
+            name, scale = target
+            scaled = value * scale
+            out[name] = int(scaled) if name in _INTEGER_FIELDS else scaled
+    if "sm_util_pct" not in out and GR_ENGINE_ACTIVE in values:
+        out["sm_util_pct"] = min(values[GR_ENGINE_ACTIVE] * 100.0, 100.0)
+    if FB_TOTAL in values:
+        out["mem_total_bytes"] = int(values[FB_TOTAL] * MIB)
+    elif "DCGM_FI_DEV_FB_USED" in values and "DCGM_FI_DEV_FB_FREE" in values:
+        out["mem_total_bytes"] = int(sum(values.get(p, 0.0) for p in MEMORY_PARTS) * MIB)
+    return out
+
+
+_INTEGER_FIELDS = {
+    "mem_used_bytes", "sm_clock_mhz", "sm_clock_max_mhz", "clocks_event_reasons", "energy_mj",
+}  # fmt: skip
+
+
+def parse_exposition(text: str, *, scraped_at: datetime | None = None) -> ParseResult:
+    """Samples, one per device, from one dcgm-exporter scrape."""
+    scraped_at = scraped_at or datetime.now(UTC)
+    result = ParseResult()
+    per_device: dict[str, dict[str, float]] = {}
+    stamps: dict[str, datetime] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        brace = line.find("{")
+        if brace == -1:
+            name, _, rest = line.partition(" ")
+            labels: dict[str, str] = {}
+        else:
+            name = line[:brace]
+            close = line.rfind("}")
+            if close < brace:
+                result.skip(number, "unterminated label set")
+                continue
+            try:
+                labels = _labels(line[brace + 1 : close])
+            except ValueError as exc:
+                result.skip(number, str(exc))
+                continue
+            rest = line[close + 1 :]
+        if name not in KNOWN:
+            continue  # another exporter's metric, or one FrameOps does not use
+        parts = rest.split()
+        if not parts:
+            result.skip(number, f"{name} has no value")
+            continue
+        try:
+            value = float(parts[0])
+        except ValueError:
+            result.skip(number, f"{name} value {parts[0]!r} is not a number")
+            continue
+        if not math.isfinite(value):
+            result.skip(number, f"{name} value {parts[0]} is not finite")
+            continue
+        device = device_from_labels(labels)
+        if device is None:
+            result.skip(number, f"{name} has no UUID label")
+            continue
+        result.devices.setdefault(device.key, device)
+        per_device.setdefault(device.key, {})[name] = value
+        if len(parts) > 1:
+            try:
+                stamps[device.key] = datetime.fromtimestamp(int(parts[1]) / 1000, tz=UTC)
+            except ValueError:
+                result.skip(number, f"{name} timestamp {parts[1]!r} is not a number")
+    for key, values in per_device.items():
+        mapping = values_to_sample(key, stamps.get(key, scraped_at), values)
+        try:
+            result.samples.append(gpu_sample_from_mapping(mapping, now=scraped_at))
+        except RecordError as exc:
+            result.skip(0, f"device {key}: {exc}")
+    return result
+
+
+# --- Prometheus ---------------------------------------------------------------------------
+
+
+def query_prometheus(
+    url: str, *, start: datetime, end: datetime, step_s: int, timeout_s: float = 30
+) -> ParseResult:
+    """Samples for every DCGM device Prometheus holds in [start, end], one per step.
+
+    Throttle reasons come from the rate of the ``*_VIOLATION`` counters over each step:
+    any time spent throttled in the step sets that reason's bit.
+    """
+    from prometheus_api_client import PrometheusConnect
+
+    prom = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout_s)
+    names = "|".join(sorted(KNOWN))
+    series = prom.custom_query_range(
+        f'{{__name__=~"{names}"}}', start_time=start, end_time=end, step=f"{step_s}s"
+    )
+    violations = []
+    for metric, bit in VIOLATIONS.items():
+        for item in prom.custom_query_range(
+            f"rate({metric}[{max(step_s * 2, 60)}s])",
+            start_time=start,
+            end_time=end,
+            step=f"{step_s}s",
+        ):
+            violations.append((bit, item))
+    return samples_from_range_series(series, violations, now=end)
+
+
+def samples_from_range_series(
+    series: Iterable[Mapping[str, Any]],
+    violations: Iterable[tuple[int, Mapping[str, Any]]] = (),
+    *,
+    now: datetime | None = None,
+) -> ParseResult:
+    """Samples from Prometheus ``query_range`` results (``{"metric": labels, "values":
+    [[unix_ts, "value"], ...]}``)."""
+    result = ParseResult()
+    grid: dict[tuple[str, float], dict[str, float]] = {}
+    reasons: dict[tuple[str, float], int] = {}
+    for item in series:
+        labels = item.get("metric", {})
+        device = device_from_labels(labels)
+        name = labels.get("__name__", "")
+        if device is None:
+            result.skip(0, f"series {name} has no UUID label")
+            continue
+        result.devices.setdefault(device.key, device)
+        for stamp, raw in item.get("values", []):
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                result.skip(0, f"{name}@{stamp} value {raw!r} is not a number")
+                continue
+            if math.isfinite(value):
+                grid.setdefault((device.key, float(stamp)), {})[name] = value
+    for bit, item in violations:
+        device = device_from_labels(item.get("metric", {}))
+        if device is None:
+            continue
+        for stamp, raw in item.get("values", []):
+            try:
+                throttled = float(raw) > 0
+            except (TypeError, ValueError):
+                continue
+            key = (device.key, float(stamp))
+            if throttled:
+                reasons[key] = reasons.get(key, 0) | bit
+            else:
+                reasons.setdefault(key, 0)
+    for key, values in grid.items():
+        mapping = values_to_sample(key[0], datetime.fromtimestamp(key[1], tz=UTC), values)
+        if key in reasons and "clocks_event_reasons" not in mapping:
+            mapping["clocks_event_reasons"] = reasons[key]
+        try:
+            result.samples.append(gpu_sample_from_mapping(mapping, now=now))
+        except RecordError as exc:
+            result.skip(0, f"device {key[0]} at {key[1]:.0f}: {exc}")
+    result.samples.sort(key=lambda s: (s.gpu_uuid, s.ts))
+    return result
+
+
+# --- Command line -------------------------------------------------------------------------
+
+
+def _read(source: str, timeout_s: float) -> str:
+    if source.startswith(("http://", "https://")):
+        with urllib.request.urlopen(source, timeout=timeout_s) as response:  # noqa: S310
+            return str(response.read().decode("utf-8", errors="replace"))
+    return Path(source).read_text()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m collectors.dcgm", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    scrape = sub.add_parser("scrape", help="print one scrape's normalised samples as NDJSON")
+    scrape.add_argument("source", help="exporter URL (http://host:9400/metrics) or a saved file")
+    scrape.add_argument("--timeout", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    try:
+        text = _read(args.source, args.timeout)
+    except OSError as exc:
+        print(f"cannot read {args.source}: {exc}", file=sys.stderr)
+        return 2
+    result = parse_exposition(text)
+    for sample in result.samples:
+        print(json.dumps(sample.as_json()))
+    print(
+        f"{len(result.samples)} samples from {len(result.devices)} devices; "
+        f"{result.skipped_lines} lines skipped",
+        file=sys.stderr,
+    )
+    for problem in result.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

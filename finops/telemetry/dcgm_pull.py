@@ -1,0 +1,126 @@
+"""Pull DCGM telemetry from Prometheus into FrameOps, resuming from a stored watermark.
+
+Each run reads the completed steps after the watermark, stores them through the normal
+ingest path (duplicates are counted, never stored twice) and moves the watermark in the
+same transaction, so a crash or restart neither skips an interval nor reads it twice.
+Devices Prometheus knows but FrameOps does not are registered from the exporter's labels
+(``Hostname``, ``gpu``, ``modelName``; MIG instances under their parent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from collectors.dcgm import Device, ParseResult, query_prometheus
+from finops.fleet.models import Gpu, Node, Site
+from finops.fleet.selectors import gpu_model_for_reported_name
+from finops.telemetry.ingest import IngestResult, gpu_samples_store
+from finops.telemetry.models import PullWatermark, SampleSource
+
+PROMETHEUS_SITE = "prometheus"
+
+
+def _aligned(ts: datetime, step_s: int) -> datetime:
+    epoch = int(ts.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % step_s, tz=ts.tzinfo)
+
+
+def dcgm_devices_register(devices: Iterable[Device]) -> int:
+    """Create nodes and GPUs for devices that are not registered yet; returns how many."""
+    devices = list(devices)
+    known = set(
+        Gpu.objects.filter(uuid__in=[d.key for d in devices]).values_list("uuid", flat=True)
+    )
+    created = 0
+    # Parents before MIG instances.
+    for device in sorted(devices, key=lambda d: d.mig_instance_id is not None):
+        if device.key in known:
+            continue
+        hostname = device.hostname or "unassigned"
+        site, _ = Site.objects.get_or_create(slug=PROMETHEUS_SITE, defaults={"provider": "other"})
+        node, _ = Node.objects.get_or_create(hostname=hostname, defaults={"site": site})
+        model = gpu_model_for_reported_name(reported_name=device.model) if device.model else None
+        parent = None
+        if device.mig_instance_id is not None:
+            parent, _ = Gpu.objects.get_or_create(
+                uuid=device.uuid,
+                defaults={
+                    "node": node,
+                    "index": device.index or 0,
+                    "model": model,
+                    "reported_name": device.model,
+                },
+            )
+        index = device.index
+        if index is None or (
+            parent is None and Gpu.objects.filter(node=node, index=index, mig_parent=None).exists()
+        ):
+            index = (
+                Gpu.objects.filter(node=node)
+                .order_by("-index")
+                .values_list("index", flat=True)
+                .first()
+                or -1
+            ) + 1
+        Gpu.objects.create(
+            uuid=device.key,
+            node=node,
+            index=index,
+            model=model,
+            reported_name=device.model,
+            mig_parent=parent,
+            mig_instance_id=device.mig_instance_id,
+            mig_profile=device.mig_profile,
+        )
+        known.add(device.key)
+        created += 1
+    return created
+
+
+def dcgm_pull(
+    *,
+    url: str | None = None,
+    now: datetime | None = None,
+    step_s: int | None = None,
+    query: Callable[..., ParseResult] = query_prometheus,
+) -> dict[str, object]:
+    url = url or settings.PROMETHEUS_URL
+    if not url:
+        return {"skipped": "PROMETHEUS_URL is not set"}
+    step_s = step_s or settings.DCGM_PULL_STEP_S
+    now = now or timezone.now()
+    source = f"dcgm:{url}"
+    watermark = PullWatermark.objects.filter(source=source).first()
+    start = (
+        watermark.until + timedelta(seconds=step_s)
+        if watermark
+        else _aligned(now - timedelta(seconds=settings.DCGM_PULL_LOOKBACK_S), step_s)
+    )
+    # Only steps Prometheus has certainly scraped: stop one step short of now.
+    end = _aligned(now - timedelta(seconds=step_s), step_s)
+    if end < start:
+        return {"from": start, "to": end, "samples": 0}
+    parsed = query(url, start=start, end=end, step_s=step_s)
+    with transaction.atomic():
+        registered = dcgm_devices_register(parsed.devices.values())
+        result = gpu_samples_store(
+            records=list(enumerate(parsed.samples, start=1)),
+            result=IngestResult(),
+            source=SampleSource.DCGM,
+        )
+        PullWatermark.objects.update_or_create(source=source, defaults={"until": end})
+    return {
+        "from": start,
+        "to": end,
+        "samples": len(parsed.samples),
+        "accepted": result.accepted,
+        "duplicate": result.duplicate,
+        "rejected": result.rejected,
+        "skipped_points": parsed.skipped_lines,
+        "registered_gpus": registered,
+    }
