@@ -1,0 +1,365 @@
+"""The FrameOps host agent: poll NVML and storage, batch, push, spool when the server is away.
+
+    python -m collectors.agent --server https://frameops.example --key fo_... \
+        [--interval 1] [--flush-every 10] [--spool /var/spool/frameops] [--spool-max-mb 256]
+
+It registers its node and GPUs (``POST /api/v1/nodes``), then polls every ``--interval``
+seconds and pushes gzip NDJSON batches every ``--flush-every`` polls. When the server is
+unreachable or answers 5xx/429, a batch is appended to the on-disk spool; spooled batches
+are replayed oldest first, before new data, once the server answers again. The spool is
+bounded: when full, the oldest batches are dropped and counted. The server stores each
+(gpu, ts) once, so a batch retried after a lost response is counted as duplicates, not
+stored twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+log = logging.getLogger("frameops.agent")
+
+GPU_PATH = "/api/v1/ingest/gpu-samples"
+STORAGE_PATH = "/api/v1/ingest/storage-samples"
+NODES_PATH = "/api/v1/nodes"
+
+
+class SampleSource(Protocol):
+    def sample(self, *, now: datetime | None = None) -> list[Any]: ...
+
+
+class PushError(Exception):
+    """The server could not take the batch now; it goes to the spool."""
+
+
+class BatchRefused(Exception):
+    """The server refused the batch for good (4xx): spooling it would not help."""
+
+
+@dataclass
+class AgentStats:
+    polls: int = 0
+    pushed_batches: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    spooled_batches: int = 0
+    replayed_batches: int = 0
+    dropped_batches: int = 0
+    dropped_samples: int = 0
+    refused_batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Spool:
+    """Batches waiting for the server, one file each, replayed in the order written."""
+
+    def __init__(self, directory: Path, *, max_bytes: int) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.name.split("-", 1)[0]) for p in self._files()]
+        self._seq = max(existing, default=0)
+
+    def _files(self) -> list[Path]:
+        return sorted(self.directory.glob("*.ndjson.gz"))
+
+    def __len__(self) -> int:
+        return len(self._files())
+
+    def append(self, kind: str, body: bytes, lines: int) -> tuple[int, int]:
+        """Write one gzip batch; returns (batches, samples) dropped to stay under the bound."""
+        self._seq += 1
+        path = self.directory / f"{self._seq:012d}-{kind}-{lines}.ndjson.gz"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(body)
+        os.replace(tmp, path)  # a crash never leaves half a batch to replay
+        dropped = dropped_lines = 0
+        files = self._files()
+        total = sum(p.stat().st_size for p in files)
+        while total > self.max_bytes and len(files) > 1:
+            oldest = files.pop(0)
+            total -= oldest.stat().st_size
+            dropped += 1
+            dropped_lines += int(oldest.name.split("-")[2].split(".")[0])
+            oldest.unlink()
+        return dropped, dropped_lines
+
+    def pending(self) -> list[tuple[Path, str, bytes]]:
+        return [(p, p.name.split("-")[1], p.read_bytes()) for p in self._files()]
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        server: str,
+        key: str,
+        sources: dict[str, SampleSource],
+        spool: Spool,
+        registration: dict[str, Any] | None = None,
+        session: requests.Session | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.sources = sources
+        self.spool = spool
+        self.registration = registration
+        self.registered = registration is None
+        self.session = session or requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+        self.timeout_s = timeout_s
+        self.stats = AgentStats()
+        self._pending: dict[str, list[str]] = {kind: [] for kind in sources}
+
+    # --- polling -----------------------------------------------------------------------
+
+    def poll(self, *, now: datetime | None = None) -> None:
+        now = now or datetime.now(UTC)
+        for kind, source in self.sources.items():
+            try:
+                self._pending[kind].extend(json.dumps(s.as_json()) for s in source.sample(now=now))
+            except Exception as exc:  # a failing source must not stop the others
+                self._error(f"{kind} source: {exc}")
+        self.stats.polls += 1
+
+    # --- pushing -----------------------------------------------------------------------
+
+    def _error(self, message: str) -> None:
+        log.warning(message)
+        self.stats.errors = [*self.stats.errors[-49:], message]
+
+    def _post(self, path: str, body: bytes, *, gzipped: bool) -> dict[str, Any]:
+        headers = {"Content-Type": "application/x-ndjson"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        try:
+            response = self.session.post(
+                self.server + path, data=body, headers=headers, timeout=self.timeout_s
+            )
+        except requests.RequestException as exc:
+            raise PushError(f"{path}: {exc}") from exc
+        if response.status_code in (429,) or response.status_code >= 500:
+            raise PushError(f"{path}: HTTP {response.status_code}")
+        if response.status_code in (401, 403):
+            # The key is wrong or lacks ingest:write: keep the data until an operator fixes it.
+            raise PushError(f"{path}: HTTP {response.status_code} {response.text[:200]}")
+        try:
+            payload: dict[str, Any] = response.json()
+        except ValueError as exc:
+            raise PushError(f"{path}: unreadable response") from exc
+        if response.status_code >= 400:
+            raise BatchRefused(f"{path}: HTTP {response.status_code} {payload.get('message', '')}")
+        return payload
+
+    def _register(self) -> None:
+        if self.registered or self.registration is None:
+            return
+        body = json.dumps(self.registration).encode()
+        try:
+            response = self.session.post(
+                self.server + NODES_PATH,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as exc:
+            raise PushError(f"register: {exc}") from exc
+        if response.status_code >= 400:
+            raise PushError(f"register: HTTP {response.status_code} {response.text[:200]}")
+        self.registered = True
+        log.info("registered node %s", self.registration.get("hostname"))
+
+    def _count(self, payload: dict[str, Any]) -> None:
+        self.stats.accepted += int(payload.get("accepted", 0))
+        self.stats.duplicate += int(payload.get("duplicate", 0))
+        self.stats.rejected += int(payload.get("rejected", 0))
+        for error in payload.get("errors", [])[:5]:
+            line, name = error.get("line"), error.get("field")
+            self._error(f"server rejected line {line}: {name}: {error.get('message')}")
+
+    def _send(self, kind: str, body: bytes) -> None:
+        path = GPU_PATH if kind == "gpu" else STORAGE_PATH
+        self._count(self._post(path, body, gzipped=True))
+        self.stats.pushed_batches += 1
+
+    def _replay(self) -> bool:
+        """Push spooled batches oldest first; False when the server is still away."""
+        for path, kind, body in self.spool.pending():
+            try:
+                self._send(kind, body)
+            except PushError as exc:
+                self._error(f"replay stopped: {exc}")
+                return False
+            except BatchRefused as exc:
+                self.stats.refused_batches += 1
+                self._error(f"spooled batch refused and removed: {exc}")
+            path.unlink(missing_ok=True)
+            self.stats.replayed_batches += 1
+        return True
+
+    def flush(self) -> None:
+        batches = []
+        for kind, lines in self._pending.items():
+            if lines:
+                batches.append((kind, gzip.compress("\n".join(lines).encode()), len(lines)))
+                self._pending[kind] = []
+        try:
+            self._register()
+            server_up = self._replay()
+        except PushError as exc:
+            self._error(str(exc))
+            server_up = False
+        for kind, body, lines in batches:
+            if server_up:
+                try:
+                    self._send(kind, body)
+                    continue
+                except PushError as exc:
+                    self._error(str(exc))
+                    server_up = False
+                except BatchRefused as exc:
+                    self.stats.refused_batches += 1
+                    self._error(str(exc))
+                    continue
+            dropped, dropped_lines = self.spool.append(kind, body, lines)
+            self.stats.spooled_batches += 1
+            self.stats.dropped_batches += dropped
+            self.stats.dropped_samples += dropped_lines
+            if dropped:
+                self._error(
+                    f"spool full: dropped the {dropped} oldest batch(es), {dropped_lines} samples"
+                )
+
+    def run(self, *, interval_s: float, flush_every: int, should_stop: Callable[[], bool]) -> None:
+        next_poll = time.monotonic()
+        while not should_stop():
+            self.poll()
+            if self.stats.polls % flush_every == 0:
+                self.flush()
+            next_poll += interval_s
+            time.sleep(max(0.0, next_poll - time.monotonic()))
+        self.flush()
+
+
+def node_registration(
+    *,
+    hostname: str,
+    site: str,
+    provider: str,
+    region: str,
+    instance_type: str,
+    devices: Iterable[Any],
+) -> dict[str, Any]:
+    gpus = [
+        {
+            "uuid": d.uuid,
+            "index": d.index,
+            "model": d.name,
+            "mem_total_bytes": d.mem_total_bytes,
+            **(
+                {"mig_parent_uuid": d.mig_parent_uuid, "mig_instance_id": d.mig_instance_id}
+                if d.mig_parent_uuid
+                else {}
+            ),
+        }
+        for d in devices
+    ]
+    return {
+        "hostname": hostname,
+        "site": site,
+        "provider": provider,
+        "region": region,
+        "instance_type": instance_type,
+        "gpus": gpus,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m collectors.agent", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--server", required=True, help="FrameOps base URL")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("FRAMEOPS_API_KEY"),
+        help="API key with ingest:write (or FRAMEOPS_API_KEY)",
+    )
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    parser.add_argument("--flush-every", type=int, default=10, help="polls per pushed batch")
+    parser.add_argument(
+        "--spool",
+        default="/var/spool/frameops",
+        help="directory for batches the server did not take",
+    )
+    parser.add_argument("--spool-max-mb", type=float, default=256.0)
+    parser.add_argument("--hostname", default=socket.gethostname())
+    parser.add_argument("--site", default=os.environ.get("FRAMEOPS_SITE", "default"))
+    parser.add_argument("--provider", default=os.environ.get("FRAMEOPS_PROVIDER", "on-prem"))
+    parser.add_argument("--region", default=os.environ.get("FRAMEOPS_REGION", ""))
+    parser.add_argument("--instance-type", default=os.environ.get("FRAMEOPS_INSTANCE_TYPE", ""))
+    parser.add_argument("--no-gpu", action="store_true", help="storage only (hosts without NVML)")
+    args = parser.parse_args(argv)
+    if not args.key:
+        parser.error("--key (or FRAMEOPS_API_KEY) is required")
+    if args.interval <= 0 or args.flush_every < 1:
+        parser.error("--interval must be positive and --flush-every at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    from collectors.storage import StorageSource
+
+    sources: dict[str, SampleSource] = {"storage": StorageSource(hostname=args.hostname)}
+    devices: list[Any] = []
+    if not args.no_gpu:
+        from collectors.nvml import NvmlSource
+
+        nvml = NvmlSource()
+        devices = nvml.open()
+        sources = {"gpu": nvml, **sources}
+        log.info(
+            "NVML: %d device(s): %s",
+            len(devices),
+            ", ".join(f"{d.index}:{d.name}" for d in devices),
+        )
+    agent = Agent(
+        server=args.server,
+        key=args.key,
+        sources=sources,
+        spool=Spool(Path(args.spool), max_bytes=int(args.spool_max_mb * 2**20)),
+        registration=node_registration(
+            hostname=args.hostname,
+            site=args.site,
+            provider=args.provider,
+            region=args.region,
+            instance_type=args.instance_type,
+            devices=devices,
+        ),
+    )
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    agent.run(interval_s=args.interval, flush_every=args.flush_every, should_stop=lambda: stopping)
+    log.info("stopped: %s", agent.stats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""The agent against a real FrameOps server that goes away mid-stream and comes back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+from django.db import connections
+
+from collectors.agent import Agent, Spool, node_registration
+from collectors.nvml import NvmlSource
+from finops.accounts.services import api_key_create
+from finops.telemetry.models import GpuSample
+from tests.collectors.fake_pynvml import FakeNvml
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server:
+    """FrameOps' WSGI app on a fixed loopback port that can be stopped and started again."""
+
+    def __init__(self) -> None:
+        django_app = get_wsgi_application()
+
+        def app(environ, start_response):  # type: ignore[no-untyped-def]
+            try:
+                return django_app(environ, start_response)
+            finally:
+                # The serving thread must not hold test-database connections past a request.
+                connections.close_all()
+
+        self.app = app
+        self.httpd: WSGIServer | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        self.httpd = make_server("127.0.0.1", self.port, self.app, handler_class=_QuietHandler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        assert self.httpd is not None
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.httpd = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def server(settings) -> Iterator[_Server]:  # type: ignore[no-untyped-def]
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    srv = _Server()
+    srv.start()
+    yield srv
+    if srv.httpd is not None:
+        srv.stop()
+
+
+def _agent(server: _Server, tmp_path, *, max_bytes: int = 2**20) -> Agent:  # type: ignore[no-untyped-def]
+    _, key = api_key_create(name="agent gpu-a1", scopes=["ingest:write"])
+    nvml = NvmlSource(FakeNvml())
+    devices = nvml.open()
+    return Agent(
+        server=server.url,
+        key=key,
+        sources={"gpu": nvml},
+        spool=Spool(tmp_path / "spool", max_bytes=max_bytes),
+        registration=node_registration(
+            hostname="gpu-a1",
+            site="lab",
+            provider="on-prem",
+            region="",
+            instance_type="",
+            devices=devices,
+        ),
+        timeout_s=2,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_server_outage_is_spooled_and_replayed_exactly_once(server, tmp_path):
+    agent = _agent(server, tmp_path)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    devices = 4  # two GPUs and two MIG instances
+    for second in range(30):
+        if second == 10:
+            server.stop()
+        if second == 20:
+            server.start()
+        agent.poll(now=t0 + timedelta(seconds=second))
+        if second % 5 == 4:
+            agent.flush()
+    assert agent.stats.spooled_batches == 2  # the flushes at 14 s and 19 s
+    assert agent.stats.replayed_batches == 2
+    assert len(agent.spool) == 0
+    assert GpuSample.objects.count() == 30 * devices
+    assert GpuSample.objects.filter(ts=t0 + timedelta(seconds=12)).count() == devices
+    assert agent.stats.accepted == 30 * devices
+    assert agent.stats.duplicate == 0
+    assert agent.stats.rejected == 0
+
+    # A batch re-sent after a lost response is stored once: the server counts duplicates.
+    agent.poll(now=t0 + timedelta(seconds=12))
+    agent.flush()
+    assert agent.stats.duplicate == devices
+    assert GpuSample.objects.count() == 30 * devices
+
+
+@pytest.mark.django_db(transaction=True)
+def test_full_spool_drops_the_oldest_and_counts_them(server, tmp_path):
+    server.stop()
+    agent = _agent(server, tmp_path, max_bytes=1200)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    for second in range(12):
+        agent.poll(now=t0 + timedelta(seconds=second))
+        agent.flush()
+    assert agent.stats.spooled_batches == 12
+    assert agent.stats.dropped_batches > 0
+    assert agent.stats.dropped_samples == agent.stats.dropped_batches * 4
+    kept = len(agent.spool)
+    assert kept == 12 - agent.stats.dropped_batches
+    server.start()
+    agent.flush()
+    # What the spool kept arrives, newest seconds included; what it dropped does not.
+    assert GpuSample.objects.count() == kept * 4
+    assert GpuSample.objects.filter(ts=t0 + timedelta(seconds=11)).count() == 4
+    assert not GpuSample.objects.filter(ts=t0).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wrong_key_keeps_data_in_the_spool(server, tmp_path):
+    agent = _agent(server, tmp_path)
+    agent.session.headers["Authorization"] = "Bearer fo_not-a-real-key"
+    agent.poll()
+    agent.flush()
+    assert len(agent.spool) == 1
+    assert any("401" in e for e in agent.stats.errors)
+    assert not GpuSample.objects.exists()
