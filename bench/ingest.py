@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import bench_database, timed
@@ -65,6 +66,75 @@ def make_records(gpu_uuids: list[str], samples: int, start: datetime) -> list:  
                 )
             )
     return out
+
+
+def dcgm_scrape(gpus: int) -> str:
+    """One exposition with ``gpus`` H100s across hosts of 8, HELP/TYPE lines included."""
+    rng = random.Random(11)
+    metrics = [
+        ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", lambda: rng.choice((1755, 1980))),
+        ("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", lambda: 2619),
+        ("DCGM_FI_DEV_MEMORY_TEMP", "gauge", "Memory temperature (in C).", lambda: rng.randint(40, 80)),
+        ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", lambda: rng.randint(35, 85)),
+        ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", lambda: round(rng.uniform(60, 700), 3)),
+        ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", "Total energy consumption since boot (in mJ).",
+         lambda: rng.randrange(10**12)),
+        ("DCGM_FI_DEV_PCIE_REPLAY_COUNTER", "counter", "Total number of PCIe retries.", lambda: 0),
+        ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", lambda: rng.randint(0, 100)),
+        ("DCGM_FI_DEV_MEM_COPY_UTIL", "gauge", "Memory utilization (in %).", lambda: rng.randint(0, 100)),
+        ("DCGM_FI_DEV_ENC_UTIL", "gauge", "Encoder utilization (in %).", lambda: 0),
+        ("DCGM_FI_DEV_DEC_UTIL", "gauge", "Decoder utilization (in %).", lambda: 0),
+        ("DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered.", lambda: 0),
+        ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", lambda: rng.randint(0, 40000)),
+        ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", lambda: rng.randint(0, 40000)),
+        ("DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", "counter", "Total NVLink bandwidth counters.", lambda: rng.randrange(10**9)),
+        ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active.",
+         lambda: round(rng.random(), 6)),
+        ("DCGM_FI_PROF_PCIE_TX_BYTES", "gauge", "PCIe TX bytes per second.", lambda: rng.randrange(10**10)),
+        ("DCGM_FI_PROF_PCIE_RX_BYTES", "gauge", "PCIe RX bytes per second.", lambda: rng.randrange(10**10)),
+    ]  # fmt: skip
+    lines = []
+    for name, kind, help_text, value in metrics:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        for g in range(gpus):
+            host, index = divmod(g, 8)
+            labels = (
+                f'gpu="{index}",UUID="GPU-{g:08x}-5fd4-4c1b-9a3e-1f2e3d4c5b6a",pci_bus_id="00000000:{index:02x}:00.0",'
+                f'device="nvidia{index}",modelName="NVIDIA H100 80GB HBM3",Hostname="gpu-{host:03d}",'
+                'DCGM_FI_DRIVER_VERSION="550.54.15",container="",namespace="",pod=""'
+            )
+            lines.append(f"{name}{{{labels}}} {value()}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_benchmark(gpus: int, repeats: int = 5) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from collectors.dcgm import parse_exposition
+
+    text = dcgm_scrape(gpus)
+    lines = text.count("\n")
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    ours = best(lambda: parse_exposition(text))
+    theirs = best(lambda: sum(len(f.samples) for f in text_string_to_metric_families(text)))
+    result = parse_exposition(text)
+    assert len(result.samples) == gpus and result.skipped_lines == 0
+    print(f"  {lines:,} lines, {len(text) / 1e6:.1f} MB, {gpus} GPUs (best of {repeats})")
+    print(f"  collectors.dcgm.parse_exposition (to validated samples): {ours * 1000:.1f} ms")
+    print(f"  prometheus_client text parser (to metric families):      {theirs * 1000:.1f} ms")
+    return {
+        "parse_512_ms": round(ours * 1000, 2),
+        "prometheus_client_parse_512_ms": round(theirs * 1000, 2),
+        "parse_ratio_vs_prometheus_client": round(theirs / ours, 3),
+    }
 
 
 def main() -> None:
@@ -122,6 +192,14 @@ def main() -> None:
         stored = GpuSampleRow.objects.count()
         assert stored == n, f"ingest stored {stored} of {n}"
 
+        from finops.telemetry.rollups import rollups_recompute
+
+        hour_samples = GpuSampleRow.objects.filter(ts__lt=start + timedelta(hours=1)).count()
+        print(f"rollup of the first hour ({hour_samples:,} samples):")
+        with timed("rollup_hour", t):
+            counts = rollups_recompute(start=start, end=start + timedelta(hours=1))
+        print(f"    {counts['minutes']:,} GPU-minutes, {counts['hours']:,} GPU-hours")
+
         # Baselines: raw COPY of the identical rows into a table identical to the samples
         # table (same columns, CHECKs and indexes), and into a bare copy without indexes.
         with connection.cursor() as c:
@@ -161,6 +239,9 @@ def main() -> None:
                     batch_size=args.batch,
                 )
 
+        print("parsing a dcgm-exporter scrape:")
+        parse = parse_benchmark(len(uuids))
+
         figures = {
             "bench": "ingest",
             "samples": n,
@@ -174,6 +255,9 @@ def main() -> None:
             "ratio_vs_copy": round(t["raw_copy"] / t["ingest_path"], 3),
             "ratio_vs_copy_unindexed": round(t["raw_copy_unindexed"] / t["ingest_path"], 3),
             "ratio_vs_bulk_create": round((n / t["ingest_path"]) / (bulk_n / t["bulk_create"]), 3),
+            "rollup_hour_samples": hour_samples,
+            "rollup_hour_512_s": round(t["rollup_hour"], 3),
+            **parse,
         }
         print(json.dumps(figures))
 

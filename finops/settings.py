@@ -222,6 +222,9 @@ if TELEMETRY_UNKNOWN_GPU not in {"reject", "register"}:
 # The periodic rollup recomputes this many trailing seconds each run; older late samples
 # are queued in the rollup backlog instead.
 TELEMETRY_ROLLUP_LATENESS_S = env_int("TELEMETRY_ROLLUP_LATENESS_S", 900, minimum=60)
+# Database connections that compute minute rollups in parallel (PostgreSQL; GPUs are split
+# between them). Up to the database server's cores.
+TELEMETRY_ROLLUP_WORKERS = env_int("TELEMETRY_ROLLUP_WORKERS", 2, minimum=1)
 # Busy time with memory at or above this fraction of VRAM counts as memory pressure.
 TELEMETRY_MEMORY_PRESSURE_FRACTION = env_float(
     "TELEMETRY_MEMORY_PRESSURE_FRACTION", 0.92, minimum=0.5, maximum=1.0

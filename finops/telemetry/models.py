@@ -38,8 +38,9 @@ class GpuSample(models.Model):
     # No database foreign key: at telemetry volume the per-row referential check doubled
     # the write cost (bench/ingest.py). Ingest resolves every GPU UUID to an existing GPU
     # before writing, and deleting a GPU cascades through the ORM.
+    # No separate index either: the (gpu, ts) unique index serves lookups by GPU.
     gpu = models.ForeignKey(
-        Gpu, on_delete=models.CASCADE, related_name="samples", db_constraint=False
+        Gpu, on_delete=models.CASCADE, related_name="samples", db_constraint=False, db_index=False
     )
     ts = models.DateTimeField()
     sm_util_pct = models.FloatField(null=True, blank=True)
@@ -185,7 +186,11 @@ class StorageSample(models.Model):
     id = models.BigAutoField(primary_key=True)
     # No database foreign key, for the same reason as GpuSample.gpu.
     device = models.ForeignKey(
-        StorageDevice, on_delete=models.CASCADE, related_name="samples", db_constraint=False
+        StorageDevice,
+        on_delete=models.CASCADE,
+        related_name="samples",
+        db_constraint=False,
+        db_index=False,
     )
     ts = models.DateTimeField()
     read_bytes_per_s = models.FloatField(null=True, blank=True)
