@@ -196,8 +196,13 @@ def main() -> None:
 
         hour_samples = GpuSampleRow.objects.filter(ts__lt=start + timedelta(hours=1)).count()
         print(f"rollup of the first hour ({hour_samples:,} samples):")
-        with timed("rollup_hour", t):
+        # The first pass over freshly written rows also sets their visibility hint bits
+        # (writes); the periodic rollup meets rows a later pass has settled. Both are shown.
+        with timed("rollup_hour_cold", t):
             counts = rollups_recompute(start=start, end=start + timedelta(hours=1))
+        with timed("rollup_hour", t):
+            again = rollups_recompute(start=start, end=start + timedelta(hours=1))
+        assert again == counts
         print(f"    {counts['minutes']:,} GPU-minutes, {counts['hours']:,} GPU-hours")
 
         # Baselines: raw COPY of the identical rows into a table identical to the samples
@@ -257,6 +262,7 @@ def main() -> None:
             "ratio_vs_bulk_create": round((n / t["ingest_path"]) / (bulk_n / t["bulk_create"]), 3),
             "rollup_hour_samples": hour_samples,
             "rollup_hour_512_s": round(t["rollup_hour"], 3),
+            "rollup_hour_512_cold_s": round(t["rollup_hour_cold"], 3),
             **parse,
         }
         print(json.dumps(figures))

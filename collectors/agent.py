@@ -223,7 +223,7 @@ class Agent:
         except PushError as exc:
             self._error(str(exc))
             server_up = False
-        for kind, body, lines in batches:
+        for kind, body, count in batches:
             if server_up:
                 try:
                     self._send(kind, body)
@@ -235,7 +235,7 @@ class Agent:
                     self.stats.refused_batches += 1
                     self._error(str(exc))
                     continue
-            dropped, dropped_lines = self.spool.append(kind, body, lines)
+            dropped, dropped_lines = self.spool.append(kind, body, count)
             self.stats.spooled_batches += 1
             self.stats.dropped_batches += dropped
             self.stats.dropped_samples += dropped_lines

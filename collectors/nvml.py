@@ -44,8 +44,11 @@ def _text(value: Any) -> str:
 class NvmlSource:
     def __init__(self, nvml: ModuleType | Any | None = None) -> None:
         if nvml is None:
-            import pynvml as nvml  # imported late: a host without a driver can still run the rest
-        self.nvml = nvml
+            # Imported late: a host without the driver can still run the storage source.
+            import pynvml
+
+            nvml = pynvml
+        self.nvml: Any = nvml
         self.errors: dict[str, int] = {}
         self._handles: list[tuple[NvmlDevice, Any]] = []
 

@@ -139,7 +139,7 @@ def _measurement(name: str, value: Any, spec: tuple[bool, float, float | None]) 
             if not value.is_integer():
                 raise RecordError(name, f"{value!r} must be a whole number")
             return int(value)
-        return value
+        return int(value)
     return float(value)
 
 
