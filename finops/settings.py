@@ -230,6 +230,18 @@ TELEMETRY_MEMORY_PRESSURE_FRACTION = env_float(
     "TELEMETRY_MEMORY_PRESSURE_FRACTION", 0.92, minimum=0.5, maximum=1.0
 )
 
+# --- Prices ---------------------------------------------------------------------------------
+
+# Catalogs refreshed daily: "kind=location" pairs separated by ";", kind one of aws, azure,
+# gcp, csv, onprem; location a URL or a file path.
+PRICE_SOURCES: list[tuple[str, str]] = []
+for _entry in env_str("PRICE_SOURCES", "").split(";"):
+    if _entry.strip():
+        _kind, _, _location = _entry.strip().partition("=")
+        if _kind not in {"aws", "azure", "gcp", "csv", "onprem"} or not _location:
+            raise ImproperlyConfigured(f"PRICE_SOURCES entry {_entry!r}: use kind=location")
+        PRICE_SOURCES.append((_kind, _location))
+
 # --- Self-monitoring ------------------------------------------------------------------------
 
 # When set, /metrics requires "Authorization: Bearer <METRICS_TOKEN>".

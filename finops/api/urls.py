@@ -11,6 +11,7 @@ urlpatterns = [
     path("teams", views.TeamListApi.as_view(), name="team-list"),
     path("teams/<slug:slug>", views.TeamDetailApi.as_view(), name="team-detail"),
     path("gpu-models", views.GpuModelListApi.as_view(), name="gpu-model-list"),
+    path("pricing/resolve", views.PriceResolveApi.as_view(), name="pricing-resolve"),
     path("nodes", ingest_views.NodeRegisterApi.as_view(), name="node-register"),
     path(
         "ingest/gpu-samples", ingest_views.GpuSampleIngestApi.as_view(), name="ingest-gpu-samples"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +12,8 @@ from rest_framework.views import APIView
 from finops.accounts.models import ApiKey, Scope, Team
 from finops.accounts.selectors import team_list_visible
 from finops.api.permissions import request_scopes
-from finops.fleet.models import GpuModel
+from finops.fleet.models import GpuModel, Node
+from finops.pricing.selectors import price_resolve
 
 ANY_READ = (Scope.READ, Scope.BILLING_READ)
 
@@ -99,3 +101,24 @@ class GpuModelListApi(APIView):
     def get(self, request: Request) -> Response:
         models = GpuModel.objects.order_by("name")
         return Response({"results": self.OutputSerializer(models, many=True).data})
+
+
+class PriceResolveApi(APIView):
+    """``GET /api/v1/pricing/resolve?node=HOSTNAME&at=RFC3339``: the price per GPU-hour that
+    applies to a node at a time, and why."""
+
+    required_scopes = ANY_READ
+
+    class InputSerializer(serializers.Serializer):
+        node = serializers.CharField(max_length=255)
+        at = serializers.DateTimeField(required=False)
+
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        node = get_object_or_404(
+            Node.objects.select_related("site"), hostname=params.validated_data["node"]
+        )
+        at = params.validated_data.get("at") or timezone.now()
+        resolved = price_resolve(node=node, at=at)
+        return Response({"node": node.hostname, "at": at.isoformat(), **resolved.as_json()})

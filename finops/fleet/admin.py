@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils import timezone
 
 from finops.fleet.models import Gpu, GpuModel, Node, Site, StorageDevice
+from finops.pricing.selectors import price_resolve
 
 
 @admin.register(GpuModel)
@@ -16,6 +18,7 @@ class GpuModelAdmin(admin.ModelAdmin):
         "tdp_w",
         "pcie_gen",
         "nvlink",
+        "default_price_per_gpu_hour",
     ]
     list_filter = ["architecture", "nvlink", "pcie_gen", "vendor"]
     search_fields = ["name", "architecture"]
@@ -52,6 +55,16 @@ class NodeAdmin(admin.ModelAdmin):
     search_fields = ["hostname", "instance_type", "site__slug"]
     list_select_related = ["site"]
     inlines = [GpuInline]
+    readonly_fields = ["price_now"]
+
+    @admin.display(description="Price per GPU-hour now")
+    def price_now(self, obj: Node) -> str:
+        if obj.pk is None:
+            return "-"
+        resolved = price_resolve(node=obj, at=timezone.now())
+        if resolved.price_per_gpu_hour is None:
+            return resolved.reason
+        return f"{resolved.price_per_gpu_hour} {resolved.currency} ({resolved.reason})"
 
 
 @admin.register(Gpu)
@@ -73,7 +86,15 @@ class GpuAdmin(admin.ModelAdmin):
 
 @admin.register(StorageDevice)
 class StorageDeviceAdmin(admin.ModelAdmin):
-    list_display = ["name", "node", "kind", "filesystem", "mount_point", "capacity_bytes"]
+    list_display = [
+        "name",
+        "node",
+        "kind",
+        "volume_type",
+        "filesystem",
+        "mount_point",
+        "capacity_bytes",
+    ]
     list_filter = ["kind", "filesystem"]
     search_fields = ["name", "node__hostname", "mount_point"]
     list_select_related = ["node"]

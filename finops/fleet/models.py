@@ -47,6 +47,16 @@ class GpuModel(models.Model):
     )
     sources = models.JSONField(default=list, blank=True, help_text="Where each figure comes from.")
     notes = models.TextField(blank=True)
+    default_price_per_gpu_hour = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Last-resort price for GPUs of this model when no rate matches their node.",
+    )
+    default_price_currency = models.CharField(
+        max_length=3, default="USD", validators=[currency_validator]
+    )
 
     class Meta:
         ordering = ["name"]
@@ -56,6 +66,11 @@ class GpuModel(models.Model):
             models.CheckConstraint(
                 condition=Q(bf16_dense_tflops__gt=0) & Q(mem_bandwidth_gb_per_s__gt=0),
                 name="gpumodel_figures_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(default_price_per_gpu_hour__isnull=True)
+                | Q(default_price_per_gpu_hour__gte=0),
+                name="gpumodel_default_price_non_negative",
             ),
         ]
 
@@ -183,6 +198,11 @@ class StorageDevice(models.Model):
     kind = models.CharField(max_length=16, choices=StorageKind.choices)
     filesystem = models.CharField(max_length=32, blank=True)
     mount_point = models.CharField(max_length=255, blank=True)
+    volume_type = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Priced volume type (e.g. gp3, premium-ssd); matches a rate's sku.",
+    )
     capacity_bytes = models.BigIntegerField(null=True, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,0 +1,136 @@
+"""Which price applies to a node, or a storage device, at a time, and why."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Q
+
+from finops.fleet.models import Node, StorageDevice
+from finops.pricing.models import PriceRate
+
+
+@dataclass(frozen=True)
+class ResolvedPrice:
+    price_per_gpu_hour: Decimal | None
+    currency: str
+    reason: str
+    rate: PriceRate | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "price_per_gpu_hour": str(self.price_per_gpu_hour)
+            if self.price_per_gpu_hour is not None
+            else None,
+            "currency": self.currency,
+            "reason": self.reason,
+            "rate_id": self.rate.pk if self.rate else None,
+            "rate": None
+            if self.rate is None
+            else {
+                "provider": self.rate.provider,
+                "sku": self.rate.sku,
+                "region": self.rate.region,
+                "pricing_model": self.rate.pricing_model,
+                "source": self.rate.source,
+                "valid_from": self.rate.valid_from.isoformat(),
+                "valid_to": self.rate.valid_to.isoformat() if self.rate.valid_to else None,
+            },
+        }
+
+
+def _effective(at: datetime) -> Q:
+    return Q(valid_from__lte=at) & (Q(valid_to__isnull=True) | Q(valid_to__gt=at))
+
+
+def _rate(
+    provider: str, sku: str, region: str, pricing_model: str, at: datetime
+) -> PriceRate | None:
+    """The rate for the region, else a region-less rate (a rate card's global price)."""
+    base = PriceRate.objects.filter(
+        _effective(at), provider=provider, sku=sku, pricing_model=pricing_model
+    )
+    return (
+        base.filter(region=region).order_by("-valid_from").first()
+        or base.filter(region="").order_by("-valid_from").first()
+    )
+
+
+def price_resolve(*, node: Node, at: datetime) -> ResolvedPrice:
+    """Explicit node override > matching rate (provider, instance type, region, pricing
+    model, effective at ``at``) > per-GPU rate for the node's GPU model (GCP prices GPUs
+    apart from VMs) > the GPU model's default rate."""
+    if node.price_override_per_gpu_hour is not None:
+        return ResolvedPrice(node.price_override_per_gpu_hour, node.currency, "node price override")
+    site = node.site
+    if node.instance_type:
+        rate = _rate(site.provider, node.instance_type, site.region, node.pricing_model, at)
+        if rate is not None:
+            where = f"{rate.region}" if rate.region else "any region"
+            return ResolvedPrice(
+                rate.price_per_gpu_hour,
+                rate.currency,
+                f"{rate.get_source_display()} rate for {rate.sku} in {where}, "
+                f"{rate.pricing_model}, valid from {rate.valid_from:%Y-%m-%d}",
+                rate,
+            )
+    models = Counter(
+        g.model
+        for g in node.gpus.filter(retired_at__isnull=True, mig_parent__isnull=True).select_related(
+            "model"
+        )
+    )
+    model = models.most_common(1)[0][0] if models else None
+    if model is not None:
+        rate = _rate(site.provider, model.name, site.region, node.pricing_model, at)
+        if rate is not None:
+            return ResolvedPrice(
+                rate.price_per_gpu_hour,
+                rate.currency,
+                f"{rate.get_source_display()} per-GPU rate for {model.name} in "
+                f"{rate.region or 'any region'}, {rate.pricing_model}",
+                rate,
+            )
+        if model.default_price_per_gpu_hour is not None:
+            return ResolvedPrice(
+                model.default_price_per_gpu_hour,
+                model.default_price_currency,
+                f"default rate of {model.name}",
+            )
+    what = node.instance_type or (model.name if model else "unknown GPUs")
+    return ResolvedPrice(
+        None,
+        node.currency,
+        f"no price: no rate for {site.provider} {what} {site.region or ''} {node.pricing_model} "
+        f"at {at:%Y-%m-%d %H:%M}Z and no default rate",
+    )
+
+
+def storage_price_resolve(*, device: StorageDevice, at: datetime) -> ResolvedPrice:
+    """Per GB-month price of a device's volume type at ``at`` (same provider and region)."""
+    site = device.node.site
+    if not device.volume_type:
+        return ResolvedPrice(None, device.node.currency, "no price: the device has no volume type")
+    base = PriceRate.objects.filter(
+        _effective(at),
+        provider=site.provider,
+        sku=device.volume_type,
+        storage_per_gb_month__isnull=False,
+    )
+    rate = (
+        base.filter(region=site.region).order_by("-valid_from").first()
+        or base.filter(region="").first()
+    )
+    if rate is None:
+        return ResolvedPrice(
+            None, device.node.currency, f"no price for volume type {device.volume_type}"
+        )
+    return ResolvedPrice(
+        rate.storage_per_gb_month,
+        rate.currency,
+        f"{rate.get_source_display()} rate for {rate.sku} per GB-month",
+        rate,
+    )
