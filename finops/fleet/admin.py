@@ -62,9 +62,9 @@ class NodeAdmin(admin.ModelAdmin):
         if obj.pk is None:
             return "-"
         resolved = price_resolve(node=obj, at=timezone.now())
-        if resolved.price_per_gpu_hour is None:
+        if resolved.price is None:
             return resolved.reason
-        return f"{resolved.price_per_gpu_hour} {resolved.currency} ({resolved.reason})"
+        return f"{resolved.price} {resolved.currency} ({resolved.reason})"
 
 
 @admin.register(Gpu)

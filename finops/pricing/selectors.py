@@ -15,16 +15,15 @@ from finops.pricing.models import PriceRate
 
 @dataclass(frozen=True)
 class ResolvedPrice:
-    price_per_gpu_hour: Decimal | None
+    price: Decimal | None
     currency: str
     reason: str
     rate: PriceRate | None = None
+    unit: str = "GPU-hour"
 
     def as_json(self) -> dict[str, object]:
         return {
-            "price_per_gpu_hour": str(self.price_per_gpu_hour)
-            if self.price_per_gpu_hour is not None
-            else None,
+            "price_per_gpu_hour": str(self.price) if self.price is not None else None,
             "currency": self.currency,
             "reason": self.reason,
             "rate_id": self.rate.pk if self.rate else None,
@@ -113,7 +112,9 @@ def storage_price_resolve(*, device: StorageDevice, at: datetime) -> ResolvedPri
     """Per GB-month price of a device's volume type at ``at`` (same provider and region)."""
     site = device.node.site
     if not device.volume_type:
-        return ResolvedPrice(None, device.node.currency, "no price: the device has no volume type")
+        return ResolvedPrice(
+            None, device.node.currency, "no price: the device has no volume type", unit="GB-month"
+        )
     base = PriceRate.objects.filter(
         _effective(at),
         provider=site.provider,
@@ -126,11 +127,15 @@ def storage_price_resolve(*, device: StorageDevice, at: datetime) -> ResolvedPri
     )
     if rate is None:
         return ResolvedPrice(
-            None, device.node.currency, f"no price for volume type {device.volume_type}"
+            None,
+            device.node.currency,
+            f"no price for volume type {device.volume_type}",
+            unit="GB-month",
         )
     return ResolvedPrice(
         rate.storage_per_gb_month,
         rate.currency,
         f"{rate.get_source_display()} rate for {rate.sku} per GB-month",
         rate,
+        unit="GB-month",
     )

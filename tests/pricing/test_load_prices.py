@@ -244,8 +244,8 @@ def test_resolution_order_and_a_price_change_mid_window(tmp_path, api, make_key)
     _load("aws", str(path))
     node = _node()
     june = datetime(2026, 7, 1, tzinfo=UTC)
-    assert price_resolve(node=node, at=june).price_per_gpu_hour == Decimal("6.88")
-    assert price_resolve(node=node, at=datetime(2026, 1, 1, tzinfo=UTC)).price_per_gpu_hour is None
+    assert price_resolve(node=node, at=june).price == Decimal("6.88")
+    assert price_resolve(node=node, at=datetime(2026, 1, 1, tzinfo=UTC)).price is None
 
     changed = payloads.aws_offer_file()
     changed["terms"]["OnDemand"]["P5"] = payloads.aws_on_demand(
@@ -253,9 +253,9 @@ def test_resolution_order_and_a_price_change_mid_window(tmp_path, api, make_key)
     )
     path.write_text(json.dumps(changed))
     _load("aws", str(path))
-    assert price_resolve(node=node, at=june).price_per_gpu_hour == Decimal("6.88")
+    assert price_resolve(node=node, at=june).price == Decimal("6.88")
     after = price_resolve(node=node, at=datetime(2026, 10, 2, tzinfo=UTC))
-    assert after.price_per_gpu_hour == Decimal("6")
+    assert after.price == Decimal("6")
     assert "p5.48xlarge in us-east-1, on-demand, valid from 2026-10-01" in after.reason
 
     node.price_override_per_gpu_hour = Decimal("4.5")
@@ -283,13 +283,71 @@ def test_per_gpu_rates_and_the_model_default(catalog_server):
     node = _node("a3-highgpu-8g", provider="gcp", region="us-central1")
     now = datetime.now(UTC)
     resolved = price_resolve(node=node, at=now)
-    assert resolved.price_per_gpu_hour == Decimal("11.06067")
+    assert resolved.price == Decimal("11.06067")
     assert "per-GPU rate for H100 SXM" in resolved.reason
     other = _node("a3-highgpu-8g-x", provider="gcp", region="asia-east1")
-    assert price_resolve(node=other, at=now).price_per_gpu_hour is None
+    assert price_resolve(node=other, at=now).price is None
     GpuModel.objects.filter(name="H100 SXM").update(default_price_per_gpu_hour=Decimal("3.5"))
     fallback = price_resolve(node=other, at=now + timedelta(seconds=1))
-    assert (fallback.price_per_gpu_hour, fallback.reason) == (
+    assert (fallback.price, fallback.reason) == (
         Decimal("3.5"),
         "default rate of H100 SXM",
     )
+
+
+def test_transient_server_errors_are_retried(catalog_server, monkeypatch):
+    import collectors.pricing.fetch as fetch
+
+    monkeypatch.setattr(fetch.time, "sleep", lambda s: None)
+    url, handler = catalog_server
+    pages = payloads.gcp_pages()
+    failures = {"left": 2}
+    original = handler.do_GET
+
+    def flaky(self):  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        original(self)
+
+    handler.pages = pages
+    handler.do_GET = flaky
+    _load("gcp", f"{url}/v1/services/6F81-5844-456A/skus")
+    assert failures["left"] == 0
+    assert PriceRate.objects.filter(sku="L4").exists()
+
+
+def test_storage_is_priced_per_gb_month_by_volume_type(tmp_path):
+    from finops.fleet.models import StorageDevice
+    from finops.pricing.selectors import storage_price_resolve
+
+    card = (
+        "provider,sku,region,pricing_model,price_per_hour,gpus_per_unit,currency,valid_from,valid_to,storage_per_gb_month\n"
+        "aws,gp3,us-east-1,on-demand,0,1,USD,2026-01-01,,0.08\n"
+    )
+    _load("csv", _csv(tmp_path, card))
+    node = _node()
+    device = StorageDevice.objects.create(
+        node=node, name="nvme1n1", kind="network", volume_type="gp3"
+    )
+    resolved = storage_price_resolve(device=device, at=datetime(2026, 6, 1, tzinfo=UTC))
+    assert (resolved.price, resolved.currency) == (Decimal("0.08"), "USD")
+    device.volume_type = "io2"
+    assert storage_price_resolve(device=device, at=datetime(2026, 6, 1, tzinfo=UTC)).price is None
+
+
+def test_node_admin_shows_the_price_and_why(client, root, tmp_path):
+    _load(
+        "csv",
+        _csv(
+            tmp_path,
+            RATE_CARD.replace("other,gpu_8x_h100_sxm5,us-tx-1", "aws,p5.48xlarge,us-east-1"),
+        ),
+    )
+    node = _node()
+    client.force_login(root)
+    page = client.get(f"/admin/fleet/node/{node.pk}/change/").content.decode()
+    assert "2.990000 USD (Rate card CSV rate for p5.48xlarge in us-east-1, on-demand" in page
