@@ -80,3 +80,13 @@ class LedgerEntry(models.Model):
         who = self.team.slug if self.team_id else self.bucket
         when = f"{self.window_start:%Y-%m-%d %H:00}"
         return f"{when} {who} {self.component} {self.amount} {self.currency}"
+
+
+class DirtyWindow(models.Model):
+    """An hour whose ledger is stale; the costing task recomputes and removes it."""
+
+    window_start = models.DateTimeField(unique=True)
+    marked_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.window_start:%Y-%m-%d %H:00}"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Q
 
-from finops.fleet.models import Node, StorageDevice
+from finops.fleet.models import GpuModel, Node, StorageDevice
 from finops.pricing.models import PriceRate
 
 
@@ -45,67 +45,89 @@ def _effective(at: datetime) -> Q:
     return Q(valid_from__lte=at) & (Q(valid_to__isnull=True) | Q(valid_to__gt=at))
 
 
-def _rate(
-    provider: str, sku: str, region: str, pricing_model: str, at: datetime
-) -> PriceRate | None:
-    """The rate for the region, else a region-less rate (a rate card's global price)."""
-    base = PriceRate.objects.filter(
-        _effective(at), provider=provider, sku=sku, pricing_model=pricing_model
-    )
-    return (
-        base.filter(region=region).order_by("-valid_from").first()
-        or base.filter(region="").order_by("-valid_from").first()
-    )
-
-
-def price_resolve(*, node: Node, at: datetime) -> ResolvedPrice:
-    """Explicit node override > matching rate (provider, instance type, region, pricing
-    model, effective at ``at``) > per-GPU rate for the node's GPU model (GCP prices GPUs
-    apart from VMs) > the GPU model's default rate."""
-    if node.price_override_per_gpu_hour is not None:
-        return ResolvedPrice(node.price_override_per_gpu_hour, node.currency, "node price override")
-    site = node.site
-    if node.instance_type:
-        rate = _rate(site.provider, node.instance_type, site.region, node.pricing_model, at)
-        if rate is not None:
-            where = f"{rate.region}" if rate.region else "any region"
-            return ResolvedPrice(
-                rate.price_per_gpu_hour,
-                rate.currency,
-                f"{rate.get_source_display()} rate for {rate.sku} in {where}, "
-                f"{rate.pricing_model}, valid from {rate.valid_from:%Y-%m-%d}",
-                rate,
-            )
+def _node_gpu_model(node: Node) -> GpuModel | None:
     models = Counter(
         g.model
         for g in node.gpus.filter(retired_at__isnull=True, mig_parent__isnull=True).select_related(
             "model"
         )
     )
-    model = models.most_common(1)[0][0] if models else None
-    if model is not None:
-        rate = _rate(site.provider, model.name, site.region, node.pricing_model, at)
-        if rate is not None:
+    return models.most_common(1)[0][0] if models else None
+
+
+class PriceBook:
+    """Price resolution over rates loaded once: the costing engine resolves thousands of
+    (node, hour) pairs and must not query for each."""
+
+    def __init__(self, *, providers: set[str]) -> None:
+        self._rates: dict[tuple[str, str, str], list[PriceRate]] = defaultdict(list)
+        for rate in PriceRate.objects.filter(provider__in=providers).order_by("-valid_from"):
+            self._rates[(rate.provider, rate.sku, rate.pricing_model)].append(rate)
+
+    def _rate(
+        self, provider: str, sku: str, region: str, pricing_model: str, at: datetime
+    ) -> PriceRate | None:
+        """The rate for the region, else a region-less rate (a rate card's global price)."""
+        candidates = [
+            r
+            for r in self._rates.get((provider, sku, pricing_model), [])
+            if r.valid_from <= at and (r.valid_to is None or r.valid_to > at)
+        ]
+        return next((r for r in candidates if r.region == region), None) or next(
+            (r for r in candidates if r.region == ""), None
+        )
+
+    def resolve(self, *, node: Node, at: datetime, gpu_model: GpuModel | None) -> ResolvedPrice:
+        """Explicit node override > matching rate (provider, instance type, region, pricing
+        model, effective at ``at``) > per-GPU rate for the node's GPU model (GCP prices GPUs
+        apart from VMs) > the GPU model's default rate."""
+        if node.price_override_per_gpu_hour is not None:
             return ResolvedPrice(
-                rate.price_per_gpu_hour,
-                rate.currency,
-                f"{rate.get_source_display()} per-GPU rate for {model.name} in "
-                f"{rate.region or 'any region'}, {rate.pricing_model}",
-                rate,
+                node.price_override_per_gpu_hour, node.currency, "node price override"
             )
-        if model.default_price_per_gpu_hour is not None:
-            return ResolvedPrice(
-                model.default_price_per_gpu_hour,
-                model.default_price_currency,
-                f"default rate of {model.name}",
+        site = node.site
+        if node.instance_type:
+            rate = self._rate(
+                site.provider, node.instance_type, site.region, node.pricing_model, at
             )
-    what = node.instance_type or (model.name if model else "unknown GPUs")
-    return ResolvedPrice(
-        None,
-        node.currency,
-        f"no price: no rate for {site.provider} {what} {site.region or ''} {node.pricing_model} "
-        f"at {at:%Y-%m-%d %H:%M}Z and no default rate",
-    )
+            if rate is not None:
+                where = f"{rate.region}" if rate.region else "any region"
+                return ResolvedPrice(
+                    rate.price_per_gpu_hour,
+                    rate.currency,
+                    f"{rate.get_source_display()} rate for {rate.sku} in {where}, "
+                    f"{rate.pricing_model}, valid from {rate.valid_from:%Y-%m-%d}",
+                    rate,
+                )
+        if gpu_model is not None:
+            rate = self._rate(site.provider, gpu_model.name, site.region, node.pricing_model, at)
+            if rate is not None:
+                return ResolvedPrice(
+                    rate.price_per_gpu_hour,
+                    rate.currency,
+                    f"{rate.get_source_display()} per-GPU rate for {gpu_model.name} in "
+                    f"{rate.region or 'any region'}, {rate.pricing_model}",
+                    rate,
+                )
+            if gpu_model.default_price_per_gpu_hour is not None:
+                return ResolvedPrice(
+                    gpu_model.default_price_per_gpu_hour,
+                    gpu_model.default_price_currency,
+                    f"default rate of {gpu_model.name}",
+                )
+        what = node.instance_type or (gpu_model.name if gpu_model else "unknown GPUs")
+        return ResolvedPrice(
+            None,
+            node.currency,
+            f"no price: no rate for {site.provider} {what} {site.region or ''} "
+            f"{node.pricing_model} at {at:%Y-%m-%d %H:%M}Z and no default rate",
+        )
+
+
+def price_resolve(*, node: Node, at: datetime) -> ResolvedPrice:
+    """The price per GPU-hour of ``node`` at ``at``, and why (see ``PriceBook.resolve``)."""
+    book = PriceBook(providers={node.site.provider})
+    return book.resolve(node=node, at=at, gpu_model=_node_gpu_model(node))
 
 
 def storage_price_resolve(*, device: StorageDevice, at: datetime) -> ResolvedPrice:

@@ -1,0 +1,195 @@
+"""Job events (``ingest:write``) and job listing (``read``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from finops.accounts.models import ApiKey, Scope, Team
+from finops.accounts.selectors import team_list_visible
+from finops.jobs.models import JobStatus, RenderJob
+from finops.jobs.services import AllocationIn, job_judge, job_record
+
+
+def visible_teams(request: Request):  # type: ignore[no-untyped-def]
+    if isinstance(request.auth, ApiKey):
+        return team_list_visible(api_key=request.auth)
+    return team_list_visible(user=request.user)
+
+
+class JobOutputSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    clip_id = serializers.CharField(source="clip.external_id", default=None)
+    model = serializers.CharField(source="model_name")
+    gpus = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RenderJob
+        fields = [
+            "source", "external_id", "team", "project", "clip_id", "model", "model_version",
+            "status", "queued_at", "started_at", "finished_at", "frames", "fps", "width", "height",
+            "steps", "usable", "quality_score", "peak_vram_bytes", "step_time_s", "cache_hit_rate",
+            "error", "gpus",
+        ]  # fmt: skip
+
+    def get_gpus(self, job: RenderJob) -> list[dict[str, Any]]:
+        return [
+            {"uuid": a.gpu.uuid, "start": a.start, "end": a.end, "vram_bytes": a.vram_bytes}
+            for a in job.allocations.all()
+        ]
+
+
+class JobPagination(CursorPagination):
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+    ordering = "-created_at"
+
+
+class JobApi(APIView):
+    """``POST /api/v1/jobs``: one job event. ``GET /api/v1/jobs``: jobs, newest first."""
+
+    class GpuIn(serializers.Serializer):
+        uuid = serializers.CharField(max_length=96)
+        start = serializers.DateTimeField()
+        end = serializers.DateTimeField(required=False, allow_null=True)
+        vram_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+
+    class InputSerializer(serializers.Serializer):
+        source = serializers.CharField(max_length=100)
+        external_id = serializers.CharField(max_length=200)
+        team = serializers.SlugField(max_length=64)
+        status = serializers.ChoiceField(choices=JobStatus.choices)
+        project = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        clip_id = serializers.CharField(max_length=200, required=False, allow_null=True)
+        model = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        model_version = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        queued_at = serializers.DateTimeField(required=False, allow_null=True)
+        started_at = serializers.DateTimeField(required=False, allow_null=True)
+        finished_at = serializers.DateTimeField(required=False, allow_null=True)
+        frames = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        fps = serializers.FloatField(min_value=0.001, required=False, allow_null=True)
+        width = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        height = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        steps = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        usable = serializers.BooleanField(required=False, allow_null=True)
+        quality_score = serializers.FloatField(
+            min_value=0, max_value=1, required=False, allow_null=True
+        )
+        target_seconds = serializers.FloatField(min_value=0.001, required=False, allow_null=True)
+        peak_vram_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        step_time_s = serializers.FloatField(min_value=0, required=False, allow_null=True)
+        cache_hit_rate = serializers.FloatField(
+            min_value=0, max_value=1, required=False, allow_null=True
+        )
+        io_read_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        io_write_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        error = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+        gpus = serializers.ListField(child=serializers.DictField(), required=False, max_length=256)
+
+        def validate_gpus(self, value: list[dict[str, Any]]) -> list[AllocationIn]:
+            out, errors = [], {}
+            for position, item in enumerate(value):
+                gpu = JobApi.GpuIn(data=item)
+                if gpu.is_valid():
+                    out.append(AllocationIn(**gpu.validated_data))
+                else:
+                    errors[str(position)] = gpu.errors
+            if errors:
+                raise serializers.ValidationError(errors)
+            return out
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        self.required_scopes = (
+            (Scope.INGEST_WRITE,) if self.request.method == "POST" else (Scope.READ,)
+        )
+        return super().get_permissions()
+
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        team = Team.objects.filter(slug=data.pop("team")).first()
+        if team is None:
+            raise serializers.ValidationError({"team": "no such team"})
+        if isinstance(request.auth, ApiKey) and request.auth.team_id not in (None, team.pk):
+            raise exceptions.PermissionDenied(
+                f"this key may only report jobs of team {request.auth.team.slug}"
+            )
+        if "model" in data:
+            data["model_name"] = data.pop("model")
+        if data.get("error") is None:
+            data.pop("error", None)
+        job, created = job_record(team=team, allocations=data.pop("gpus", None), **data)
+        body = JobOutputSerializer(job).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def get(self, request: Request) -> Response:
+        jobs = RenderJob.objects.filter(team__in=visible_teams(request)).select_related(
+            "team", "clip"
+        )
+        jobs = jobs.prefetch_related("allocations__gpu")
+        params = request.query_params
+        if "team" in params:
+            jobs = jobs.filter(team__slug=params["team"])
+        if "status" in params:
+            if params["status"] not in JobStatus.values:
+                raise serializers.ValidationError(
+                    {"status": f"use one of {', '.join(JobStatus.values)}"}
+                )
+            jobs = jobs.filter(status=params["status"])
+        for name, lookup in (("since", "started_at__gte"), ("until", "started_at__lt")):
+            if name in params:
+                value = (
+                    serializers.DateTimeField().to_internal_value(params[name])
+                    if params[name]
+                    else None
+                )
+                jobs = jobs.filter(**{lookup: value})
+        if "usable" in params:
+            jobs = jobs.filter(usable={"true": True, "false": False}.get(params["usable"]))
+        paginator = JobPagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
+
+
+class JobDetailApi(APIView):
+    """``GET`` or ``PATCH /api/v1/jobs/{source}/{external_id}``: read a job, or record a
+    person's verdict (``usable``, ``quality_score``)."""
+
+    class JudgeSerializer(serializers.Serializer):
+        usable = serializers.BooleanField(allow_null=True)
+        quality_score = serializers.FloatField(
+            min_value=0, max_value=1, required=False, allow_null=True
+        )
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        self.required_scopes = (
+            (Scope.INGEST_WRITE,) if self.request.method == "PATCH" else (Scope.READ,)
+        )
+        return super().get_permissions()
+
+    def _job(self, request: Request, source: str, external_id: str) -> RenderJob:
+        return get_object_or_404(
+            RenderJob.objects.filter(team__in=visible_teams(request)).select_related(
+                "team", "clip"
+            ),
+            source=source,
+            external_id=external_id,
+        )
+
+    def get(self, request: Request, source: str, external_id: str) -> Response:
+        return Response(JobOutputSerializer(self._job(request, source, external_id)).data)
+
+    def patch(self, request: Request, source: str, external_id: str) -> Response:
+        job = self._job(request, source, external_id)
+        serializer = self.JudgeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = job_judge(job=job, **serializer.validated_data)
+        return Response(JobOutputSerializer(job).data)

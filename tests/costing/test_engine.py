@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from finops.costing.engine import ledger_recompute
+from finops.costing.models import DirtyWindow, LedgerEntry
+from tests.costing import scenario
+
+pytestmark = pytest.mark.django_db
+
+
+def _totals(basis: str) -> dict[tuple[str, str], Decimal]:
+    rows = (
+        LedgerEntry.objects.filter(basis=basis)
+        .values("bucket", "team__slug", "component")
+        .annotate(total=Sum("amount"))
+    )
+    return {(r["team__slug"] or r["bucket"], r["component"]): r["total"] for r in rows}
+
+
+@pytest.fixture
+def ledger(team_a, team_b):  # type: ignore[no-untyped-def]
+    scenario.build(team_a, team_b)
+    assert DirtyWindow.objects.count() == 2  # the job events marked both hours
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    return LedgerEntry.objects.all()
+
+
+def test_allocation_basis_matches_the_hand_computed_ledger(ledger):
+    assert _totals("allocation") == {
+        ("studio-a", "gpu"): Decimal("7.5"),
+        ("studio-b", "gpu"): Decimal("4"),
+        ("__idle__", "idle"): Decimal("11"),
+        ("__unallocated__", "gpu"): Decimal("1.5"),
+    }
+    by_job = dict(
+        ledger.filter(basis="allocation", job__isnull=False)
+        .values_list("job__external_id")
+        .annotate(total=Sum("amount"))
+    )
+    assert by_job == {
+        "J1": Decimal("3"),
+        "J2": Decimal("4"),
+        "J3": Decimal("4"),
+        "J4": Decimal("0.5"),
+    }
+    assert not DirtyWindow.objects.exists()
+
+
+def test_usage_basis_books_unused_reservation_as_waste(ledger):
+    totals = _totals("usage")
+    # J1 at 50 %: 1.50 used, 1.50 waste. J2: h10 $1 at 50 %, h11 $3 at 80 %. J3: $3 at 60 %, $1 at 90 %.
+    # J4 at 100 %: no waste.
+    assert totals[("studio-a", "gpu")] == Decimal("1.5") + Decimal("1.8") + Decimal(
+        "0.9"
+    ) + Decimal("0.5")
+    assert totals[("studio-a", "waste")] == Decimal("1.5") + Decimal("1.2") + Decimal("0.1")
+    assert totals[("studio-b", "gpu")] == Decimal("0.5") + Decimal("2.4")
+    assert totals[("studio-b", "waste")] == Decimal("0.5") + Decimal("0.6")
+    # The basis moves cost between a team's lines, never out of the ledger.
+    assert sum(totals.values()) == sum(_totals("allocation").values()) == Decimal("24")
+
+
+def test_recompute_is_idempotent_and_independent_of_history(ledger):
+    first = sorted(
+        ledger.values_list(
+            "window_start", "bucket", "job_id", "gpu_id", "component", "basis", "amount"
+        )
+    )
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    again = sorted(LedgerEntry.objects.values_list("window_start", "bucket", "job_id", "gpu_id", "component",
+                                                   "basis", "amount"))  # fmt: skip
+    assert again == first
+
+
+def test_price_change_applies_from_its_hour(ledger):
+    prices = set(ledger.filter(gpu__uuid="GPU-A0").values_list("window_start__hour", "unit_price"))
+    assert prices == {(10, Decimal("4")), (11, Decimal("6"))}
+    reason = ledger.filter(gpu__uuid="GPU-A0", window_start=scenario.T11).first().price_reason
+    assert "p5.48xlarge in us-east-1" in reason
