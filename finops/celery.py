@@ -55,6 +55,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "telemetry-rollup-recent": periodic("finops.telemetry.tasks.rollup_recent", every_s=60),
     # Every minute: DCGM samples from PROMETHEUS_URL since the stored watermark.
     "telemetry-pull-dcgm": periodic("finops.telemetry.tasks.pull_dcgm", every_s=60),
+    # Every 5 minutes: the ledger of the last two hours, then hours marked dirty.
+    "costing-recompute-recent": periodic("finops.costing.tasks.recompute_recent", every_s=300),
     # Daily: reload the price catalogs listed in PRICE_SOURCES.
     "pricing-refresh": periodic("finops.pricing.tasks.refresh_prices", every_s=86400),
     # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from finops.api import ingest_views, job_views, views
+from finops.api import billing_views, ingest_views, job_views, views
 
 app_name = "api"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("teams", views.TeamListApi.as_view(), name="team-list"),
     path("teams/<slug:slug>", views.TeamDetailApi.as_view(), name="team-detail"),
     path("gpu-models", views.GpuModelListApi.as_view(), name="gpu-model-list"),
+    path("allocation", billing_views.AllocationApi.as_view(), name="allocation"),
     path("jobs", job_views.JobApi.as_view(), name="jobs"),
     path(
         "jobs/<str:source>/<str:external_id>", job_views.JobDetailApi.as_view(), name="job-detail"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.costing.models import LedgerEntry
+from finops.costing.models import DirtyWindow, LedgerEntry
 
 
 @admin.register(LedgerEntry)
@@ -25,3 +25,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     list_select_related = ["team", "job"]
     date_hierarchy = "window_start"
     show_full_result_count = False
+
+
+@admin.register(DirtyWindow)
+class DirtyWindowAdmin(admin.ModelAdmin):
+    list_display = ["window_start", "marked_at"]

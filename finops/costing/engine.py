@@ -129,9 +129,19 @@ def ledger_compute(
     allocations = GpuAllocation.objects.filter(
         Q(end__isnull=True) | Q(end__gt=start), start__lt=end
     )
-    for job_id, team_id, gpu_id, a_start, a_end, vram in allocations.values_list(
-        "job_id", "job__team_id", "gpu_id", "start", "end", "vram_bytes"
-    ):
+    # Sorted by what identifies a job outside this database, so rounding lands the same way
+    # whatever order the events arrived in.
+    rows = allocations.values_list(
+        "job_id",
+        "job__team_id",
+        "gpu_id",
+        "start",
+        "end",
+        "vram_bytes",
+        "job__source",
+        "job__external_id",
+    ).order_by("start", "end", "job__source", "job__external_id", "gpu_id")
+    for job_id, team_id, gpu_id, a_start, a_end, vram, _, _ in rows:
         lo, hi = max(a_start, start), min(a_end or now, end)
         if hi > lo:
             by_gpu[parent_of.get(gpu_id, gpu_id)].append(

@@ -33,7 +33,7 @@ JOB_FIELDS = (
 class AllocationIn:
     uuid: str
     start: datetime
-    end: datetime | None
+    end: datetime | None = None
     vram_bytes: int | None = None
 
 
@@ -112,6 +112,16 @@ def job_record(
                 raise ValidationError({"gpus": message})
             if a.end is not None and a.end < a.start:
                 raise ValidationError({"gpus": f"gpus[{position}].end: is before its start"})
+            for other in range(position):
+                b = allocations[other]
+                overlap = (
+                    b.uuid == a.uuid
+                    and (b.end is None or b.end > a.start)
+                    and (a.end is None or a.end > b.start)
+                )
+                if overlap:
+                    message = f"gpus[{position}]: overlaps gpus[{other}] on the same GPU"
+                    raise ValidationError({"gpus": message})
         job.allocations.all().delete()
         new_allocations = GpuAllocation.objects.bulk_create(
             GpuAllocation(

@@ -1,0 +1,353 @@
+"""Reads of the ledger: the allocation report (DESIGN "Public contract")."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import BooleanField, Case, F, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Concat, TruncDay, TruncHour
+from django.utils import timezone
+
+from finops.accounts.models import Team
+from finops.costing.models import Basis, Bucket, Component, LedgerEntry
+from finops.jobs.models import JobStatus, RenderJob
+
+AGGREGATES = {
+    "team": "team__slug",
+    "project": "job__project",
+    "model": "job__model_name",
+    "gpu_model": "gpu__model__name",
+    "node": "node__hostname",
+    "job": "job_key",
+}
+# Dimensions a job carries: usable seconds can be attributed to them.
+JOB_DIMENSIONS = {
+    "team": "team__slug",
+    "project": "project",
+    "model": "model_name",
+    "job": "job_key",
+}
+STEPS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "window": None}
+IDLE_POLICIES = ("separate", "share", "hide")
+MAX_WINDOW = timedelta(days=366)
+
+
+class QueryError(ValueError):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+def parse_window(value: str, *, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``7d``/``24h`` (trailing), ``today``, ``yesterday``, ``lastweek`` (Monday to Monday),
+    ``thismonth``, or ``START,END`` in RFC 3339."""
+    now = now or timezone.now()
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    value = (value or "").strip()
+    match = re.fullmatch(r"(\d+)([hd])", value)
+    if match:
+        amount = int(match.group(1))
+        span = timedelta(hours=amount) if match.group(2) == "h" else timedelta(days=amount)
+        if amount < 1:
+            raise QueryError("window", "must be at least 1h")
+        start, end = now - span, now
+    elif value == "today":
+        start, end = today, today + timedelta(days=1)
+    elif value == "yesterday":
+        start, end = today - timedelta(days=1), today
+    elif value == "lastweek":
+        monday = today - timedelta(days=today.weekday())
+        start, end = monday - timedelta(days=7), monday
+    elif value == "thismonth":
+        start = today.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    elif "," in value:
+        raw_start, _, raw_end = value.partition(",")
+        try:
+            start = datetime.fromisoformat(raw_start.strip().replace("Z", "+00:00"))
+            end = datetime.fromisoformat(raw_end.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise QueryError(
+                "window", f"{value!r} is not two RFC 3339 times separated by a comma"
+            ) from None
+        if start.tzinfo is None or end.tzinfo is None:
+            raise QueryError("window", "both times need a zone (Z or an offset)")
+    else:
+        raise QueryError(
+            "window", f"{value!r}: use 7d, 24h, today, yesterday, lastweek, thismonth or START,END"
+        )
+    if end <= start:
+        raise QueryError("window", "end must be after start")
+    if end - start > MAX_WINDOW:
+        raise QueryError("window", "is longer than 366 days")
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class AllocationQuery:
+    start: datetime
+    end: datetime
+    aggregate: tuple[str, ...]
+    step: str
+    idle: str
+    basis: str
+    share_idle_by: str = "fleet"
+
+    @classmethod
+    def from_params(cls, params: Any, *, now: datetime | None = None) -> AllocationQuery:
+        start, end = parse_window(params.get("window", "7d"), now=now)
+        aggregate = tuple(
+            a.strip() for a in params.get("aggregate", "team").split(",") if a.strip()
+        )
+        unknown = [a for a in aggregate if a not in AGGREGATES]
+        if not aggregate or unknown:
+            raise QueryError(
+                "aggregate", f"{', '.join(unknown) or 'nothing'}: use {', '.join(AGGREGATES)}"
+            )
+        step = params.get("step", "window")
+        if step not in STEPS:
+            raise QueryError("step", f"{step!r}: use {', '.join(STEPS)}")
+        idle = params.get("idle", "separate")
+        if idle not in IDLE_POLICIES:
+            raise QueryError("idle", f"{idle!r}: use {', '.join(IDLE_POLICIES)}")
+        basis = params.get("basis", Basis.ALLOCATION)
+        if basis not in Basis.values:
+            raise QueryError("basis", f"{basis!r}: use {', '.join(Basis.values)}")
+        share_by = params.get("share_idle_by", "fleet")
+        if share_by not in ("fleet", "node"):
+            raise QueryError("share_idle_by", f"{share_by!r}: use fleet or node")
+        if step == "1h" and end - start > timedelta(days=31):
+            raise QueryError("step", "1h steps are limited to windows of 31 days")
+        return cls(start, end, aggregate, step, idle, basis, share_by)
+
+
+def _steps(query: AllocationQuery) -> list[tuple[datetime, datetime]]:
+    size = STEPS[query.step]
+    if size is None:
+        return [(query.start, query.end)]
+    out, cursor = [], query.start
+    if size == timedelta(days=1):
+        cursor = cursor.replace(hour=0, minute=0, second=0, microsecond=0)
+    else:
+        cursor = cursor.replace(minute=0, second=0, microsecond=0)
+    while cursor < query.end:
+        out.append((max(cursor, query.start), min(cursor + size, query.end)))
+        cursor += size
+    return out
+
+
+def _step_of(query: AllocationQuery, ts: datetime, steps: list[tuple[datetime, datetime]]) -> int:
+    if len(steps) == 1:
+        return 0
+    size = STEPS[query.step]
+    if size is None:
+        return 0
+    return max(0, min(len(steps) - 1, int((ts - steps[0][0]) // size)))
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01")))
+
+
+def allocation_report(
+    *, query: AllocationQuery, teams: QuerySet[Team], all_teams: bool
+) -> dict[str, Any]:
+    entries = LedgerEntry.objects.filter(
+        window_start__gte=query.start, window_start__lt=query.end, basis=query.basis
+    ).annotate(job_key=Concat(F("job__source"), Value(":"), F("job__external_id")))
+    visible = Q(bucket=Bucket.TEAM, team__in=teams)
+    if all_teams:
+        visible |= ~Q(bucket=Bucket.TEAM)
+    entries = entries.filter(visible)
+    failed = [JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED]
+    regen = Case(
+        When(Q(job__usable=False) | Q(job__status__in=failed), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+    bucket_expr = (
+        TruncHour("window_start") if query.step == "1h" else TruncDay("window_start", tzinfo=UTC)
+    )
+    group = ["bucket", "component", "node_id", *[AGGREGATES[a] for a in query.aggregate]]
+    rows = (
+        entries.annotate(step_start=bucket_expr, regen=regen)
+        .values("step_start", "regen", *group)
+        .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
+        .order_by()
+    )
+    steps = _steps(query)
+    table: list[dict[tuple[Any, ...], dict[str, Decimal]]] = [
+        defaultdict(lambda: defaultdict(Decimal)) for _ in steps
+    ]
+    idle_by_node: list[dict[Any, Decimal]] = [defaultdict(Decimal) for _ in steps]
+    alloc_by_node: list[dict[Any, Decimal]] = [defaultdict(Decimal) for _ in steps]
+    currency = "USD"
+    for r in rows:
+        i = _step_of(query, r["step_start"], steps)
+        if r["bucket"] != Bucket.TEAM:
+            key: tuple[Any, ...] = (r["bucket"],)
+            if r["bucket"] == Bucket.IDLE:
+                idle_by_node[i][r["node_id"]] += r["amount"]
+        else:
+            key = tuple(
+                r[AGGREGATES[a]] if r[AGGREGATES[a]] is not None else "__none__"
+                for a in query.aggregate
+            )
+            alloc_by_node[i][r["node_id"]] += r["amount"]
+        cell = table[i][key]
+        component = r["component"]
+        if component == Component.GPU:
+            cell["gpu_cost"] += r["amount"]
+            cell["gpu_hours"] += r["quantity"]
+        elif component == Component.IDLE:
+            cell["idle_cost"] += r["amount"]
+            cell["gpu_hours"] += r["quantity"]
+        else:
+            cell[f"{component}_cost"] += r["amount"]
+        if r["regen"]:
+            cell["regeneration_cost"] += r["amount"]
+    usable = _job_seconds(query, steps, teams)
+    job_dims = all(a in JOB_DIMENSIONS for a in query.aggregate)
+    out_steps = []
+    for i, (step_start, step_end) in enumerate(steps):
+        cells = table[i]
+        team_keys = [k for k in cells if k not in ((Bucket.IDLE,), (Bucket.UNALLOCATED,))]
+        if query.idle == "share":
+            _share_idle(query, cells, team_keys, idle_by_node[i], alloc_by_node[i], rows, i, steps)
+        if query.idle != "separate":
+            cells.pop((Bucket.IDLE,), None)
+        result_rows = []
+        for key in sorted(cells, key=lambda k: tuple(str(x) for x in k)):
+            c = cells[key]
+            name = ",".join(str(x) for x in key)
+            total = sum(
+                (
+                    c[f]
+                    for f in ("gpu_cost", "idle_cost", "storage_cost", "energy_cost", "waste_cost")
+                ),
+                Decimal(0),
+            )
+            generated, usable_s = usable[i].get(key, (0.0, 0.0)) if job_dims else (None, None)
+            if key[0] in (Bucket.IDLE, Bucket.UNALLOCATED):
+                generated = usable_s = None
+            result_rows.append(
+                {
+                    "name": name,
+                    "gpu_hours": str(c["gpu_hours"].quantize(Decimal("0.0001"))),
+                    "gpu_cost": _money(c["gpu_cost"]),
+                    "idle_cost": _money(c["idle_cost"]),
+                    "storage_cost": _money(c["storage_cost"]),
+                    "energy_cost": _money(c["energy_cost"]),
+                    "waste_cost": _money(c["waste_cost"]),
+                    "regeneration_cost": _money(c["regeneration_cost"]),
+                    "total_cost": _money(total),
+                    "generated_seconds": round(generated, 3) if generated is not None else None,
+                    "usable_seconds": round(usable_s, 3) if usable_s is not None else None,
+                    "cost_per_usable_second": _money(total / Decimal(repr(usable_s)))
+                    if usable_s
+                    else None,
+                }
+            )
+        out_steps.append(
+            {"start": step_start.isoformat(), "end": step_end.isoformat(), "rows": result_rows}
+        )
+    return {
+        "currency": currency,
+        "window": {"start": query.start.isoformat(), "end": query.end.isoformat()},
+        "aggregate": list(query.aggregate),
+        "step": query.step,
+        "idle": query.idle,
+        "basis": query.basis,
+        "steps": out_steps,
+    }
+
+
+def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, steps) -> None:  # type: ignore[no-untyped-def]
+    """Spread idle cost over the team rows by their share of allocated cost (fleet-wide or
+    per node)."""
+    idle_total = sum(idle_by_node.values(), Decimal(0))
+    if not idle_total or not team_keys:
+        return
+    if query.share_idle_by == "fleet":
+        base = {k: cells[k]["gpu_cost"] + cells[k]["waste_cost"] for k in team_keys}
+        whole = sum(base.values(), Decimal(0))
+        if whole:
+            for k in team_keys:
+                cells[k]["idle_cost"] += idle_total * base[k] / whole
+        return
+    per_node_key: dict[Any, dict[tuple[Any, ...], Decimal]] = defaultdict(
+        lambda: defaultdict(Decimal)
+    )
+    for r in rows:
+        if r["bucket"] == Bucket.TEAM and _step_of(query, r["step_start"], steps) == i:
+            key = tuple(
+                r[AGGREGATES[a]] if r[AGGREGATES[a]] is not None else "__none__"
+                for a in query.aggregate
+            )
+            per_node_key[r["node_id"]][key] += r["amount"]
+    for node_id, idle in idle_by_node.items():
+        node_alloc = alloc_by_node.get(node_id, Decimal(0))
+        if not node_alloc:
+            continue  # a node nobody used keeps its idle unshared
+        for key, amount in per_node_key[node_id].items():
+            cells[key]["idle_cost"] += idle * amount / node_alloc
+    shared = sum((cells[k]["idle_cost"] for k in team_keys), Decimal(0))
+    if shared < idle_total:
+        cells[(Bucket.IDLE,)]["idle_cost"] = idle_total - shared
+        cells[(Bucket.IDLE,)].setdefault("gpu_hours", Decimal(0))
+
+
+def _job_seconds(
+    query: AllocationQuery, steps: list[tuple[datetime, datetime]], teams: QuerySet[Team]
+) -> list[dict[tuple[Any, ...], tuple[float, float]]]:
+    """(generated, usable) seconds per row key and step. A clip's seconds count once, in the
+    step its first usable attempt finished; generated seconds count every succeeded attempt."""
+    out: list[dict[tuple[Any, ...], tuple[float, float]]] = [{} for _ in steps]
+    if any(a not in JOB_DIMENSIONS for a in query.aggregate):
+        return out
+    jobs = (
+        RenderJob.objects.filter(
+            team__in=teams, finished_at__gte=query.start, finished_at__lt=query.end
+        )
+        .exclude(fps__isnull=True)
+        .exclude(frames__isnull=True)
+        .annotate(job_key=Concat(F("source"), Value(":"), F("external_id")))
+        .values(
+            "id",
+            "clip_id",
+            "status",
+            "usable",
+            "frames",
+            "fps",
+            "finished_at",
+            *JOB_DIMENSIONS.values(),
+        )
+        .order_by("finished_at", "id")
+    )
+    counted_clips = set(
+        RenderJob.objects.filter(
+            usable=True, finished_at__lt=query.start, clip__isnull=False
+        ).values_list("clip_id", flat=True)
+    )
+    sums: list[dict[tuple[Any, ...], list[float]]] = [
+        defaultdict(lambda: [0.0, 0.0]) for _ in steps
+    ]
+    for job in jobs:
+        i = _step_of(query, job["finished_at"], steps)
+        key = tuple(job[JOB_DIMENSIONS[a]] for a in query.aggregate)
+        seconds = job["frames"] / job["fps"]
+        if job["status"] == JobStatus.SUCCEEDED:
+            sums[i][key][0] += seconds
+        if job["usable"] and (job["clip_id"] is None or job["clip_id"] not in counted_clips):
+            sums[i][key][1] += seconds
+            if job["clip_id"] is not None:
+                counted_clips.add(job["clip_id"])
+    for i, per_key in enumerate(sums):
+        out[i] = {k: (v[0], v[1]) for k, v in per_key.items()}
+    return out

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from finops.costing.dirty import hour_floor
+from finops.costing.engine import dirty_windows_recompute, ledger_recompute
+
+
+@shared_task(name="finops.costing.tasks.recompute_recent")
+def recompute_recent() -> dict[str, int]:
+    """The last two hours (the current one grows), then hours marked dirty by late events."""
+    now = timezone.now()
+    counts = ledger_recompute(start=hour_floor(now) - timedelta(hours=1), end=now)
+    counts["dirty_windows"] = dirty_windows_recompute()
+    return counts
