@@ -266,6 +266,8 @@ REST_FRAMEWORK = {
         "sustained": env_str("API_THROTTLE_SUSTAINED", "20000/day"),
     },
     "EXCEPTION_HANDLER": "finops.api.errors.api_exception_handler",
+    # `format` is an endpoint parameter here (format=csv), not DRF's renderer override.
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": None,
 }
 

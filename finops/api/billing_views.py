@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime
+
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from finops.accounts.models import ApiKey, Scope
+from finops.accounts.models import ApiKey, Scope, Team
 from finops.accounts.selectors import team_list_visible
-from finops.costing.selectors import AllocationQuery, QueryError, allocation_report
+from finops.costing.exports import focus_csv, focus_entries, focus_etag, focus_json, invoice
+from finops.costing.selectors import AllocationQuery, QueryError, allocation_report, parse_window
 
 
 class AllocationApi(APIView):
@@ -38,3 +46,79 @@ class AllocationApi(APIView):
                 )
             all_teams = False
         return Response(allocation_report(query=query, teams=teams, all_teams=all_teams))
+
+
+def _caller_teams(request: Request):  # type: ignore[no-untyped-def]
+    if isinstance(request.auth, ApiKey):
+        return team_list_visible(api_key=request.auth), request.auth.team_id is None
+    teams = team_list_visible(user=request.user)
+    return teams, teams.count() == Team.objects.count()
+
+
+class FocusExportApi(APIView):
+    """``GET /api/v1/export/focus?start=&end=&format=csv|json``: FOCUS 1.2 rows, streamed."""
+
+    required_scopes = (Scope.BILLING_READ,)
+
+    def get(self, request: Request) -> HttpResponseBase:
+        params = request.query_params
+        try:
+            start, end = parse_window(f"{params.get('start', '')},{params.get('end', '')}")
+        except QueryError as exc:
+            raise serializers.ValidationError({"start": [exc.message]}) from exc
+        fmt = params.get("format", "csv")
+        if fmt not in ("csv", "json"):
+            raise serializers.ValidationError({"format": ["use csv or json"]})
+        teams, all_teams = _caller_teams(request)
+        entries = focus_entries(start=start, end=end, teams=teams, all_teams=all_teams)
+        etag = f'"{focus_etag(entries)}"'
+        if request.headers.get("If-None-Match") == etag:
+            return HttpResponse(status=304, headers={"ETag": etag})
+        if fmt == "csv":
+            response = StreamingHttpResponse(
+                focus_csv(entries), content_type="text/csv; charset=utf-8"
+            )
+            response["Content-Disposition"] = (
+                f'attachment; filename="focus-{start:%Y%m%d}-{end:%Y%m%d}.csv"'
+            )
+        else:
+            response = StreamingHttpResponse(focus_json(entries), content_type="application/json")
+        response["ETag"] = etag
+        return response
+
+
+class InvoiceApi(APIView):
+    """``GET /api/v1/teams/{slug}/invoice?period=YYYY-MM[&format=csv]``"""
+
+    required_scopes = (Scope.BILLING_READ,)
+
+    def get(self, request: Request, slug: str) -> HttpResponseBase:
+        teams, _ = _caller_teams(request)
+        team = get_object_or_404(teams, slug=slug)
+        period = request.query_params.get("period", "")
+        try:
+            period_start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
+        except ValueError:
+            raise serializers.ValidationError({"period": [f"{period!r} is not YYYY-MM"]}) from None
+        body = invoice(team=team, period_start=period_start)
+        if request.query_params.get("format") == "csv":
+            out = io.StringIO()
+            writer = csv.writer(out)
+            columns = [
+                "model",
+                "project",
+                "gpu_model",
+                "component",
+                "quantity",
+                "unit",
+                "unit_price",
+                "total",
+            ]
+            writer.writerow(columns)
+            for line in body["lines"]:
+                writer.writerow([line[c] for c in columns])
+            writer.writerow(["total", "", "", "", "", "", "", body["total"]])
+            response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="invoice-{slug}-{period}.csv"'
+            return response
+        return Response(body)

@@ -12,6 +12,8 @@ urlpatterns = [
     path("teams/<slug:slug>", views.TeamDetailApi.as_view(), name="team-detail"),
     path("gpu-models", views.GpuModelListApi.as_view(), name="gpu-model-list"),
     path("allocation", billing_views.AllocationApi.as_view(), name="allocation"),
+    path("export/focus", billing_views.FocusExportApi.as_view(), name="export-focus"),
+    path("teams/<slug:slug>/invoice", billing_views.InvoiceApi.as_view(), name="team-invoice"),
     path("jobs", job_views.JobApi.as_view(), name="jobs"),
     path(
         "jobs/<str:source>/<str:external_id>", job_views.JobDetailApi.as_view(), name="job-detail"
