@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "finops.ops",
     "finops.accounts",
     "finops.fleet",
@@ -266,9 +268,22 @@ REST_FRAMEWORK = {
         "sustained": env_str("API_THROTTLE_SUSTAINED", "20000/day"),
     },
     "EXCEPTION_HANDLER": "finops.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # `format` is an endpoint parameter here (format=csv), not DRF's renderer override.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FrameOps API",
+    "DESCRIPTION": "Cost per usable second of AI-generated video: ingest, jobs, prices, "
+    "allocation, invoices and FOCUS export. Authenticate with 'Authorization: Bearer fo_…'.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs UI is served from this installation: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 CACHES = {

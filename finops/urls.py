@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
 from finops.api.errors import json_not_found, json_server_error
 from finops.ops import views as ops_views
@@ -15,6 +17,12 @@ urlpatterns = [
     path("health/", ops_views.health, name="health"),
     path("metrics", ops_views.metrics, name="metrics"),
     path("api/v1/", include("finops.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]),
+        name="api-docs",
+    ),
     path("admin/", admin.site.urls),
 ]
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +27,7 @@ class AllocationApi(APIView):
 
     required_scopes = (Scope.BILLING_READ, Scope.READ)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         try:
             query = AllocationQuery.from_params(request.query_params)
@@ -60,6 +63,12 @@ class FocusExportApi(APIView):
 
     required_scopes = (Scope.BILLING_READ,)
 
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+        }
+    )
     def get(self, request: Request) -> HttpResponseBase:
         params = request.query_params
         try:
@@ -92,6 +101,7 @@ class InvoiceApi(APIView):
 
     required_scopes = (Scope.BILLING_READ,)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> HttpResponseBase:
         teams, _ = _caller_teams(request)
         team = get_object_or_404(teams, slug=slug)

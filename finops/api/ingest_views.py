@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,7 +38,7 @@ class NodeRegisterApi(APIView):
         )
         mig_instance_id = serializers.IntegerField(min_value=0, required=False, allow_null=True)
 
-    class InputSerializer(serializers.Serializer):
+    class NodeInputSerializer(serializers.Serializer):
         hostname = serializers.CharField(max_length=255)
         site = serializers.SlugField(max_length=64)
         provider = serializers.ChoiceField(choices=Provider.choices)
@@ -84,8 +86,9 @@ class NodeRegisterApi(APIView):
                     )
             return regs
 
+    @extend_schema(request=NodeInputSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.NodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         node, created = node_register(**serializer.validated_data)
         gpus = (
@@ -130,6 +133,10 @@ class _BatchIngestApi(APIView):
     parser_classes: list[Any] = []
     service: Callable[..., IngestResult]
 
+    @extend_schema(
+        request={"application/x-ndjson": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
+        responses=OpenApiTypes.OBJECT,
+    )
     def post(self, request: Request) -> Response:
         try:
             result = type(self).service(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -61,7 +62,7 @@ class JobApi(APIView):
         end = serializers.DateTimeField(required=False, allow_null=True)
         vram_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
 
-    class InputSerializer(serializers.Serializer):
+    class JobEventSerializer(serializers.Serializer):
         source = serializers.CharField(max_length=100)
         external_id = serializers.CharField(max_length=200)
         team = serializers.SlugField(max_length=64)
@@ -111,8 +112,9 @@ class JobApi(APIView):
         )
         return super().get_permissions()
 
+    @extend_schema(request=JobEventSerializer, responses=JobOutputSerializer)
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
+        serializer = self.JobEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         team = Team.objects.filter(slug=data.pop("team")).first()
@@ -130,6 +132,7 @@ class JobApi(APIView):
         body = JobOutputSerializer(job).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
+    @extend_schema(operation_id="jobs_list", responses=JobOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
         jobs = RenderJob.objects.filter(team__in=visible_teams(request)).select_related(
             "team", "clip"
@@ -184,9 +187,11 @@ class JobDetailApi(APIView):
             external_id=external_id,
         )
 
+    @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, source: str, external_id: str) -> Response:
         return Response(JobOutputSerializer(self._job(request, source, external_id)).data)
 
+    @extend_schema(request=JudgeSerializer, responses=JobOutputSerializer)
     def patch(self, request: Request, source: str, external_id: str) -> Response:
         job = self._job(request, source, external_id)
         serializer = self.JudgeSerializer(data=request.data)

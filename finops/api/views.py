@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +37,7 @@ class WhoAmIApi(APIView):
         scopes = serializers.ListField(child=serializers.CharField())
         team = serializers.CharField(allow_null=True)
 
+    @extend_schema(responses=OutputSerializer)
     def get(self, request: Request) -> Response:
         if isinstance(request.auth, ApiKey):
             key = request.auth
@@ -63,6 +66,7 @@ class TeamOutputSerializer(serializers.ModelSerializer):
 class TeamListApi(APIView):
     required_scopes = ANY_READ
 
+    @extend_schema(operation_id="teams_list", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         teams = _visible_teams(request).order_by("slug")
         return Response({"results": TeamOutputSerializer(teams, many=True).data})
@@ -71,6 +75,7 @@ class TeamListApi(APIView):
 class TeamDetailApi(APIView):
     required_scopes = ANY_READ
 
+    @extend_schema(responses=TeamOutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
         # A team the caller may not see is indistinguishable from one that does not exist.
         team = get_object_or_404(_visible_teams(request), slug=slug)
@@ -98,6 +103,7 @@ class GpuModelListApi(APIView):
                 "notes",
             ]
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         models = GpuModel.objects.order_by("name")
         return Response({"results": self.OutputSerializer(models, many=True).data})
@@ -113,6 +119,7 @@ class PriceResolveApi(APIView):
         node = serializers.CharField(max_length=255)
         at = serializers.DateTimeField(required=False)
 
+    @extend_schema(parameters=[InputSerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
