@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from finops.fleet.models import Gpu, StorageDevice
 from finops.jobs.models import GpuAllocation
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
 from finops.telemetry.models import GpuHour
+from finops.telemetry.writes import copy_rows
 
 HOUR_S = 3600.0
 HOURS_PER_MONTH = Decimal(730)
@@ -95,8 +96,25 @@ def _split_gpu(
     return pieces, union
 
 
-def _entry(window: datetime, **values: Any) -> LedgerEntry:
-    return LedgerEntry(window_start=window, window_end=window + timedelta(hours=1), **values)
+LEDGER_COLUMNS = (
+    "window_start", "window_end", "bucket", "team_id", "job_id", "node_id", "gpu_id", "component",
+    "quantity", "unit", "unit_price", "amount", "currency", "basis", "price_reason", "computed_at",
+)  # fmt: skip
+LEDGER_TYPES = (
+    "timestamptz", "timestamptz", "text", "int8", "int8", "int8", "int8", "text", "numeric", "text",
+    "numeric", "numeric", "text", "text", "text", "timestamptz",
+)  # fmt: skip
+_DEFAULTS = {"bucket": Bucket.TEAM, "unit": "gpu_hour", "currency": "USD", "price_reason": ""}
+
+
+def _entry(window: datetime, **values: Any) -> dict[str, Any]:
+    """One ledger row as a dict of LEDGER_COLUMNS (rows are written with COPY)."""
+    return {
+        **_DEFAULTS,
+        "window_start": window,
+        "window_end": window + timedelta(hours=1),
+        **values,
+    }
 
 
 def _split_by_time(
@@ -169,7 +187,7 @@ def ledger_compute(
             prices[key] = book.resolve(node=gpu.node, at=at, gpu_model=gpu.model)
         return prices[key]
 
-    entries: list[LedgerEntry] = []
+    entries: list[dict[str, Any]] = []
     # node, hour -> team -> held seconds, and paid seconds (for storage and energy)
     node_team_s: dict[tuple[int, int], dict[int, float]] = defaultdict(lambda: defaultdict(float))
     node_paid_s: dict[tuple[int, int], float] = defaultdict(float)
@@ -191,7 +209,7 @@ def ledger_compute(
             resolved = price(gpu, hour)
             rate = resolved.price if resolved.price is not None else Decimal(0)
             common = {
-                "gpu": gpu,
+                "gpu_id": gpu.id,
                 "node_id": gpu.node_id,
                 "currency": resolved.currency,
                 "unit": "gpu_hour",
@@ -293,9 +311,9 @@ def _node_costs(
     node_energy_j: dict[tuple[int, int], float],
     prices: dict[tuple[int, int], ResolvedPrice],
     range_start: float,
-) -> list[LedgerEntry]:
+) -> list[dict[str, Any]]:
     """Storage and on-prem energy per node-hour, shared by teams' held GPU time."""
-    entries: list[LedgerEntry] = []
+    entries: list[dict[str, Any]] = []
     devices: dict[int, list[StorageDevice]] = defaultdict(list)
     for device in (
         StorageDevice.objects.filter(
@@ -369,11 +387,22 @@ def ledger_recompute(
     """Replace the ledger of [start, end) in one transaction; clears those dirty marks."""
     entries = ledger_compute(start=start, end=end, now=now)
     start, end = hour_floor(start), hour_floor(end - timedelta(microseconds=1)) + timedelta(hours=1)
+    computed_at = timezone.now()
     with transaction.atomic():
         deleted, _ = LedgerEntry.objects.filter(
             window_start__gte=start, window_start__lt=end
         ).delete()
-        LedgerEntry.objects.bulk_create(entries, batch_size=5000)
+        if connection.vendor == "postgresql":
+            rows = [
+                tuple(e.get(c, computed_at if c == "computed_at" else None) for c in LEDGER_COLUMNS)
+                for e in entries
+            ]
+            with connection.cursor() as cursor:
+                copy_rows(
+                    cursor.cursor, LedgerEntry._meta.db_table, LEDGER_COLUMNS, LEDGER_TYPES, rows
+                )
+        else:
+            LedgerEntry.objects.bulk_create((LedgerEntry(**e) for e in entries), batch_size=2000)
         DirtyWindow.objects.filter(window_start__gte=start, window_start__lt=end).delete()
     return {
         "windows": int((end - start).total_seconds() // HOUR_S),

@@ -9,8 +9,21 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import BooleanField, Case, F, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Concat, TruncDay, TruncHour
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
@@ -160,7 +173,11 @@ def allocation_report(
 ) -> dict[str, Any]:
     entries = LedgerEntry.objects.filter(
         window_start__gte=query.start, window_start__lt=query.end, basis=query.basis
-    ).annotate(job_key=Concat(F("job__source"), Value(":"), F("job__external_id")))
+    )
+    if "job" in query.aggregate:
+        entries = entries.annotate(
+            job_key=Concat(F("job__source"), Value(":"), F("job__external_id"))
+        )
     visible = Q(bucket=Bucket.TEAM, team__in=teams)
     if all_teams:
         visible |= ~Q(bucket=Bucket.TEAM)
@@ -306,48 +323,51 @@ def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, s
 def _job_seconds(
     query: AllocationQuery, steps: list[tuple[datetime, datetime]], teams: QuerySet[Team]
 ) -> list[dict[tuple[Any, ...], tuple[float, float]]]:
-    """(generated, usable) seconds per row key and step. A clip's seconds count once, in the
-    step its first usable attempt finished; generated seconds count every succeeded attempt."""
+    """(generated, usable) seconds per row key and step, aggregated in SQL. A clip's seconds
+    count once, in the step its first usable attempt finished; generated seconds count
+    every succeeded attempt."""
     out: list[dict[tuple[Any, ...], tuple[float, float]]] = [{} for _ in steps]
     if any(a not in JOB_DIMENSIONS for a in query.aggregate):
         return out
-    jobs = (
-        RenderJob.objects.filter(
-            team__in=teams, finished_at__gte=query.start, finished_at__lt=query.end
-        )
-        .exclude(fps__isnull=True)
-        .exclude(frames__isnull=True)
-        .annotate(job_key=Concat(F("source"), Value(":"), F("external_id")))
-        .values(
-            "id",
-            "clip_id",
-            "status",
-            "usable",
-            "frames",
-            "fps",
-            "finished_at",
-            *JOB_DIMENSIONS.values(),
-        )
-        .order_by("finished_at", "id")
+    dims = [JOB_DIMENSIONS[a] for a in query.aggregate]
+    jobs = RenderJob.objects.filter(
+        team__in=teams,
+        finished_at__gte=query.start,
+        finished_at__lt=query.end,
+        fps__gt=0,
+        frames__isnull=False,
     )
-    counted_clips = set(
-        RenderJob.objects.filter(
-            usable=True, finished_at__lt=query.start, clip__isnull=False
-        ).values_list("clip_id", flat=True)
+    if "job" in query.aggregate:
+        jobs = jobs.annotate(job_key=Concat(F("source"), Value(":"), F("external_id")))
+    seconds = ExpressionWrapper(Cast("frames", FloatField()) / F("fps"), output_field=FloatField())
+    step_expr = (
+        TruncHour("finished_at") if query.step == "1h" else TruncDay("finished_at", tzinfo=UTC)
+    )
+    earlier_usable = RenderJob.objects.filter(
+        clip_id=OuterRef("clip_id"), usable=True, finished_at__lt=OuterRef("finished_at")
+    )
+    generated = (
+        jobs.filter(status=JobStatus.SUCCEEDED)
+        .annotate(step_start=step_expr)
+        .values("step_start", *dims)
+        .annotate(total=Sum(seconds))
+        .order_by()
+    )
+    usable = (
+        jobs.filter(usable=True)
+        .filter(Q(clip__isnull=True) | ~Exists(earlier_usable))
+        .annotate(step_start=step_expr)
+        .values("step_start", *dims)
+        .annotate(total=Sum(seconds))
+        .order_by()
     )
     sums: list[dict[tuple[Any, ...], list[float]]] = [
         defaultdict(lambda: [0.0, 0.0]) for _ in steps
     ]
-    for job in jobs:
-        i = _step_of(query, job["finished_at"], steps)
-        key = tuple(job[JOB_DIMENSIONS[a]] for a in query.aggregate)
-        seconds = job["frames"] / job["fps"]
-        if job["status"] == JobStatus.SUCCEEDED:
-            sums[i][key][0] += seconds
-        if job["usable"] and (job["clip_id"] is None or job["clip_id"] not in counted_clips):
-            sums[i][key][1] += seconds
-            if job["clip_id"] is not None:
-                counted_clips.add(job["clip_id"])
+    for column, rows in ((0, generated), (1, usable)):
+        for r in rows:
+            i = _step_of(query, r["step_start"], steps)
+            sums[i][tuple(r[d] for d in dims)][column] += r["total"] or 0.0
     for i, per_key in enumerate(sums):
         out[i] = {k: (v[0], v[1]) for k, v in per_key.items()}
     return out
