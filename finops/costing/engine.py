@@ -28,11 +28,13 @@ from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from finops.costing.dirty import hour_floor
-from finops.costing.models import Basis, Bucket, Component, DirtyWindow, LedgerEntry
+from finops.costing.models import Basis, Bucket, Component, DirtyWindow, LedgerDay, LedgerEntry
+from finops.costing.selectors import regeneration_flag
 from finops.fleet.models import Gpu, StorageDevice
 from finops.jobs.models import GpuAllocation
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
@@ -404,11 +406,36 @@ def ledger_recompute(
         else:
             LedgerEntry.objects.bulk_create((LedgerEntry(**e) for e in entries), batch_size=2000)
         DirtyWindow.objects.filter(window_start__gte=start, window_start__lt=end).delete()
+        ledger_days_refresh(start=start, end=end)
     return {
         "windows": int((end - start).total_seconds() // HOUR_S),
         "entries": len(entries),
         "replaced": deleted,
     }
+
+
+def ledger_days_refresh(*, start: datetime, end: datetime) -> int:
+    """Rebuild the daily summary of every UTC day that [start, end) touches."""
+    day_start = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_end = (end - timedelta(microseconds=1)).astimezone(UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    ) + timedelta(days=1)
+    LedgerDay.objects.filter(day__gte=day_start, day__lt=day_end).delete()
+    rows = (
+        LedgerEntry.objects.filter(window_start__gte=day_start, window_start__lt=day_end)
+        .annotate(d=TruncDay("window_start", tzinfo=UTC), regen=regeneration_flag())
+        .values("d", "basis", "bucket", "team_id", "node_id", "component", "regen")
+        .annotate(q=Sum("quantity"), a=Sum("amount"))
+        .order_by()
+    )
+    summary = [
+        LedgerDay(day=r["d"], basis=r["basis"], bucket=r["bucket"], team_id=r["team_id"],
+                  node_id=r["node_id"], component=r["component"], regeneration=r["regen"],
+                  quantity=r["q"], amount=r["a"])
+        for r in rows
+    ]  # fmt: skip
+    LedgerDay.objects.bulk_create(summary, batch_size=5000)
+    return len(summary)
 
 
 def dirty_windows_recompute(*, limit: int = 168) -> int:

@@ -90,3 +90,27 @@ class DirtyWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.window_start:%Y-%m-%d %H:00}"
+
+
+class LedgerDay(models.Model):
+    """The ledger summed per UTC day, team, node and component, kept in step with the
+    ledger by every recompute: month-long reports by team or node read this, not the
+    millions of hourly entries."""
+
+    day = models.DateTimeField(help_text="Start of the UTC day.")
+    basis = models.CharField(max_length=16, choices=Basis.choices)
+    bucket = models.CharField(max_length=16, choices=Bucket.choices)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True)
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, null=True, blank=True)
+    component = models.CharField(max_length=8, choices=Component.choices)
+    regeneration = models.BooleanField(
+        default=False, help_text="Cost of attempts that were not usable."
+    )
+    quantity = models.DecimalField(max_digits=20, decimal_places=6)
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+
+    class Meta:
+        indexes = [models.Index(fields=["basis", "day"], name="ledgerday_basis_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.bucket} {self.component} {self.amount}"

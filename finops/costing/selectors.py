@@ -27,7 +27,7 @@ from django.db.models.functions import Cast, Concat, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
-from finops.costing.models import Basis, Bucket, Component, LedgerEntry
+from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry
 from finops.jobs.models import JobStatus, RenderJob
 
 AGGREGATES = {
@@ -48,6 +48,20 @@ JOB_DIMENSIONS = {
 STEPS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "window": None}
 IDLE_POLICIES = ("separate", "share", "hide")
 MAX_WINDOW = timedelta(days=366)
+
+
+def regeneration_flag() -> Case:
+    """True for ledger lines of attempts that were not usable (or did not finish)."""
+    failed = [JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED]
+    return Case(
+        When(Q(job__usable=False) | Q(job__status__in=failed), then=Value(True)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
+
+
+def _day_aligned(ts: datetime) -> bool:
+    return ts == ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class QueryError(ValueError):
@@ -171,33 +185,43 @@ def _money(value: Decimal) -> str:
 def allocation_report(
     *, query: AllocationQuery, teams: QuerySet[Team], all_teams: bool
 ) -> dict[str, Any]:
-    entries = LedgerEntry.objects.filter(
-        window_start__gte=query.start, window_start__lt=query.end, basis=query.basis
-    )
-    if "job" in query.aggregate:
-        entries = entries.annotate(
-            job_key=Concat(F("job__source"), Value(":"), F("job__external_id"))
-        )
-    visible = Q(bucket=Bucket.TEAM, team__in=teams)
-    if all_teams:
-        visible |= ~Q(bucket=Bucket.TEAM)
-    entries = entries.filter(visible)
-    failed = [JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED]
-    regen = Case(
-        When(Q(job__usable=False) | Q(job__status__in=failed), then=Value(True)),
-        default=Value(False),
-        output_field=BooleanField(),
-    )
     bucket_expr = (
         TruncHour("window_start") if query.step == "1h" else TruncDay("window_start", tzinfo=UTC)
     )
     group = ["bucket", "component", "node_id", *[AGGREGATES[a] for a in query.aggregate]]
-    rows = (
-        entries.annotate(step_start=bucket_expr, regen=regen)
-        .values("step_start", "regen", *group)
-        .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
-        .order_by()
+    visible = Q(bucket=Bucket.TEAM, team__in=teams)
+    if all_teams:
+        visible |= ~Q(bucket=Bucket.TEAM)
+    summary_fits = (
+        set(query.aggregate) <= {"team", "node"}
+        and query.step != "1h"
+        and _day_aligned(query.start)
+        and _day_aligned(query.end)
     )
+    if summary_fits:
+        # Whole days by team or node: the daily summary holds the same sums.
+        rows = (
+            LedgerDay.objects.filter(day__gte=query.start, day__lt=query.end, basis=query.basis)
+            .filter(visible)
+            .annotate(step_start=F("day"), regen=F("regeneration"))
+            .values("step_start", "regen", *group)
+            .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
+            .order_by()
+        )
+    else:
+        entries = LedgerEntry.objects.filter(
+            window_start__gte=query.start, window_start__lt=query.end, basis=query.basis
+        ).filter(visible)
+        if "job" in query.aggregate:
+            entries = entries.annotate(
+                job_key=Concat(F("job__source"), Value(":"), F("job__external_id"))
+            )
+        rows = (
+            entries.annotate(step_start=bucket_expr, regen=regeneration_flag())
+            .values("step_start", "regen", *group)
+            .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
+            .order_by()
+        )
     steps = _steps(query)
     table: list[dict[tuple[Any, ...], dict[str, Decimal]]] = [
         defaultdict(lambda: defaultdict(Decimal)) for _ in steps

@@ -98,3 +98,17 @@ def test_team_restricted_key_sees_its_team_only(api, make_key, team_a, team_b):
     assert set(rows) == {"studio-a"}  # no other team, no fleet idle
     response = api.get("/api/v1/allocation", {"window": WINDOW, "team": "studio-b"})
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("aggregate", ["team", "node", "team,node"])
+def test_daily_summary_answers_like_the_hourly_ledger(billing, aggregate):
+    from finops.costing.models import LedgerDay
+
+    assert LedgerDay.objects.exists()
+    whole_days = "2026-11-02T00:00:00Z,2026-11-03T00:00:00Z"  # read from the daily summary
+    unaligned = "2026-11-02T00:00:01Z,2026-11-03T00:00:00Z"  # read from the hourly ledger
+    for idle in ("separate", "share"):
+        a = billing.get("/api/v1/allocation", {"window": whole_days, "aggregate": aggregate, "idle": idle}).json()
+        b = billing.get("/api/v1/allocation", {"window": unaligned, "aggregate": aggregate, "idle": idle}).json()
+        assert a["steps"][0]["rows"] == b["steps"][0]["rows"]
+        assert a["steps"][0]["rows"]
