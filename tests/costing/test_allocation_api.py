@@ -108,7 +108,11 @@ def test_daily_summary_answers_like_the_hourly_ledger(billing, aggregate):
     whole_days = "2026-11-02T00:00:00Z,2026-11-03T00:00:00Z"  # read from the daily summary
     unaligned = "2026-11-02T00:00:01Z,2026-11-03T00:00:00Z"  # read from the hourly ledger
     for idle in ("separate", "share"):
-        a = billing.get("/api/v1/allocation", {"window": whole_days, "aggregate": aggregate, "idle": idle}).json()
-        b = billing.get("/api/v1/allocation", {"window": unaligned, "aggregate": aggregate, "idle": idle}).json()
+        a = billing.get(
+            "/api/v1/allocation", {"window": whole_days, "aggregate": aggregate, "idle": idle}
+        ).json()
+        b = billing.get(
+            "/api/v1/allocation", {"window": unaligned, "aggregate": aggregate, "idle": idle}
+        ).json()
         assert a["steps"][0]["rows"] == b["steps"][0]["rows"]
         assert a["steps"][0]["rows"]
