@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.costing.models import DirtyWindow, LedgerEntry
+from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry
 
 
 @admin.register(LedgerEntry)
@@ -30,3 +30,13 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 @admin.register(DirtyWindow)
 class DirtyWindowAdmin(admin.ModelAdmin):
     list_display = ["window_start", "marked_at"]
+
+
+@admin.register(LedgerDay)
+class LedgerDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "basis", "bucket", "team", "node", "component", "regeneration", "amount"]
+    list_filter = ["basis", "bucket", "component", "regeneration", "team"]
+    search_fields = ["team__slug", "node__hostname"]
+    list_select_related = ["team", "node"]
+    date_hierarchy = "day"
+    show_full_result_count = False
