@@ -350,36 +350,18 @@ def _node_costs(
             costs.append((Component.ENERGY, amount, q6(kwh), "kwh", rate.currency))
         for component, amount, quantity, unit, currency in costs:
             shares, rest = _split_by_time(amount, node_team_s.get((node_id, hour), {}), paid_s)
+            common = {
+                "node_id": node_id,
+                "component": component,
+                "quantity": quantity,
+                "unit": unit,
+                "currency": currency,
+            }
+            lines = [{"bucket": Bucket.TEAM, "team_id": t, "amount": a} for t, a in shares.items()]
+            if rest > 0:
+                lines.append({"bucket": Bucket.IDLE, "amount": rest})
             for basis in (Basis.ALLOCATION, Basis.USAGE):
-                for team_id, share in shares.items():
-                    entries.append(
-                        _entry(
-                            window,
-                            bucket=Bucket.TEAM,
-                            team_id=team_id,
-                            node_id=node_id,
-                            component=component,
-                            quantity=quantity,
-                            unit=unit,
-                            amount=share,
-                            currency=currency,
-                            basis=basis,
-                        )
-                    )
-                if rest > 0:
-                    entries.append(
-                        _entry(
-                            window,
-                            bucket=Bucket.IDLE,
-                            node_id=node_id,
-                            component=component,
-                            quantity=quantity,
-                            unit=unit,
-                            amount=rest,
-                            currency=currency,
-                            basis=basis,
-                        )
-                    )
+                entries.extend(_entry(window, basis=basis, **common, **line) for line in lines)
     return entries
 
 

@@ -79,19 +79,17 @@ def price_offers_load(
                 .order_by("-valid_from")
                 .first()
             )
-            fields = _rate_fields(offer, gpu_models)
+            fields = {
+                **_rate_fields(offer, gpu_models),
+                "provider": provider,
+                "sku": sku,
+                "region": region,
+                "pricing_model": model,
+                "valid_to": offer.valid_to,
+                "source": source,
+            }
             if current is None:
-                valid_from = offer.valid_from or now
-                PriceRate.objects.create(
-                    provider=provider,
-                    sku=sku,
-                    region=region,
-                    pricing_model=model,
-                    valid_from=valid_from,
-                    valid_to=offer.valid_to,
-                    source=source,
-                    **fields,
-                )
+                PriceRate.objects.create(valid_from=offer.valid_from or now, **fields)
                 report.created += 1
                 report.changes.append(
                     f"+ {label}: {offer.price_per_gpu_hour} {offer.currency}/GPU-h"
@@ -118,16 +116,7 @@ def price_offers_load(
             if current.valid_to is None or current.valid_to > valid_from:
                 current.valid_to = valid_from
                 current.save(update_fields=["valid_to"])
-            PriceRate.objects.create(
-                provider=provider,
-                sku=sku,
-                region=region,
-                pricing_model=model,
-                valid_from=valid_from,
-                valid_to=offer.valid_to,
-                source=source,
-                **fields,
-            )
+            PriceRate.objects.create(valid_from=valid_from, **fields)
             report.changed += 1
             was, now_price = current.price_per_gpu_hour, offer.price_per_gpu_hour
             report.changes.append(f"~ {label}: {was} -> {now_price} {offer.currency}/GPU-h")
