@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry
+from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, OutputDay
 
 
 @admin.register(LedgerEntry)
@@ -40,3 +40,10 @@ class LedgerDayAdmin(admin.ModelAdmin):
     list_select_related = ["team", "node"]
     date_hierarchy = "day"
     show_full_result_count = False
+
+
+@admin.register(OutputDay)
+class OutputDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "team", "generated_seconds", "usable_seconds"]
+    list_filter = ["team"]
+    date_hierarchy = "day"

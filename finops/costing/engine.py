@@ -33,10 +33,18 @@ from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from finops.costing.dirty import hour_floor
-from finops.costing.models import Basis, Bucket, Component, DirtyWindow, LedgerDay, LedgerEntry
-from finops.costing.selectors import regeneration_flag
+from finops.costing.models import (
+    Basis,
+    Bucket,
+    Component,
+    DirtyWindow,
+    LedgerDay,
+    LedgerEntry,
+    OutputDay,
+)
+from finops.costing.selectors import job_seconds_rows, regeneration_flag
 from finops.fleet.models import Gpu, StorageDevice
-from finops.jobs.models import GpuAllocation
+from finops.jobs.models import GpuAllocation, RenderJob
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
 from finops.telemetry.models import GpuHour
 from finops.telemetry.writes import copy_rows
@@ -417,6 +425,20 @@ def ledger_days_refresh(*, start: datetime, end: datetime) -> int:
         for r in rows
     ]  # fmt: skip
     LedgerDay.objects.bulk_create(summary, batch_size=5000)
+    OutputDay.objects.filter(day__gte=day_start, day__lt=day_end).delete()
+    generated, usable = job_seconds_rows(
+        RenderJob.objects.filter(finished_at__gte=day_start, finished_at__lt=day_end),
+        dims=["team_id"],
+        step_expr=TruncDay("finished_at", tzinfo=UTC),
+    )
+    outputs: dict[tuple[datetime, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for column, rows in ((0, generated), (1, usable)):
+        for r in rows:
+            outputs[(r["step_start"], r["team_id"])][column] += r["total"] or 0.0
+    OutputDay.objects.bulk_create(
+        OutputDay(day=day, team_id=team, generated_seconds=g, usable_seconds=u)
+        for (day, team), (g, u) in outputs.items()
+    )
     return len(summary)
 
 

@@ -114,3 +114,21 @@ class LedgerDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.bucket} {self.component} {self.amount}"
+
+
+class OutputDay(models.Model):
+    """Seconds of video generated and usable per UTC day and team, kept with LedgerDay: a
+    clip's usable seconds count once, on the day its first usable attempt finished."""
+
+    day = models.DateTimeField()
+    team = models.ForeignKey(Team, on_delete=models.CASCADE)
+    generated_seconds = models.FloatField(default=0)
+    usable_seconds = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "team"], name="outputday_day_team_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.team_id}: {self.usable_seconds:.1f} s usable"

@@ -27,7 +27,7 @@ from django.db.models.functions import Cast, Concat, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
-from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry
+from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry, OutputDay
 from finops.jobs.models import JobStatus, RenderJob
 
 AGGREGATES = {
@@ -253,7 +253,7 @@ def allocation_report(
             cell[f"{component}_cost"] += r["amount"]
         if r["regen"]:
             cell["regeneration_cost"] += r["amount"]
-    usable = _job_seconds(query, steps, teams)
+    usable = _job_seconds(query, steps, teams, from_summary=summary_fits)
     job_dims = all(a in JOB_DIMENSIONS for a in query.aggregate)
     out_steps = []
     for i, (step_start, step_end) in enumerate(steps):
@@ -344,32 +344,16 @@ def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, s
         cells[(Bucket.IDLE,)].setdefault("gpu_hours", Decimal(0))
 
 
-def _job_seconds(
-    query: AllocationQuery, steps: list[tuple[datetime, datetime]], teams: QuerySet[Team]
-) -> list[dict[tuple[Any, ...], tuple[float, float]]]:
-    """(generated, usable) seconds per row key and step, aggregated in SQL. A clip's seconds
-    count once, in the step its first usable attempt finished; generated seconds count
-    every succeeded attempt."""
-    out: list[dict[tuple[Any, ...], tuple[float, float]]] = [{} for _ in steps]
-    if any(a not in JOB_DIMENSIONS for a in query.aggregate):
-        return out
-    dims = [JOB_DIMENSIONS[a] for a in query.aggregate]
-    jobs = RenderJob.objects.filter(
-        team__in=teams,
-        finished_at__gte=query.start,
-        finished_at__lt=query.end,
-        fps__gt=0,
-        frames__isnull=False,
-    )
-    if "job" in query.aggregate:
-        jobs = jobs.annotate(job_key=Concat(F("source"), Value(":"), F("external_id")))
+def job_seconds_rows(
+    jobs: QuerySet[RenderJob], *, dims: list[str], step_expr: Any
+) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """(generated, usable) seconds of ``jobs`` grouped by ``step_start`` and ``dims``. A clip's
+    seconds count once: only its first usable attempt is counted as usable."""
     seconds = ExpressionWrapper(Cast("frames", FloatField()) / F("fps"), output_field=FloatField())
-    step_expr = (
-        TruncHour("finished_at") if query.step == "1h" else TruncDay("finished_at", tzinfo=UTC)
-    )
     earlier_usable = RenderJob.objects.filter(
         clip_id=OuterRef("clip_id"), usable=True, finished_at__lt=OuterRef("finished_at")
     )
+    jobs = jobs.filter(fps__gt=0, frames__isnull=False)
     generated = (
         jobs.filter(status=JobStatus.SUCCEEDED)
         .annotate(step_start=step_expr)
@@ -385,13 +369,45 @@ def _job_seconds(
         .annotate(total=Sum(seconds))
         .order_by()
     )
+    return generated, usable
+
+
+def _job_seconds(
+    query: AllocationQuery,
+    steps: list[tuple[datetime, datetime]],
+    teams: QuerySet[Team],
+    *,
+    from_summary: bool = False,
+) -> list[dict[tuple[Any, ...], tuple[float, float]]]:
+    """(generated, usable) seconds per row key and step."""
+    out: list[dict[tuple[Any, ...], tuple[float, float]]] = [{} for _ in steps]
+    if any(a not in JOB_DIMENSIONS for a in query.aggregate):
+        return out
+    dims = [JOB_DIMENSIONS[a] for a in query.aggregate]
     sums: list[dict[tuple[Any, ...], list[float]]] = [
         defaultdict(lambda: [0.0, 0.0]) for _ in steps
     ]
-    for column, rows in ((0, generated), (1, usable)):
-        for r in rows:
-            i = _step_of(query, r["step_start"], steps)
-            sums[i][tuple(r[d] for d in dims)][column] += r["total"] or 0.0
+    if from_summary and query.aggregate == ("team",):
+        for day, slug, generated_s, usable_s in OutputDay.objects.filter(
+            team__in=teams, day__gte=query.start, day__lt=query.end
+        ).values_list("day", "team__slug", "generated_seconds", "usable_seconds"):
+            cell = sums[_step_of(query, day, steps)][(slug,)]
+            cell[0] += generated_s
+            cell[1] += usable_s
+    else:
+        jobs = RenderJob.objects.filter(
+            team__in=teams, finished_at__gte=query.start, finished_at__lt=query.end
+        )
+        if "job" in query.aggregate:
+            jobs = jobs.annotate(job_key=Concat(F("source"), Value(":"), F("external_id")))
+        step_expr = (
+            TruncHour("finished_at") if query.step == "1h" else TruncDay("finished_at", tzinfo=UTC)
+        )
+        generated, usable = job_seconds_rows(jobs, dims=dims, step_expr=step_expr)
+        for column, rows in ((0, generated), (1, usable)):
+            for r in rows:
+                i = _step_of(query, r["step_start"], steps)
+                sums[i][tuple(r[d] for d in dims)][column] += r["total"] or 0.0
     for i, per_key in enumerate(sums):
         out[i] = {k: (v[0], v[1]) for k, v in per_key.items()}
     return out
