@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from finops.accounts.models import ApiKey, Scope, Team
-from finops.accounts.selectors import team_list_visible
+from finops.accounts.models import Scope
+from finops.api.permissions import request_teams
 from finops.costing.exports import focus_csv, focus_entries, focus_etag, focus_json, invoice
 from finops.costing.selectors import AllocationQuery, QueryError, allocation_report, parse_window
 
@@ -33,12 +33,7 @@ class AllocationApi(APIView):
             query = AllocationQuery.from_params(request.query_params)
         except QueryError as exc:
             raise serializers.ValidationError({exc.parameter: [exc.message]}) from exc
-        if isinstance(request.auth, ApiKey):
-            teams = team_list_visible(api_key=request.auth)
-            all_teams = request.auth.team_id is None
-        else:
-            teams = team_list_visible(user=request.user)
-            all_teams = teams.count() == teams.model.objects.count()
+        teams, all_teams = request_teams(request)
         if "team" in request.query_params:
             wanted = set(request.query_params["team"].split(","))
             teams = teams.filter(slug__in=wanted)
@@ -49,13 +44,6 @@ class AllocationApi(APIView):
                 )
             all_teams = False
         return Response(allocation_report(query=query, teams=teams, all_teams=all_teams))
-
-
-def _caller_teams(request: Request):  # type: ignore[no-untyped-def]
-    if isinstance(request.auth, ApiKey):
-        return team_list_visible(api_key=request.auth), request.auth.team_id is None
-    teams = team_list_visible(user=request.user)
-    return teams, teams.count() == Team.objects.count()
 
 
 class FocusExportApi(APIView):
@@ -71,14 +59,18 @@ class FocusExportApi(APIView):
     )
     def get(self, request: Request) -> HttpResponseBase:
         params = request.query_params
+        missing = [name for name in ("start", "end") if not params.get(name)]
+        if missing:
+            errors = {name: ["is required (RFC 3339)"] for name in missing}
+            raise serializers.ValidationError(errors)
         try:
-            start, end = parse_window(f"{params.get('start', '')},{params.get('end', '')}")
+            start, end = parse_window(f"{params['start']},{params['end']}")
         except QueryError as exc:
-            raise serializers.ValidationError({"start": [exc.message]}) from exc
+            raise serializers.ValidationError({"start,end": [exc.message]}) from exc
         fmt = params.get("format", "csv")
         if fmt not in ("csv", "json"):
             raise serializers.ValidationError({"format": ["use csv or json"]})
-        teams, all_teams = _caller_teams(request)
+        teams, all_teams = request_teams(request)
         entries = focus_entries(start=start, end=end, teams=teams, all_teams=all_teams)
         etag = f'"{focus_etag(entries)}"'
         if request.headers.get("If-None-Match") == etag:
@@ -103,7 +95,7 @@ class InvoiceApi(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, slug: str) -> HttpResponseBase:
-        teams, _ = _caller_teams(request)
+        teams, _ = request_teams(request)
         team = get_object_or_404(teams, slug=slug)
         period = request.query_params.get("period", "")
         try:

@@ -13,15 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
-from finops.accounts.selectors import team_list_visible
+from finops.api.permissions import request_teams
 from finops.jobs.models import JobStatus, RenderJob
 from finops.jobs.services import AllocationIn, job_judge, job_record
-
-
-def visible_teams(request: Request):  # type: ignore[no-untyped-def]
-    if isinstance(request.auth, ApiKey):
-        return team_list_visible(api_key=request.auth)
-    return team_list_visible(user=request.user)
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -134,7 +128,7 @@ class JobApi(APIView):
 
     @extend_schema(operation_id="jobs_list", responses=JobOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
-        jobs = RenderJob.objects.filter(team__in=visible_teams(request)).select_related(
+        jobs = RenderJob.objects.filter(team__in=request_teams(request)[0]).select_related(
             "team", "clip"
         )
         jobs = jobs.prefetch_related("allocations__gpu")
@@ -180,7 +174,7 @@ class JobDetailApi(APIView):
 
     def _job(self, request: Request, source: str, external_id: str) -> RenderJob:
         return get_object_or_404(
-            RenderJob.objects.filter(team__in=visible_teams(request)).select_related(
+            RenderJob.objects.filter(team__in=request_teams(request)[0]).select_related(
                 "team", "clip"
             ),
             source=source,

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
-from finops.accounts.models import ApiKey
-from finops.accounts.selectors import user_scopes
+from finops.accounts.models import ApiKey, Team
+from finops.accounts.selectors import team_list_visible, user_scopes
 
 
 def request_scopes(request: Request) -> frozenset[str]:
@@ -20,6 +21,15 @@ def request_scopes(request: Request) -> frozenset[str]:
         cached = user_scopes(user=user)
         request._frameops_scopes = cached
     return cached
+
+
+def request_teams(request: Request) -> tuple[QuerySet[Team], bool]:
+    """The teams the caller may see, and whether that is every team (fleet-wide rows such
+    as idle are shown only then)."""
+    if isinstance(request.auth, ApiKey):
+        return team_list_visible(api_key=request.auth), request.auth.team_id is None
+    teams = team_list_visible(user=request.user)
+    return teams, teams.count() == Team.objects.count()
 
 
 class HasScope(permissions.BasePermission):

@@ -12,18 +12,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
-from finops.accounts.selectors import team_list_visible
-from finops.api.permissions import request_scopes
+from finops.api.permissions import request_scopes, request_teams
 from finops.fleet.models import GpuModel, Node
 from finops.pricing.selectors import price_resolve
 
 ANY_READ = (Scope.READ, Scope.BILLING_READ)
-
-
-def _visible_teams(request: Request):  # type: ignore[no-untyped-def]
-    if isinstance(request.auth, ApiKey):
-        return team_list_visible(api_key=request.auth)
-    return team_list_visible(user=request.user)
 
 
 class WhoAmIApi(APIView):
@@ -68,7 +61,7 @@ class TeamListApi(APIView):
 
     @extend_schema(operation_id="teams_list", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        teams = _visible_teams(request).order_by("slug")
+        teams = request_teams(request)[0].order_by("slug")
         return Response({"results": TeamOutputSerializer(teams, many=True).data})
 
 
@@ -78,7 +71,7 @@ class TeamDetailApi(APIView):
     @extend_schema(responses=TeamOutputSerializer)
     def get(self, request: Request, slug: str) -> Response:
         # A team the caller may not see is indistinguishable from one that does not exist.
-        team = get_object_or_404(_visible_teams(request), slug=slug)
+        team = get_object_or_404(request_teams(request)[0], slug=slug)
         return Response(TeamOutputSerializer(team).data)
 
 

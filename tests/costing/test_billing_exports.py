@@ -101,3 +101,14 @@ def test_team_restricted_key_gets_404_for_another_team(api, make_key, team_a, te
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('billing:read', team=team_a)}")
     assert api.get("/api/v1/teams/studio-b/invoice", {"period": "2026-11"}).status_code == 404
     assert api.get("/api/v1/teams/studio-a/invoice", {"period": "2026-11"}).status_code == 200
+
+
+def test_focus_export_names_missing_or_bad_bounds(billing):
+    missing = billing.get("/api/v1/export/focus", {"start": "2026-11-02T00:00:00Z"})
+    assert missing.status_code == 400
+    assert list(missing.json()["extra"]["fields"]) == ["end"]
+    backwards = billing.get(
+        "/api/v1/export/focus", {"start": "2026-11-03T00:00:00Z", "end": "2026-11-02T00:00:00Z"}
+    )
+    assert backwards.status_code == 400
+    assert "end must be after start" in str(backwards.json()["extra"]["fields"])
