@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import IO, Any
 
@@ -22,14 +21,15 @@ import ijson
 
 from collectors.pricing.instances import instance_gpus
 from collectors.pricing.offers import (
+    HOURS_PER_YEAR,
     PriceError,
     PriceOffer,
     SkippedOffer,
+    catalog_time,
     currency_code,
     decimal_price,
 )
 
-HOURS_PER_YEAR = Decimal(8760)
 # Older offer files carry no regionCode: the location names of the GPU regions.
 LOCATION_REGIONS = {
     "US East (N. Virginia)": "us-east-1",
@@ -56,15 +56,6 @@ class _Product:
     region: str
     gpu_model: str
     gpus: int
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def classify_product(
@@ -150,7 +141,7 @@ def offers_from_terms(
             gpus_per_unit=product.gpus,
             price_per_unit_hour=hourly,
             currency=currency,
-            valid_from=_parse_time(term.get("effectiveDate")),
+            valid_from=catalog_time(term.get("effectiveDate")),
             raw_reference={"sku": sku, "offerTermCode": term.get("offerTermCode", code)},
         )
 

@@ -9,27 +9,18 @@ it spot) and ``Reservation`` with a one-year term (as an effective hourly price)
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from collectors.pricing.instances import instance_gpus
 from collectors.pricing.offers import (
+    HOURS_PER_YEAR,
     PriceError,
     PriceOffer,
     SkippedOffer,
+    catalog_time,
     currency_code,
     decimal_price,
 )
-
-HOURS_PER_YEAR = Decimal(8760)
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
 
 
 def retail_items(
@@ -87,7 +78,7 @@ def retail_items(
                 gpus_per_unit=mapped[1],
                 price_per_unit_hour=price,
                 currency=code,
-                valid_from=_time(item.get("effectiveStartDate")),
+                valid_from=catalog_time(item.get("effectiveStartDate")),
                 raw_reference={
                     k: item.get(k) for k in ("meterId", "skuId", "productName", "meterName", "type")
                 },

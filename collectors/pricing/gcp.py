@@ -10,7 +10,6 @@ The offer's sku is the catalog GPU model; nodes resolve it through their GPUs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,19 +18,13 @@ from collectors.pricing.offers import (
     PriceError,
     PriceOffer,
     SkippedOffer,
+    catalog_time,
     currency_code,
     decimal_price,
 )
 
 USAGE_TYPES = {"OnDemand": "on-demand", "Preemptible": "spot", "Commit1Yr": "reserved"}
 PER_HOUR = {"h": Decimal(1), "hour": Decimal(1), "min": Decimal(60), "s": Decimal(3600)}
-
-
-def _time(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None
 
 
 def unit_price(money: dict[str, Any], *, record: str) -> tuple[Decimal, str]:
@@ -100,7 +93,7 @@ def skus(
                     gpus_per_unit=1,
                     price_per_unit_hour=per_hour,
                     currency=code,
-                    valid_from=_time(infos[0].get("effectiveTime")),
+                    valid_from=catalog_time(infos[0].get("effectiveTime")),
                     raw_reference={
                         "skuId": item.get("skuId"),
                         "description": item.get("description"),

@@ -15,6 +15,8 @@ KNOWN_CURRENCIES = frozenset(
      "BRL", "SGD", "HKD", "TWD", "NZD", "ZAR", "MXN"}
 )  # fmt: skip
 PRICING_MODELS = ("on-demand", "spot", "reserved", "on-prem")
+HOURS_PER_YEAR = Decimal(8760)
+HOURS_PER_MONTH = Decimal(730)  # 8760 / 12, the convention cloud catalogs use
 
 
 class PriceError(ValueError):
@@ -82,3 +84,14 @@ def currency_code(value: Any, *, record: str, field_name: str = "currency") -> s
     if not CURRENCY.match(code) or code not in KNOWN_CURRENCIES:
         raise PriceError(record, field_name, f"{value!r} is not a known ISO 4217 currency")
     return code
+
+
+def catalog_time(value: Any) -> datetime | None:
+    """An effective date as catalogs write it (RFC 3339, "Z" allowed); None when absent or
+    unreadable: the loader then dates the rate by the load."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from collectors.pricing.instances import instance_gpus
 from collectors.pricing.offers import (
+    HOURS_PER_MONTH,
     PRICING_MODELS,
     PriceError,
     PriceOffer,
@@ -42,7 +43,6 @@ COLUMNS = (
     "valid_to",
 )
 PROVIDERS = ("aws", "azure", "gcp", "on-prem", "other")
-HOURS_PER_MONTH = Decimal(730)
 
 
 def _time(value: str, *, record: str, field_name: str) -> datetime | None:

@@ -32,6 +32,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 
+from collectors.pricing.offers import HOURS_PER_MONTH
 from finops.costing.dirty import hour_floor
 from finops.costing.models import (
     Basis,
@@ -50,7 +51,6 @@ from finops.telemetry.models import GpuHour
 from finops.telemetry.writes import copy_rows
 
 HOUR_S = 3600.0
-HOURS_PER_MONTH = Decimal(730)
 Q6 = Decimal("0.000001")
 
 
