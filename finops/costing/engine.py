@@ -107,13 +107,41 @@ def _split_gpu(
 
 
 LEDGER_COLUMNS = (
-    "window_start", "window_end", "bucket", "team_id", "job_id", "node_id", "gpu_id", "component",
-    "quantity", "unit", "unit_price", "amount", "currency", "basis", "price_reason", "computed_at",
-)  # fmt: skip
+    "window_start",
+    "window_end",
+    "bucket",
+    "team_id",
+    "job_id",
+    "node_id",
+    "gpu_id",
+    "component",
+    "quantity",
+    "unit",
+    "unit_price",
+    "amount",
+    "currency",
+    "basis",
+    "price_reason",
+    "computed_at",
+)
 LEDGER_TYPES = (
-    "timestamptz", "timestamptz", "text", "int8", "int8", "int8", "int8", "text", "numeric", "text",
-    "numeric", "numeric", "text", "text", "text", "timestamptz",
-)  # fmt: skip
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "int8",
+    "int8",
+    "int8",
+    "int8",
+    "text",
+    "numeric",
+    "text",
+    "numeric",
+    "numeric",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+)
 _DEFAULTS = {"bucket": Bucket.TEAM, "unit": "gpu_hour", "currency": "USD", "price_reason": ""}
 
 
@@ -240,74 +268,69 @@ def ledger_compute(
             )
             for piece, amount in zip(pieces.get(hour, []), job_amounts, strict=True):
                 node_team_s[(gpu.node_id, hour)][piece.team_id] += piece.seconds
+                job = {
+                    **common,
+                    "bucket": Bucket.TEAM,
+                    "team_id": piece.team_id,
+                    "job_id": piece.job_id,
+                }
                 quantity = q6(_dec(piece.seconds) / 3600)
+                used, used_quantity = q6(amount * activity), q6(quantity * activity)
                 entries.append(
                     _entry(
                         window,
-                        bucket=Bucket.TEAM,
-                        team_id=piece.team_id,
-                        job_id=piece.job_id,
+                        basis=Basis.ALLOCATION,
                         component=Component.GPU,
                         quantity=quantity,
                         amount=amount,
-                        basis=Basis.ALLOCATION,
-                        **common,
+                        **job,
                     )
                 )
-                used = q6(amount * activity)
                 entries.append(
                     _entry(
                         window,
-                        bucket=Bucket.TEAM,
-                        team_id=piece.team_id,
-                        job_id=piece.job_id,
-                        component=Component.GPU,
-                        quantity=q6(quantity * activity),
-                        amount=used,
                         basis=Basis.USAGE,
-                        **common,
+                        component=Component.GPU,
+                        quantity=used_quantity,
+                        amount=used,
+                        **job,
                     )
                 )
                 if amount - used > 0:
                     entries.append(
                         _entry(
                             window,
-                            bucket=Bucket.TEAM,
-                            team_id=piece.team_id,
-                            job_id=piece.job_id,
-                            component=Component.WASTE,
-                            quantity=quantity - q6(quantity * activity),
-                            amount=amount - used,
                             basis=Basis.USAGE,
-                            **common,
+                            component=Component.WASTE,
+                            quantity=quantity - used_quantity,
+                            amount=amount - used,
+                            **job,
                         )
                     )
+            idle_s = paid_s - held_s - unallocated_s
+            fleet_lines = []
+            if unallocated_amount > 0 or unallocated_s > 0:
+                fleet_lines.append(
+                    {
+                        "bucket": Bucket.UNALLOCATED,
+                        "component": Component.GPU,
+                        "quantity": q6(_dec(unallocated_s) / 3600),
+                        "amount": unallocated_amount,
+                    }
+                )
+            if idle_amount > 0 or idle_s > 0:
+                fleet_lines.append(
+                    {
+                        "bucket": Bucket.IDLE,
+                        "component": Component.IDLE,
+                        "quantity": q6(_dec(max(idle_s, 0.0)) / 3600),
+                        "amount": idle_amount,
+                    }
+                )
             for basis in (Basis.ALLOCATION, Basis.USAGE):
-                if unallocated_amount > 0 or unallocated_s > 0:
-                    entries.append(
-                        _entry(
-                            window,
-                            bucket=Bucket.UNALLOCATED,
-                            component=Component.GPU,
-                            quantity=q6(_dec(unallocated_s) / 3600),
-                            amount=unallocated_amount,
-                            basis=basis,
-                            **common,
-                        )
-                    )
-                idle_s = paid_s - held_s - unallocated_s
-                if idle_amount > 0 or idle_s > 0:
-                    entries.append(
-                        _entry(
-                            window,
-                            bucket=Bucket.IDLE,
-                            component=Component.IDLE,
-                            quantity=q6(_dec(max(idle_s, 0.0)) / 3600),
-                            amount=idle_amount,
-                            basis=basis,
-                            **common,
-                        )
-                    )
+                entries.extend(
+                    _entry(window, basis=basis, **common, **line) for line in fleet_lines
+                )
             node_paid_s[(gpu.node_id, hour)] += paid_s
             if energy:
                 node_energy_j[(gpu.node_id, hour)] += energy
