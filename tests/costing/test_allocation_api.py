@@ -10,14 +10,6 @@ pytestmark = pytest.mark.django_db
 WINDOW = "2026-11-02T10:00:00Z,2026-11-02T12:00:00Z"
 
 
-@pytest.fixture
-def billing(api, make_key, team_a, team_b):  # type: ignore[no-untyped-def]
-    scenario.build(team_a, team_b)
-    ledger_recompute(start=scenario.T10, end=scenario.T12)
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('billing:read')}")
-    return api
-
-
 def _rows(api, **params):  # type: ignore[no-untyped-def]
     response = api.get("/api/v1/allocation", {"window": WINDOW, **params})
     assert response.status_code == 200, response.content

@@ -13,14 +13,6 @@ from tests.costing import scenario
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def billing(api, make_key, team_a, team_b):  # type: ignore[no-untyped-def]
-    scenario.build(team_a, team_b)
-    ledger_recompute(start=scenario.T10, end=scenario.T12)
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('billing:read')}")
-    return api
-
-
 def _csv(api, **params):  # type: ignore[no-untyped-def]
     response = api.get(
         "/api/v1/export/focus",
