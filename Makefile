@@ -25,8 +25,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# torch is pinned and installed on its own first (a CPU build here); the runner extra then
+# finds it satisfied and pip never looks for a newer (CUDA) build.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,runner]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -6,7 +6,7 @@ bob is a viewer on studio-b, and root is a superuser. ``make_key`` issues real A
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from finops.accounts.models import Role, Team
 from finops.accounts.services import api_key_create, membership_set, team_create
+from tests.live_server import LiveServer, live_frameops
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -79,3 +80,9 @@ def _fresh_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def server(settings) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """FrameOps on a loopback port (use with django_db(transaction=True))."""
+    yield from live_frameops(settings)

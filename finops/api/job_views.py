@@ -30,7 +30,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "source", "external_id", "team", "project", "clip_id", "model", "model_version",
             "status", "queued_at", "started_at", "finished_at", "frames", "fps", "width", "height",
             "steps", "usable", "quality_score", "peak_vram_bytes", "step_time_s", "cache_hit_rate",
-            "error", "gpus",
+            "compute_device", "compute_seconds", "error", "gpus",
         ]  # fmt: skip
 
     def get_gpus(self, job: RenderJob) -> list[dict[str, Any]]:
@@ -85,6 +85,8 @@ class JobApi(APIView):
         )
         io_read_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
         io_write_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        compute_device = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        compute_seconds = serializers.FloatField(min_value=0, required=False, allow_null=True)
         error = serializers.CharField(required=False, allow_null=True, allow_blank=True)
         gpus = serializers.ListField(child=serializers.DictField(), required=False, max_length=256)
 

@@ -78,6 +78,12 @@ class RenderJob(models.Model):
     cache_hit_rate = models.FloatField(null=True, blank=True)
     io_read_bytes = models.BigIntegerField(null=True, blank=True)
     io_write_bytes = models.BigIntegerField(null=True, blank=True)
+    compute_device = models.CharField(
+        max_length=200, blank=True, help_text="What ran the job: a GPU model name, or 'cpu'."
+    )
+    compute_seconds = models.FloatField(
+        null=True, blank=True, help_text="Seconds the job's compute took on that device."
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -97,6 +103,10 @@ class RenderJob(models.Model):
                 | Q(finished_at__isnull=True)
                 | Q(finished_at__gte=F("started_at")),
                 name="renderjob_finished_after_started",
+            ),
+            models.CheckConstraint(
+                condition=Q(compute_seconds__isnull=True) | Q(compute_seconds__gte=0),
+                name="renderjob_compute_seconds_nonnegative",
             ),
             models.CheckConstraint(
                 condition=Q(quality_score__isnull=True)

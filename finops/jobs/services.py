@@ -25,7 +25,8 @@ RANK = {
 JOB_FIELDS = (
     "project", "model_name", "model_version", "queued_at", "started_at", "finished_at", "usable",
     "quality_score", "frames", "fps", "width", "height", "steps", "peak_vram_bytes", "step_time_s",
-    "cache_hit_rate", "io_read_bytes", "io_write_bytes", "error",
+    "cache_hit_rate", "io_read_bytes", "io_write_bytes", "compute_device", "compute_seconds",
+    "error",
 )  # fmt: skip
 
 

@@ -2,71 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
-from django.core.wsgi import get_wsgi_application
-from django.db import connections
 
 from collectors.agent import Agent, Spool, node_registration
 from collectors.nvml import NvmlSource
 from finops.accounts.services import api_key_create
 from finops.telemetry.models import GpuSample
 from tests.collectors.fake_pynvml import FakeNvml
+from tests.live_server import LiveServer
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _Server:
-    """FrameOps' WSGI app on a fixed loopback port that can be stopped and started again."""
-
-    def __init__(self) -> None:
-        django_app = get_wsgi_application()
-
-        def app(environ, start_response):  # type: ignore[no-untyped-def]
-            try:
-                return django_app(environ, start_response)
-            finally:
-                # The serving thread must not hold test-database connections past a request.
-                connections.close_all()
-
-        self.app = app
-        self.httpd: WSGIServer | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        self.httpd = make_server("127.0.0.1", self.port, self.app, handler_class=_QuietHandler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        assert self.httpd is not None
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.httpd = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-def server(settings) -> Iterator[_Server]:  # type: ignore[no-untyped-def]
-    settings.ALLOWED_HOSTS = ["127.0.0.1"]
-    srv = _Server()
-    srv.start()
-    yield srv
-    if srv.httpd is not None:
-        srv.stop()
-
-
-def _agent(server: _Server, tmp_path, *, max_bytes: int = 2**20) -> Agent:  # type: ignore[no-untyped-def]
+def _agent(server: LiveServer, tmp_path, *, max_bytes: int = 2**20) -> Agent:  # type: ignore[no-untyped-def]
     _, key = api_key_create(name="agent gpu-a1", scopes=["ingest:write"])
     nvml = NvmlSource(FakeNvml())
     devices = nvml.open()

@@ -1,0 +1,4 @@
+"""The reference video-diffusion runner: `python -m inference {run,plan,soak,train}`.
+
+Imports torch; the web process never imports this package.
+"""

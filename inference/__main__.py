@@ -1,0 +1,308 @@
+"""python -m inference {run,plan,soak,train}: the reference video-diffusion runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+        self.last_line = 0.0
+
+    def __call__(self, done: int, total: int, note: str = "") -> None:
+        now = time.perf_counter()
+        if not self.tty and done < total and now - self.last_line < 5:
+            return
+        self.last_line = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        elapsed = now - self.started
+        eta = elapsed / done * (total - done) if done else 0.0
+        line = (
+            f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+            f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left {note}"
+        )
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        if self.tty and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _run_options(args: argparse.Namespace) -> Any:
+    from inference.runner import RunOptions
+
+    return RunOptions(
+        preset=args.preset,
+        prompt=args.prompt,
+        frames=args.frames,
+        height=args.height,
+        width=args.width,
+        steps=args.steps,
+        seed=args.seed,
+        guidance=args.guidance,
+        shift=args.shift,
+        cfg=args.cfg,
+        cache=args.cache,
+        max_skips=args.max_skips,
+        attention=args.attention,
+        device=args.device,
+        dtype=args.dtype,
+        weights=args.weights,
+        out=getattr(args, "out", None),
+    )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset", default="tiny-cpu", help="tiny-cpu, wan-1.3b-shape[-L<n>], wan-14b-shape[-L<n>]"
+    )
+    parser.add_argument(
+        "--prompt",
+        default="red circle moving right",
+        help="tiny-cpu: COLOUR SHAPE moving DIRECTION",
+    )
+    parser.add_argument("--frames", type=int, default=17, help="4k+1 frames (default 17)")
+    parser.add_argument("--height", type=int, help="pixels, multiple of 16")
+    parser.add_argument("--width", type=int, help="pixels, multiple of 16")
+    parser.add_argument("--steps", type=int, help="denoising steps (tiny-cpu 30, shapes 10)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--guidance", type=float, help="CFG scale; 1 turns guidance off")
+    parser.add_argument("--shift", type=float, help="flow-matching schedule shift")
+    parser.add_argument("--cfg", choices=["batched", "sequential"], default="batched")
+    parser.add_argument("--cache", default="none", help="none, teacache:T or fbcache:T")
+    parser.add_argument("--max-skips", type=int, default=3, help="most cached steps in a row")
+    parser.add_argument(
+        "--attention", default="auto", choices=["auto", "flash", "efficient", "math"]
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--weights", type=Path, help="tiny-cpu weights file (default: shipped)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch")  # fmt: skip
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from inference.jobs import ReportError, job_event, job_post
+    from inference.runner import run_clip
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.report_to and not (args.key and args.team):
+        raise ValueError("--report-to needs --key and --team")
+    options = _run_options(args)
+    bar = Progress("denoise")
+    result = run_clip(options, on_step=lambda i, n: bar(i, n))
+    report = result.report
+    summary = {
+        k: report[k]
+        for k in ("preset", "tokens", "steps", "forwards_skipped", "cache_hit_rate", "usable",
+                  "attention_backend")
+    }  # fmt: skip
+    summary["phase_times_s"] = {k: round(v, 3) for k, v in report["phase_times_s"].items()}
+    if report["quality"]:
+        summary["quality"] = {
+            k: report["quality"][k] for k in ("flicker", "ssim", "trajectory_error", "failed")
+        }
+    print(json.dumps(summary, indent=2))
+    for path in result.paths:
+        if path.suffix in {".gif", ".json"}:
+            print(f"wrote {path}")
+    if args.report_to:
+        event = job_event(report, team=args.team, project=args.project, clip_id=args.clip_id)
+        try:
+            stored = job_post(event, url=args.report_to, key=args.key)
+        except ReportError as exc:
+            print(f"report not stored: {exc}", file=sys.stderr)
+            return 3
+        print(f"reported as job {stored.get('source')}:{stored.get('external_id')}")
+    return 0
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    from inference.plan import Workload, attention_share, plan, prices_load
+    from inference.shapes import memory_estimate, naive_attention_bytes, shape_get
+
+    shape = shape_get(
+        args.shape
+        if args.shape.endswith("-shape") or "-shape-" in args.shape
+        else f"{args.shape}-shape"
+    )
+    workload = Workload(
+        shape,
+        args.height,
+        args.width,
+        args.frames,
+        steps=args.steps,
+        cfg_forwards=1 if args.no_cfg else 2,
+        regen_rate=args.regen_rate,
+        mfu=args.mfu,
+        fps=args.fps,
+    )
+    overrides = {}
+    for item in args.price or []:
+        name, _, value = item.partition("=")
+        try:
+            overrides[name] = Decimal(value)
+        except InvalidOperation:
+            raise ValueError(f"--price {item!r}: expected MODEL=USD_PER_GPU_HOUR") from None
+    use_db = not args.no_database
+    try:
+        prices = prices_load(overrides, use_database=use_db)
+    except ValueError:
+        raise
+    except Exception as exc:
+        print(
+            f"prices: FrameOps database not reachable ({exc.__class__.__name__}); "
+            "using --price only",
+            file=sys.stderr,
+        )
+        prices = prices_load(overrides, use_database=False)
+    rows = plan(workload, prices)
+    memory = memory_estimate(shape, workload.tokens)
+    header = {
+        "shape": shape.name,
+        "tokens": workload.tokens,
+        "flops_per_clip": workload.flops_per_clip,
+        "attention_flops_share": round(attention_share(workload), 3),
+        "weights_gib": round(memory.weights_bytes / 2**30, 2),
+        "activations_gib": round(memory.activation_bytes / 2**30, 2),
+        "naive_attention_gib_per_layer": round(
+            naive_attention_bytes(shape, workload.tokens) / 2**30, 1
+        ),
+        "mfu_assumed": args.mfu,
+        "regen_rate": args.regen_rate,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps({"workload": header, "gpus": [r.as_dict() for r in rows]}, indent=2))
+        return 0
+    print("  ".join(f"{k}={v}" for k, v in header.items()))
+    print(
+        f"{'GPU':<11} {'VRAM GiB':>8} {'peak GiB':>8} {'fits':>4} {'s/clip':>8} "
+        f"{'$/GPU-h':>8} {'$/usable s':>11}  price from"
+    )
+    for r in rows:
+        d = r.as_dict()
+        print(f"{r.gpu:<11} {d['vram_gib']:>8} {d['peak_gib']:>8} {'yes' if r.fits else 'no':>4} "
+              f"{d['seconds_per_clip'] or '-':>8} {d['price_per_gpu_hour'] or '-':>8} "
+              f"{d['cost_per_usable_second'] or '-':>11}  {r.price_source}")  # fmt: skip
+    return 0
+
+
+def command_soak(args: argparse.Namespace) -> int:
+    import torch
+
+    from inference.soak import soak
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    total_s = args.minutes * 60
+    bar = Progress("soak")
+    result = soak(
+        _run_options(args),
+        args.minutes,
+        lambda t, n: bar(int(min(t, total_s)), int(total_s), f"{n} clips"),
+    )
+    text = json.dumps(result, indent=2)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "soak.json").write_text(text + "\n")
+    summary = {k: v for k, v in result.items() if k not in {"timeline", "nvml"}}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from inference.train import TrainConfig, train, weights_write
+    from inference.weights import WEIGHTS_DIR
+
+    config = TrainConfig(
+        seed=args.seed, vae_steps=args.vae_steps, dit_steps=args.dit_steps, threads=args.threads
+    )
+    bars: dict[str, Progress] = {}
+
+    def progress(stage: str, done: int, total: int, loss: float) -> None:
+        bars.setdefault(stage, Progress(stage))(done, total, f"loss {loss:.4f}")
+
+    result = train(config, progress)
+    out = (
+        args.out if args.out.is_absolute() or args.out.parent != Path() else WEIGHTS_DIR / args.out
+    )
+    path = weights_write(result, config, out)
+    print(f"wrote {path} ({path.stat().st_size} bytes) in {result.seconds:.0f}s; "
+          f"denoiser loss {result.dit_losses[0]:.3f} -> {result.dit_losses[-1]:.3f}")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inference", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="generate one clip and report it")
+    _add_run_arguments(run)
+    run.add_argument("--out", type=Path, help="folder for frames, clip.gif and report.json")
+    run.add_argument("--report-to", help="FrameOps URL to POST the job to")
+    run.add_argument("--key", help="FrameOps API key (jobs:write)")
+    run.add_argument("--team", help="team slug the job belongs to")
+    run.add_argument("--project", default="", help="project name for the job")
+    run.add_argument("--clip-id", help="clip id, to link regenerations")
+    run.set_defaults(handler=command_run)
+
+    planner = commands.add_parser(
+        "plan", help="peak memory, time and cost per usable second per GPU"
+    )
+    planner.add_argument("--shape", required=True, help="wan-1.3b, wan-14b, hunyuan (or *-shape)")
+    planner.add_argument("--height", type=int, required=True)
+    planner.add_argument("--width", type=int, required=True)
+    planner.add_argument("--frames", type=int, required=True)
+    planner.add_argument("--steps", type=int, default=50)
+    planner.add_argument("--regen-rate", type=float, default=0.0, help="share of clips regenerated")
+    planner.add_argument("--mfu", type=float, default=0.37, help="assumed model FLOPs utilisation")
+    planner.add_argument("--fps", type=float, default=16.0)
+    planner.add_argument(
+        "--no-cfg", action="store_true", help="one forward a step (distilled models)"
+    )
+    planner.add_argument(
+        "--price", action="append", help="MODEL=USD_PER_GPU_HOUR, e.g. 'H100 SXM=2.5'"
+    )
+    planner.add_argument(
+        "--no-database", action="store_true", help="do not read prices from FrameOps"
+    )
+    planner.add_argument("--json", action="store_true")
+    planner.set_defaults(handler=command_plan)
+
+    soaker = commands.add_parser("soak", help="sustained load; throughput and clocks over time")
+    _add_run_arguments(soaker)
+    soaker.add_argument("--minutes", type=float, required=True)
+    soaker.add_argument("--out", type=Path, help="folder for soak.json (with the timeline)")
+    soaker.set_defaults(handler=command_soak)
+
+    trainer = commands.add_parser("train", help="reproduce the tiny-cpu weights from a seed")
+    trainer.add_argument("--seed", type=int, default=0)
+    trainer.add_argument("--vae-steps", type=int, default=600)
+    trainer.add_argument("--dit-steps", type=int, default=2500)
+    trainer.add_argument("--threads", type=int, default=2)
+    trainer.add_argument("--out", type=Path, default=Path("tiny-cpu.safetensors"))
+    trainer.set_defaults(handler=command_train)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

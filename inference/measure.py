@@ -1,0 +1,108 @@
+"""Peak memory and device facts for reports: CUDA allocator statistics on a GPU; on the CPU,
+the process's resident high-water mark (Linux VmHWM, reset through /proc/self/clear_refs)
+and tracemalloc for Python-side allocations."""
+
+from __future__ import annotations
+
+import re
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from finops.fleet.catalog import CatalogCandidate, catalog_entries, match_gpu_model
+
+_STATUS = Path("/proc/self/status")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        match = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) * 1024 if match else None
+
+
+def rss_bytes() -> int | None:
+    return _status_kib("VmRSS")
+
+
+def rss_peak_reset() -> bool:
+    """Reset VmHWM to the current RSS (Linux 4.0+); False where it cannot be."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class PeakMemory:
+    """Peak memory over a region: on CUDA the allocator's max allocated/reserved, on the
+    CPU the rise of resident memory above its level at the start, and tracemalloc's peak."""
+
+    device: torch.device
+    baseline_rss: int | None = None
+    allocated_bytes: int | None = None
+    reserved_bytes: int | None = None
+    rss_peak_bytes: int | None = None
+    tracemalloc_peak_bytes: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.baseline_rss = rss_bytes() if rss_peak_reset() else None
+            tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.allocated_bytes = torch.cuda.max_memory_allocated(self.device)
+            self.reserved_bytes = torch.cuda.max_memory_reserved(self.device)
+            return
+        _, self.tracemalloc_peak_bytes = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        peak = _status_kib("VmHWM")
+        if peak is not None and self.baseline_rss is not None:
+            self.rss_peak_bytes = max(peak - self.baseline_rss, 0)
+
+    @property
+    def peak_bytes(self) -> int | None:
+        return self.allocated_bytes if self.device.type == "cuda" else self.rss_peak_bytes
+
+
+def device_describe(device: torch.device) -> dict[str, object]:
+    """Name, catalog model and peak BF16 dense TFLOP/s (for MFU) of the device."""
+    if device.type != "cuda":
+        return {"type": "cpu", "name": "cpu", "threads": torch.get_num_threads()}
+    name = torch.cuda.get_device_name(device)
+    total = torch.cuda.get_device_properties(device).total_memory
+    entries = {e["name"]: e for e in catalog_entries()}
+    candidates = [
+        CatalogCandidate(e["name"], e["vram_bytes"], e["match_patterns"]) for e in entries.values()
+    ]
+    model = match_gpu_model(name, candidates, mem_total_bytes=total)
+    return {
+        "type": "cuda",
+        "name": name,
+        "catalog_model": model,
+        "mem_total_bytes": total,
+        "bf16_dense_tflops": entries[model]["bf16_dense_tflops"] if model else None,
+        "uuid": _cuda_uuid(device),
+    }
+
+
+def _cuda_uuid(device: torch.device) -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        uuid = pynvml.nvmlDeviceGetUUID(handle)
+        return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
+    except Exception:
+        return None
