@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_run_arguments(run)
     run.add_argument("--out", type=Path, help="folder for frames, clip.gif and report.json")
     run.add_argument("--report-to", help="FrameOps URL to POST the job to")
-    run.add_argument("--key", help="FrameOps API key (jobs:write)")
+    run.add_argument("--key", help="FrameOps API key with the ingest:write scope")
     run.add_argument("--team", help="team slug the job belongs to")
     run.add_argument("--project", default="", help="project name for the job")
     run.add_argument("--clip-id", help="clip id, to link regenerations")

@@ -40,13 +40,16 @@ def rss_peak_reset() -> bool:
 @dataclass
 class PeakMemory:
     """Peak memory over a region: on CUDA the allocator's max allocated/reserved, on the
-    CPU the rise of resident memory above its level at the start, and tracemalloc's peak."""
+    CPU the resident high-water mark during the region (absolute, and its rise above the
+    level at the start: memory the allocator already holds is reused, so a second run in
+    one process rises little), and tracemalloc's peak."""
 
     device: torch.device
     baseline_rss: int | None = None
     allocated_bytes: int | None = None
     reserved_bytes: int | None = None
     rss_peak_bytes: int | None = None
+    rss_rise_bytes: int | None = None
     tracemalloc_peak_bytes: int | None = None
 
     def __enter__(self) -> PeakMemory:
@@ -68,11 +71,12 @@ class PeakMemory:
         tracemalloc.stop()
         peak = _status_kib("VmHWM")
         if peak is not None and self.baseline_rss is not None:
-            self.rss_peak_bytes = max(peak - self.baseline_rss, 0)
+            self.rss_peak_bytes = peak
+            self.rss_rise_bytes = max(peak - self.baseline_rss, 0)
 
     @property
     def peak_bytes(self) -> int | None:
-        return self.allocated_bytes if self.device.type == "cuda" else self.rss_peak_bytes
+        return self.allocated_bytes if self.device.type == "cuda" else self.rss_rise_bytes
 
 
 def device_describe(device: torch.device) -> dict[str, object]:

@@ -218,6 +218,7 @@ def run_clip(
             "allocated_bytes": peak.allocated_bytes,
             "reserved_bytes": peak.reserved_bytes,
             "rss_peak_bytes": peak.rss_peak_bytes,
+            "rss_rise_bytes": peak.rss_rise_bytes,
             "tracemalloc_peak_bytes": peak.tracemalloc_peak_bytes,
         },
         "attention_memory": {"predicted_bytes": predicted_attn, "measured_bytes": measured_attn},
