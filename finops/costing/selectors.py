@@ -188,7 +188,16 @@ def allocation_report(
     bucket_expr = (
         TruncHour("window_start") if query.step == "1h" else TruncDay("window_start", tzinfo=UTC)
     )
-    group = ["bucket", "component", "node_id", *[AGGREGATES[a] for a in query.aggregate]]
+    # Group only by what the report needs: per-day or per-hour starts only for those steps,
+    # nodes only to share idle per node (or when asked for by node).
+    by_node = query.idle == "share" and query.share_idle_by == "node"
+    group = [
+        *(["step_start"] if query.step != "window" else []),
+        "bucket",
+        "component",
+        *(["node_id"] if by_node else []),
+        *[AGGREGATES[a] for a in query.aggregate],
+    ]
     visible = Q(bucket=Bucket.TEAM, team__in=teams)
     if all_teams:
         visible |= ~Q(bucket=Bucket.TEAM)
@@ -204,7 +213,7 @@ def allocation_report(
             LedgerDay.objects.filter(day__gte=query.start, day__lt=query.end, basis=query.basis)
             .filter(visible)
             .annotate(step_start=F("day"), regen=F("regeneration"))
-            .values("step_start", "regen", *group)
+            .values("regen", *dict.fromkeys(group))
             .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
             .order_by()
         )
@@ -218,7 +227,7 @@ def allocation_report(
             )
         rows = (
             entries.annotate(step_start=bucket_expr, regen=regeneration_flag())
-            .values("step_start", "regen", *group)
+            .values("regen", *dict.fromkeys(group))
             .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
             .order_by()
         )
@@ -229,18 +238,19 @@ def allocation_report(
     idle_by_node: list[dict[Any, Decimal]] = [defaultdict(Decimal) for _ in steps]
     alloc_by_node: list[dict[Any, Decimal]] = [defaultdict(Decimal) for _ in steps]
     currency = "USD"
+    rows = list(rows)
     for r in rows:
-        i = _step_of(query, r["step_start"], steps)
+        i = _step_of(query, r.get("step_start", query.start), steps)
         if r["bucket"] != Bucket.TEAM:
             key: tuple[Any, ...] = (r["bucket"],)
             if r["bucket"] == Bucket.IDLE:
-                idle_by_node[i][r["node_id"]] += r["amount"]
+                idle_by_node[i][r.get("node_id")] += r["amount"]
         else:
             key = tuple(
                 r[AGGREGATES[a]] if r[AGGREGATES[a]] is not None else "__none__"
                 for a in query.aggregate
             )
-            alloc_by_node[i][r["node_id"]] += r["amount"]
+            alloc_by_node[i][r.get("node_id")] += r["amount"]
         cell = table[i][key]
         component = r["component"]
         if component == Component.GPU:
@@ -326,7 +336,10 @@ def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, s
         lambda: defaultdict(Decimal)
     )
     for r in rows:
-        if r["bucket"] == Bucket.TEAM and _step_of(query, r["step_start"], steps) == i:
+        if (
+            r["bucket"] == Bucket.TEAM
+            and _step_of(query, r.get("step_start", query.start), steps) == i
+        ):
             key = tuple(
                 r[AGGREGATES[a]] if r[AGGREGATES[a]] is not None else "__none__"
                 for a in query.aggregate
