@@ -20,15 +20,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when pyproject.toml changes.
+# Reinstall only when pyproject.toml changes. torch is pinned and installed on its own
+# first; the runner extra then finds it satisfied and pip never looks for a newer (CUDA)
+# build. TORCH_SPEC=torch==2.13.0+cu128 (with the matching index) installs a GPU build.
+TORCH_SPEC ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install --quiet -e '.[runner]'
 	touch $@
 
-# torch is pinned and installed on its own first (a CPU build here); the runner extra then
-# finds it satisfied and pip never looks for a newer (CUDA) build.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet '$(TORCH_SPEC)'
 	$(BIN)/python -m pip install --quiet -e '.[dev,runner]'
 	touch $@ $(VENV)/.installed
 

@@ -95,22 +95,30 @@ def command_run(args: argparse.Namespace) -> int:
     import torch
 
     from inference.jobs import ReportError, job_event, job_post
-    from inference.runner import run_clip
+    from inference.runner import cache_compare, outputs_write, run_clip
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.report_to and not (args.key and args.team):
         raise ValueError("--report-to needs --key and --team")
     options = _run_options(args)
+    if args.compare_uncached and options.cache == "none":
+        raise ValueError("--compare-uncached needs --cache")
     bar = Progress("denoise")
     result = run_clip(options, on_step=lambda i, n: bar(i, n))
     report = result.report
+    if args.compare_uncached:
+        report["cache_comparison"] = cache_compare(result, options)
+        if options.out:
+            outputs_write(options.out, report, None)
     summary = {
         k: report[k]
         for k in ("preset", "tokens", "steps", "forwards_skipped", "cache_hit_rate", "usable",
                   "attention_backend")
     }  # fmt: skip
     summary["phase_times_s"] = {k: round(v, 3) for k, v in report["phase_times_s"].items()}
+    if "cache_comparison" in report:
+        summary["cache_comparison"] = report["cache_comparison"]
     if report["quality"]:
         summary["quality"] = {
             k: report["quality"][k] for k in ("flicker", "ssim", "trajectory_error", "failed")
@@ -257,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--team", help="team slug the job belongs to")
     run.add_argument("--project", default="", help="project name for the job")
     run.add_argument("--clip-id", help="clip id, to link regenerations")
+    run.add_argument(
+        "--compare-uncached",
+        action="store_true",
+        help="also run the same seed without the cache and report the difference",
+    )
     run.set_defaults(handler=command_run)
 
     planner = commands.add_parser(

@@ -145,8 +145,11 @@ def prices_load(
 
 
 def _database_prices() -> dict[str, tuple[Decimal, str]]:
+    import os
+
     import django
 
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "finops.settings")
     django.setup()
     from django.db.models import Min, Q
     from django.utils import timezone

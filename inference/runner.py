@@ -13,7 +13,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class RunResult:
     video: np.ndarray | None = None
     latents: torch.Tensor | None = None
     paths: list[Path] = field(default_factory=list)
+    bundle: Bundle | None = None
 
 
 def device_pick(name: str) -> torch.device:
@@ -234,10 +235,33 @@ def run_clip(
         "compute_seconds": sum(phases.values()),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
     }
-    result = RunResult(report, video, latents)
+    result = RunResult(report, video, latents, bundle=bundle)
     if write and options.out:
         result.paths = outputs_write(options.out, report, video)
     return result
+
+
+def cache_compare(cached: RunResult, options: RunOptions) -> dict[str, Any]:
+    """Run the same seed uncached and compare: forwards saved, denoise speed-up, the mean
+    absolute pixel difference (0..1) and the change of each gate score."""
+    uncached = replace(options, cache="none", out=None)
+    plain = run_clip(uncached, bundle=cached.bundle, write=False)
+    a, b = plain.report, cached.report
+    comparison: dict[str, Any] = {
+        "uncached_forwards_run": a["forwards_run"],
+        "forwards_speedup": a["forwards_run"] / max(b["forwards_run"], 1),
+        "denoise_speedup": a["phase_times_s"]["denoise_s"] / b["phase_times_s"]["denoise_s"],
+        "uncached_usable": a["usable"],
+    }
+    if plain.video is not None and cached.video is not None:
+        difference = np.abs(plain.video.astype(float) - cached.video.astype(float))
+        comparison["pixel_mae"] = float(difference.mean() / 255)
+        qa, qb = a["quality"], b["quality"]
+        comparison["quality_delta"] = {
+            k: (qb[k] - qa[k]) if qa[k] is not None else None
+            for k in ("flicker", "ssim", "trajectory_error", "quality_score")
+        }
+    return comparison
 
 
 def _synced(device: torch.device, t0: float) -> float:

@@ -131,3 +131,36 @@ def test_plan_marks_what_does_not_fit():
     assert rows["H200"].fits
     with pytest.raises(ValueError, match="regen-rate"):
         Workload(PRESETS["wan-14b-shape"], 720, 1280, 81, regen_rate=1.0)
+
+
+def test_a_short_soak_reports_throughput_and_says_when_nvml_is_absent():
+    from inference.soak import soak
+
+    result = soak(RunOptions(steps=4), minutes=0.05)
+    assert result["clips"] >= 1
+    assert result["sustained_steps_per_s"] > 0
+    assert result["sustained_vs_first_minute"] == pytest.approx(1.0)  # all within the first minute
+    assert result["nvml"] is None
+    assert "NVML not available" in result["nvml_note"]
+    assert len(result["timeline"]) == result["clips"]
+    with pytest.raises(ValueError, match="minutes"):
+        soak(RunOptions(), minutes=0)
+
+
+def test_run_compares_a_cached_clip_with_the_uncached_one(tmp_path, capsys):
+    code = main([
+        "run", "--seed", "5", "--cache", "teacache:0.05", "--compare-uncached", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    comparison = json.loads((tmp_path / "report.json").read_text())["cache_comparison"]
+    assert comparison["uncached_forwards_run"] == 60
+    assert comparison["forwards_speedup"] > 1
+    assert 0 <= comparison["pixel_mae"] < 0.05
+    assert set(comparison["quality_delta"]) == {
+        "flicker",
+        "ssim",
+        "trajectory_error",
+        "quality_score",
+    }
+    assert main(["run", "--compare-uncached"]) == 2
+    assert "--compare-uncached needs --cache" in capsys.readouterr().err
