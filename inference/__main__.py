@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer = commands.add_parser("train", help="reproduce the tiny-cpu weights from a seed")
     trainer.add_argument("--seed", type=int, default=0)
-    trainer.add_argument("--vae-steps", type=int, default=600)
+    trainer.add_argument("--vae-steps", type=int, default=2000)
     trainer.add_argument("--dit-steps", type=int, default=2500)
     trainer.add_argument("--threads", type=int, default=2)
     trainer.add_argument("--out", type=Path, default=Path("tiny-cpu.safetensors"))

@@ -32,7 +32,7 @@ PROMPT_DROPOUT = 0.1
 @dataclass
 class TrainConfig:
     seed: int = 0
-    vae_steps: int = 600
+    vae_steps: int = 2000
     vae_batch: int = 8
     dit_steps: int = 2500
     dit_batch: int = 32
