@@ -66,7 +66,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
 def rope_3d(grid: tuple[int, int, int], head_dim: int, device: torch.device) -> torch.Tensor:
@@ -89,13 +89,15 @@ def rope_3d(grid: tuple[int, int, int], head_dim: int, device: torch.device) -> 
     ).reshape(t * h * w, head_dim // 2)
 
 
-def rope_apply(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """x: (batch, heads, tokens, head_dim); rotates consecutive pairs."""
-    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
-    cos, sin = angles.cos(), angles.sin()
-    real = pairs[..., 0] * cos - pairs[..., 1] * sin
-    imag = pairs[..., 0] * sin + pairs[..., 1] * cos
-    return torch.stack([real, imag], dim=-1).flatten(-2).type_as(x)
+def rope_apply(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x: (batch, heads, tokens, head_dim); rotates consecutive pairs by the angles whose
+    (cos, sin) are given, each (tokens, head_dim // 2)."""
+    cos, sin = rope
+    pairs = x.float().unflatten(-1, (-1, 2))
+    even, odd = pairs[..., 0], pairs[..., 1]
+    return (
+        torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).type_as(x)
+    )
 
 
 class Attention(nn.Module):
@@ -110,7 +112,10 @@ class Attention(nn.Module):
         return x.view(b, n, self.heads, -1).transpose(1, 2)
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor | None = None, rope: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         source = x if context is None else context
         q = self._split(self.norm_q(self.q(x)))
@@ -142,7 +147,11 @@ class Block(nn.Module):
         return (*mods, self.norm1(x) * (1 + mods[1]) + mods[0])
 
     def forward(
-        self, x: torch.Tensor, e: torch.Tensor, context: torch.Tensor, rope: torch.Tensor
+        self,
+        x: torch.Tensor,
+        e: torch.Tensor,
+        context: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
         _, _, gate1, shift2, scale2, gate2, attn_in = self.modulate(x, e)
         x = x + gate1 * self.self_attn(attn_in, rope=rope)
@@ -158,7 +167,7 @@ class Prepared:
     e_time: torch.Tensor
     e_blocks: torch.Tensor
     context: torch.Tensor
-    rope: torch.Tensor
+    rope: tuple[torch.Tensor, torch.Tensor]  # cos and sin of the rotary angles
     grid: tuple[int, int, int]
 
 
@@ -188,7 +197,8 @@ class VideoDiT(nn.Module):
         tokens = tokens.flatten(2).transpose(1, 2)
         e_time = self.time_embedding(timestep_features(t).to(tokens.dtype))
         e_blocks = self.time_projection(e_time).unflatten(1, (6, self.shape.dim))
-        rope = rope_3d(grid, self.shape.head_dim, x.device)
+        angles = rope_3d(grid, self.shape.head_dim, x.device)
+        rope = (angles.cos(), angles.sin())
         return Prepared(tokens, e_time, e_blocks, self.text_embedding(context), rope, grid)
 
     def run_blocks(

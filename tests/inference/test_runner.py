@@ -14,6 +14,7 @@ from finops.pricing.models import PriceRate
 from inference.__main__ import main
 from inference.plan import Workload, plan
 from inference.runner import RunOptions, bundle_for, run_clip
+from inference.scenes import all_prompts
 from inference.shapes import PRESETS
 
 
@@ -42,11 +43,16 @@ def test_a_tiny_clip_is_written_with_its_report(bundle, tmp_path):
 
 
 def test_most_seeds_give_usable_clips_of_the_prompted_motion(bundle):
-    prompts = ["red circle moving right", "green triangle moving down", "yellow square moving left"]
+    # bench/runner.py measures the share over 20 seeds (90% when last recorded); ten
+    # seeds here, a margin below it.
+    prompts = all_prompts()
     reports = [
-        run_clip(RunOptions(prompt=p, seed=s), bundle=bundle).report for s, p in enumerate(prompts)
+        run_clip(
+            RunOptions(prompt=prompts[(s * 5) % len(prompts)].text, seed=100 + s), bundle=bundle
+        ).report
+        for s in range(10)
     ]
-    assert sum(r["usable"] for r in reports) >= 2, [r["quality"] for r in reports]
+    assert sum(bool(r["usable"]) for r in reports) >= 7, [r["quality"]["failed"] for r in reports]
 
 
 def test_a_cached_run_stays_close_to_the_uncached_run(bundle):
