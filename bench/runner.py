@@ -93,8 +93,13 @@ def memory_probe(preset: str, frames: int, height: int, width: int) -> None:
     backend = backend_resolve(
         "auto", device=torch.device("cpu"), dtype=torch.float32, head_dim=shape.head_dim
     )
-    warm = torch.randn(64, 64)
-    (warm @ warm).sum()  # load kernels before the baseline
+    # Run every kernel once on a throw-away model first, so code the runtime loads or
+    # JIT-compiles on first use (oneDNN convolutions, attention) is in the baseline.
+    from inference.shapes import Shape
+
+    warm = Shape("warm-up", dim=64, ffn_dim=128, heads=2, layers=1, text_dim=16, text_len=4)
+    with torch.no_grad():
+        VideoDiT(warm)(torch.randn(2, 16, 2, 4, 4), torch.full((2,), 500.0), torch.randn(2, 4, 16))
     with torch.no_grad(), PeakMemory(torch.device("cpu")) as peak:
         dit = VideoDiT(shape).eval()
         x = torch.randn(2, shape.latent_channels, *grid)

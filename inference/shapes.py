@@ -186,7 +186,8 @@ def memory_estimate(
     item); 'flash' and 'efficient' work in tiles (no L^2 term)."""
     d, f = shape.dim, shape.ffn_dim
     ffn_phase = RESIDUAL_VECTORS * d + 2 * f
-    attention_phase = RESIDUAL_VECTORS * d + 4 * d  # q, k, v and the output
+    # q and k before and after the rotary embedding, v, and the rotation's temporaries.
+    attention_phase = RESIDUAL_VECTORS * d + 7 * d
     activation = batch * tokens * max(ffn_phase, attention_phase) * dtype_bytes
     scratch = 2 * batch * shape.heads * tokens * tokens * dtype_bytes if attention == "math" else 0
     text = batch * shape.text_len * (shape.text_dim + d) * dtype_bytes
