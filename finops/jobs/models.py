@@ -79,7 +79,11 @@ class RenderJob(models.Model):
     io_read_bytes = models.BigIntegerField(null=True, blank=True)
     io_write_bytes = models.BigIntegerField(null=True, blank=True)
     compute_device = models.CharField(
-        max_length=200, blank=True, help_text="What ran the job: a GPU model name, or 'cpu'."
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",  # farms that load jobs in bulk (COPY) need not name it
+        help_text="What ran the job: a GPU model name, or 'cpu'.",
     )
     compute_seconds = models.FloatField(
         null=True, blank=True, help_text="Seconds the job's compute took on that device."
