@@ -8,7 +8,6 @@ with the prompt dropped 10% of the time (for classifier-free guidance).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 
 from inference.scenes import clip_sample
 from inference.shapes import PRESETS
-from inference.weights import WEIGHTS_DIR, Bundle, bundle_save, tiny_modules
+from inference.weights import WEIGHTS_DIR, Bundle, bundle_save, tensors_digest, tiny_modules
 
 TRAIN_FRAMES = 17
 SAMPLING_SHIFT = 3.0
@@ -155,7 +154,6 @@ def weights_write(result: TrainResult, config: TrainConfig, path: Path | None = 
     )
     result.bundle.metadata = {"preset": "tiny-cpu", "seed": str(config.seed), "command": command}
     bundle_save(path, result.bundle)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     sidecar = {
         "preset": "tiny-cpu",
         "command": command,
@@ -165,7 +163,7 @@ def weights_write(result: TrainResult, config: TrainConfig, path: Path | None = 
         "train_seconds": round(result.seconds, 1),
         "vae_loss_first_last": [result.vae_losses[0], result.vae_losses[-1]],
         "dit_loss_first_last": [result.dit_losses[0], result.dit_losses[-1]],
-        "sha256": digest,
+        "tensors_sha256": tensors_digest(path),
         "bytes": path.stat().st_size,
     }
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")

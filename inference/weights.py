@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,18 @@ def bundle_random(shape: Shape, *, seed: int, device: torch.device, dtype: torch
     with torch.device(device):
         dit = VideoDiT(shape).to(dtype).eval()
     return Bundle(shape, dit, None, None, {"weights": "random", "seed": str(seed)})
+
+
+def tensors_digest(path: Path) -> str:
+    """SHA-256 over the tensors (sorted by name: name, dtype, shape, bytes). The file's own
+    hash is no use for reproduction: safetensors writes its metadata in no fixed order."""
+    digest = hashlib.sha256()
+    tensors = load_file(str(path))
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def metadata_read(path: Path) -> dict[str, object]:

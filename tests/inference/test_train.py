@@ -26,3 +26,13 @@ def test_losses_fall_and_the_seed_reproduces_the_weights():
     for a, b in ((first.bundle.dit, again.bundle.dit), (first.bundle.vae, again.bundle.vae)):
         for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert torch.equal(x, y), name
+
+
+def test_the_shipped_weights_are_the_ones_their_record_describes():
+    import json
+
+    from inference.weights import WEIGHTS_DIR, tensors_digest
+
+    record = json.loads((WEIGHTS_DIR / "tiny-cpu.json").read_text())
+    assert tensors_digest(WEIGHTS_DIR / "tiny-cpu.safetensors") == record["tensors_sha256"]
+    assert record["command"].startswith("python -m inference train --seed 0")
