@@ -153,11 +153,16 @@ def naive_attention_bytes(shape: Shape, tokens: int, dtype_bytes: int = 2) -> in
     return shape.heads * tokens * tokens * dtype_bytes
 
 
-# Live hidden-size vectors per token at the peak of a block in inference (no autograd):
-# the residual stream, the modulated input and the FFN's two intermediate tensors
-# (fc1 output and its activation), each ffn_dim wide. Measured on CPU against this model
-# by bench/runner.py (plan_memory_error); see docs/inference.md.
-RESIDUAL_VECTORS = 3
+# Hidden-size vectors per token held through the whole block stack: the patch-embedded
+# tokens (kept for the caches' residual) and the residual stream.
+RESIDUAL_VECTORS = 2
+# Above those, the widest phase of a block in inference (no autograd), as measured per
+# phase on the CPU (bench/runner.py, docs/inference.md): attention, 9 vectors (the
+# modulated input and its normalised form, q and k before and after the rotation, v, the
+# output and its re-layout); the FFN, 3 vectors plus its two ffn_dim-wide intermediates
+# (fc1 output and its activation).
+ATTENTION_PHASE_VECTORS = 9
+FFN_PHASE_VECTORS = 3
 
 
 @dataclass(frozen=True)
@@ -185,10 +190,8 @@ def memory_estimate(
     ``attention``: 'math' materialises scores and probabilities (2 x heads x L^2 per batch
     item); 'flash' and 'efficient' work in tiles (no L^2 term)."""
     d, f = shape.dim, shape.ffn_dim
-    ffn_phase = RESIDUAL_VECTORS * d + 2 * f
-    # q and k before and after the rotary embedding, v, and the rotation's temporaries.
-    attention_phase = RESIDUAL_VECTORS * d + 7 * d
-    activation = batch * tokens * max(ffn_phase, attention_phase) * dtype_bytes
+    widest = max(ATTENTION_PHASE_VECTORS * d, FFN_PHASE_VECTORS * d + 2 * f)
+    activation = batch * tokens * (RESIDUAL_VECTORS * d + widest) * dtype_bytes
     scratch = 2 * batch * shape.heads * tokens * tokens * dtype_bytes if attention == "math" else 0
     text = batch * shape.text_len * (shape.text_dim + d) * dtype_bytes
     return MemoryEstimate(param_count(shape) * dtype_bytes, activation, scratch, text)
