@@ -11,32 +11,32 @@ from typing import Any
 
 import torch
 
+from inference.measure import device_describe
 from inference.runner import RunOptions, bundle_for, device_pick, run_clip
 from inference.shapes import DTYPE_BYTES
 
 
 def _nvml_reader(device: torch.device) -> Callable[[], dict[str, Any]] | None:
+    """Reads the device's clocks, temperature, power and clocks-event reasons through the
+    collectors' NVML source (the same fields the host agent sends); None without NVML."""
     if device.type != "cuda":
         return None
     try:
-        import pynvml
+        from collectors.nvml import NvmlSource
 
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        source = NvmlSource()
+        source.open()
     except Exception:
         return None
+    uuid = device_describe(device).get("uuid")
 
     def read() -> dict[str, Any]:
-        reasons = (
-            getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-            or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
-        )
-        return {
-            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-            "temp_c": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
-            "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
-            "clocks_event_reasons": int(reasons(handle)),
-        }
+        samples = source.sample()
+        mine = next((s for s in samples if s.gpu_uuid == uuid), None)
+        if mine is None:
+            return {}
+        fields = ("sm_clock_mhz", "sm_clock_max_mhz", "temp_c", "power_w", "clocks_event_reasons")
+        return {k: v for k, v in mine.as_json().items() if k in fields}
 
     return read
 
