@@ -74,6 +74,15 @@ def device_pick(name: str) -> torch.device:
     return device
 
 
+def dtype_pick(name: str | None, device: torch.device) -> torch.dtype:
+    """The named dtype, or bfloat16 on a GPU and float32 on the CPU."""
+    name = name or ("bfloat16" if device.type == "cuda" else "float32")
+    if name not in DTYPE_BYTES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPE_BYTES)}, not {name!r}")
+    dtype: torch.dtype = getattr(torch, name)
+    return dtype
+
+
 def bundle_for(options: RunOptions, device: torch.device, dtype: torch.dtype) -> Bundle:
     shape = shape_get(options.preset)
     if shape.trained:
@@ -116,20 +125,18 @@ def run_clip(
     queued = datetime.now(UTC)
     shape = shape_get(options.preset)
     defaults = TINY_DEFAULTS if shape.trained else SHAPE_DEFAULTS
-    steps = options.steps or int(defaults["steps"])
+    steps = options.steps if options.steps is not None else int(defaults["steps"])
     guidance = options.guidance if options.guidance is not None else float(defaults["guidance"])
     shift = options.shift if options.shift is not None else float(defaults["shift"])
-    height = options.height or int(defaults["height"])
-    width = options.width or int(defaults["width"])
+    height = options.height if options.height is not None else int(defaults["height"])
+    width = options.width if options.width is not None else int(defaults["width"])
     if shape.trained and (height, width) != (64, 64):
         raise ValueError("tiny-cpu was trained at 64x64: --height and --width must be 64")
     grid = latent_grid(options.frames, height, width)
     cache = CacheConfig.parse(options.cache, options.max_skips)
     device = device_pick(options.device)
-    dtype_name = options.dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    if dtype_name not in DTYPE_BYTES:
-        raise ValueError(f"--dtype must be one of {', '.join(DTYPE_BYTES)}, not {dtype_name!r}")
-    dtype = getattr(torch, dtype_name)
+    dtype = dtype_pick(options.dtype, device)
+    dtype_name = str(dtype).removeprefix("torch.")
     prompt = prompt_parse(options.prompt) if shape.trained else None
     backend = backend_resolve(
         options.attention, device=device, dtype=dtype, head_dim=shape.head_dim

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 
 from inference.measure import device_describe
-from inference.runner import RunOptions, bundle_for, device_pick, run_clip
-from inference.shapes import DTYPE_BYTES
+from inference.runner import RunOptions, bundle_for, device_pick, dtype_pick, run_clip
 
 
 def _nvml_reader(device: torch.device) -> Callable[[], dict[str, Any]] | None:
@@ -48,10 +47,7 @@ def soak(
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes}")
     device = device_pick(options.device)
-    dtype = getattr(torch, options.dtype or ("bfloat16" if device.type == "cuda" else "float32"))
-    if str(dtype).removeprefix("torch.") not in DTYPE_BYTES:
-        raise ValueError(f"--dtype must be one of {', '.join(DTYPE_BYTES)}")
-    bundle = bundle_for(options, device, dtype)
+    bundle = bundle_for(options, device, dtype_pick(options.dtype, device))
     read_nvml = _nvml_reader(device)
     started = time.perf_counter()
     deadline = started + minutes * 60
