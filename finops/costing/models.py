@@ -34,14 +34,32 @@ class LedgerEntry(models.Model):
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
     bucket = models.CharField(max_length=16, choices=Bucket.choices, default=Bucket.TEAM)
+    # No database constraints on these keys: a month's ledger is millions of rows written in
+    # one transaction, and PostgreSQL checks deferred foreign keys row by row at commit (a
+    # quarter of a recompute). The lines are derived from the rows they name, in the same
+    # transaction; PROTECT and SET_NULL still hold for deletes through Django.
     team = models.ForeignKey(
-        Team, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+        Team,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        db_constraint=False,
     )
     job = models.ForeignKey(
-        RenderJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="ledger_entries"
+        RenderJob,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        db_constraint=False,
     )
-    node = models.ForeignKey(Node, on_delete=models.PROTECT, null=True, blank=True)
-    gpu = models.ForeignKey(Gpu, on_delete=models.PROTECT, null=True, blank=True)
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, null=True, blank=True, db_constraint=False
+    )
+    gpu = models.ForeignKey(
+        Gpu, on_delete=models.PROTECT, null=True, blank=True, db_constraint=False
+    )
     component = models.CharField(max_length=8, choices=Component.choices)
     quantity = models.DecimalField(max_digits=20, decimal_places=6)
     unit = models.CharField(max_length=16, help_text="gpu_hour, gb_month or kwh.")
