@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -408,10 +409,10 @@ def ledger_recompute(
             window_start__gte=start, window_start__lt=end
         ).delete()
         if connection.vendor == "postgresql":
-            rows = [
-                tuple(e.get(c, computed_at if c == "computed_at" else None) for c in LEDGER_COLUMNS)
-                for e in entries
-            ]
+            # Every column present (absent ones None), then one C-level lookup per row.
+            base = dict.fromkeys(LEDGER_COLUMNS, None) | {"computed_at": computed_at}
+            as_row = itemgetter(*LEDGER_COLUMNS)
+            rows = [as_row(base | e) for e in entries]
             with connection.cursor() as cursor:
                 copy_rows(
                     cursor.cursor, LedgerEntry._meta.db_table, LEDGER_COLUMNS, LEDGER_TYPES, rows
