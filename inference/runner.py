@@ -161,18 +161,19 @@ def run_clip(
         phases["encode_s"] = _synced(device, t0)
         noise = torch.randn(1, shape.latent_channels, *grid, generator=generator)
         t0 = time.perf_counter()
-        latents, stats = sample(
-            bundle.dit,
-            noise.to(device=device, dtype=dtype),
-            context=context,
-            uncond_context=uncond,
-            steps=steps,
-            shift=shift,
-            guidance=guidance,
-            cfg=options.cfg,
-            cache=cache,
-            on_step=(lambda i: on_step(i + 1, steps)) if on_step else None,
-        )
+        with peak.untraced():
+            latents, stats = sample(
+                bundle.dit,
+                noise.to(device=device, dtype=dtype),
+                context=context,
+                uncond_context=uncond,
+                steps=steps,
+                shift=shift,
+                guidance=guidance,
+                cfg=options.cfg,
+                cache=cache,
+                on_step=(lambda i: on_step(i + 1, steps)) if on_step else None,
+            )
         phases["denoise_s"] = _synced(device, t0)
         t0 = time.perf_counter()
         video = None
