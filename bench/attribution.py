@@ -4,7 +4,8 @@ Builds, in a throw-away PostgreSQL database: GPUs (8 per node, rate-card priced)
 hourly telemetry rollups, and jobs with one GPU allocation each, back to back with gaps
 on every GPU (some overlapping, to exercise concurrent splits). Then times:
 
-* `ledger`: the whole month's ledger, both bases (`recompute_costs`, a day at a time);
+* `ledger`: the whole month's ledger, both bases (`recompute_costs`, a UTC day at a time,
+  `--workers` processes, one per CPU by default);
 * `scan`: one SQL aggregate over the same allocations: GPU-seconds by team;
 * `allocation_month_by_team_p95_ms`: 20 requests of GET /api/v1/allocation for the month
   by team, through the Django test client.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import statistics
 import sys
@@ -36,6 +38,12 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=512)
     parser.add_argument("--teams", type=int, default=50)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="recompute_costs --workers (default: one per CPU)",
+    )
     args = parser.parse_args()
 
     with bench_database("attribution"):
@@ -124,7 +132,7 @@ def main() -> None:
 
         with timed("ledger", t):
             call_command("recompute_costs", f"--from={start.isoformat()}", f"--to={end.isoformat()}",
-                         stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+                         f"--workers={args.workers}", stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
         from finops.costing.models import LedgerEntry
 
         entries = LedgerEntry.objects.count()
@@ -150,6 +158,7 @@ def main() -> None:
             "teams": args.teams,
             "days": args.days,
             "ledger_entries": entries,
+            "workers": args.workers,
             "ledger_s": round(t["ledger"], 2),
             "scan_s": round(t["scan"], 3),
             "ratio_vs_scan": round(t["ledger"] / t["scan"], 2),

@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from finops.costing.models import DirtyWindow, LedgerEntry
+from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry
 from finops.fleet.models import Gpu, Node, Site
 from finops.jobs.models import GpuAllocation, RenderJob
 
@@ -130,9 +130,40 @@ def test_recompute_costs_command(farm):
         stderr=err,
     )
     assert "Recomputed" in out.getvalue()
-    assert "(1/2)" in err.getvalue()
+    assert "(1/1)" in err.getvalue()  # one UTC day
     assert (
         LedgerEntry.objects.filter(basis="allocation", job__external_id="job-123").get().amount == 1
     )
     with pytest.raises(CommandError, match="--to must be after --from"):
         call_command("recompute_costs", "--from=2026-11-03T00:00Z", "--to=2026-11-02T00:00Z")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recompute_costs_in_parallel_matches_one_process(farm):
+    # A job across midnight: two UTC days, one per worker process.
+    farm.post("/api/v1/jobs", {**EVENT, "status": "succeeded", "started_at": "2026-11-02T20:00:00Z",
+                               "finished_at": "2026-11-03T04:00:00Z",
+                               "gpus": [{"uuid": "GPU-5fd4", "start": "2026-11-02T20:00:00Z",
+                                         "end": "2026-11-03T04:00:00Z"}]}, format="json")  # fmt: skip
+    Node.objects.update(price_override_per_gpu_hour=2)
+
+    def ledger(workers: int) -> list[tuple]:
+        call_command("recompute_costs", "--from=2026-11-02T00:00Z", "--to=2026-11-04T00:00Z",
+                     f"--workers={workers}", stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+        return sorted(
+            LedgerEntry.objects.values_list(
+                "window_start", "basis", "bucket", "component", "amount"
+            )
+        )
+
+    parallel = ledger(2)
+    assert parallel == ledger(1)
+    job_cost = sum(
+        a for _, basis, bucket, _, a in parallel if basis == "allocation" and bucket == "team"
+    )
+    assert job_cost == 16  # 8 hours at 2 per GPU-hour
+    assert LedgerDay.objects.values("day").distinct().count() == 2
+    with pytest.raises(CommandError, match="--workers"):
+        call_command(
+            "recompute_costs", "--from=2026-11-02T00:00Z", "--to=2026-11-03T00:00Z", "--workers=0"
+        )
