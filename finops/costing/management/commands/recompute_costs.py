@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.db import connection, connections
 
 from finops.costing.dirty import hour_floor
 from finops.costing.engine import ledger_recompute
@@ -59,6 +59,8 @@ class Command(BaseCommand):
         workers = options["workers"]
         if workers < 1:
             raise CommandError("--workers must be at least 1")
+        if workers > 1 and connection.vendor != "postgresql":
+            raise CommandError("--workers above 1 needs PostgreSQL (SQLite takes one writer)")
         chunks = day_chunks(start, end)
         if workers == 1 or len(chunks) == 1:
             results = map(_recompute, chunks)
