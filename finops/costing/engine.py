@@ -279,46 +279,33 @@ def ledger_compute(
             activity = (
                 Decimal(repr(min(max(util / 100.0, 0.0), 1.0))) if util is not None else Decimal(1)
             )
+            # One dict of what a GPU-hour's job lines share, merged per line (no per-line
+            # keyword packing); without telemetry the usage basis equals the allocation.
+            head = _entry(window, bucket=Bucket.TEAM, component=Component.GPU, **common)
+            team_s = node_team_s[(gpu.node_id, hour)]
             for piece, amount in zip(pieces.get(hour, []), job_amounts, strict=True):
-                node_team_s[(gpu.node_id, hour)][piece.team_id] += piece.seconds
-                job = {
-                    **common,
-                    "bucket": Bucket.TEAM,
-                    "team_id": piece.team_id,
-                    "job_id": piece.job_id,
-                }
+                team_s[piece.team_id] += piece.seconds
                 quantity = q6(_dec(piece.seconds) / 3600)
-                used, used_quantity = q6(amount * activity), q6(quantity * activity)
+                if activity == 1:
+                    used, used_quantity = amount, quantity
+                else:
+                    used, used_quantity = q6(amount * activity), q6(quantity * activity)
+                job = head | {"team_id": piece.team_id, "job_id": piece.job_id}
                 entries.append(
-                    _entry(
-                        window,
-                        basis=Basis.ALLOCATION,
-                        component=Component.GPU,
-                        quantity=quantity,
-                        amount=amount,
-                        **job,
-                    )
+                    job | {"basis": Basis.ALLOCATION, "quantity": quantity, "amount": amount}
                 )
                 entries.append(
-                    _entry(
-                        window,
-                        basis=Basis.USAGE,
-                        component=Component.GPU,
-                        quantity=used_quantity,
-                        amount=used,
-                        **job,
-                    )
+                    job | {"basis": Basis.USAGE, "quantity": used_quantity, "amount": used}
                 )
                 if amount - used > 0:
                     entries.append(
-                        _entry(
-                            window,
-                            basis=Basis.USAGE,
-                            component=Component.WASTE,
-                            quantity=quantity - used_quantity,
-                            amount=amount - used,
-                            **job,
-                        )
+                        job
+                        | {
+                            "basis": Basis.USAGE,
+                            "component": Component.WASTE,
+                            "quantity": quantity - used_quantity,
+                            "amount": amount - used,
+                        }
                     )
             idle_s = paid_s - held_s - unallocated_s
             fleet_lines = []
