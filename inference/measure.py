@@ -119,12 +119,13 @@ def device_describe(device: torch.device) -> dict[str, object]:
 
 
 def _cuda_uuid(device: torch.device) -> str | None:
+    """The GPU's UUID as the host agent reports it (the collectors' NVML source)."""
     try:
-        import pynvml
+        from collectors.nvml import NvmlSource
 
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
-        uuid = pynvml.nvmlDeviceGetUUID(handle)
-        return uuid.decode() if isinstance(uuid, bytes) else str(uuid)
-    except Exception:
+        with NvmlSource() as source:
+            devices = source.devices()
+    except Exception:  # NVML is optional for a report: no driver, no library
         return None
+    index = device.index or 0
+    return next((d.uuid for d in devices if d.index == index and not d.mig_parent_uuid), None)

@@ -154,7 +154,7 @@ def _database_prices() -> dict[str, tuple[Decimal, str]]:
     from django.db.models import Min, Q
     from django.utils import timezone
 
-    from finops.fleet.models import GpuModel
+    from finops.fleet.models import GpuModel, PricingModel
     from finops.pricing.models import PriceRate
 
     now = timezone.now()
@@ -165,7 +165,7 @@ def _database_prices() -> dict[str, tuple[Decimal, str]]:
         PriceRate.objects.filter(
             Q(valid_to__isnull=True) | Q(valid_to__gt=now), valid_from__lte=now
         )
-        .filter(pricing_model="on-demand", gpu_model__isnull=False)
+        .filter(pricing_model=PricingModel.ON_DEMAND, gpu_model__isnull=False)
         .values("gpu_model__name")
         .annotate(price=Min("price_per_gpu_hour"))
     )

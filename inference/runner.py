@@ -60,7 +60,6 @@ class RunOptions:
 class RunResult:
     report: dict[str, Any]
     video: np.ndarray | None = None
-    latents: torch.Tensor | None = None
     paths: list[Path] = field(default_factory=list)
     bundle: Bundle | None = None
 
@@ -243,7 +242,7 @@ def run_clip(
         "compute_seconds": sum(phases.values()),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
     }
-    result = RunResult(report, video, latents, bundle=bundle)
+    result = RunResult(report, video, bundle=bundle)
     if write and options.out:
         result.paths = outputs_write(options.out, report, video)
     return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +88,3 @@ def tensors_digest(path: Path) -> str:
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def metadata_read(path: Path) -> dict[str, object]:
-    sidecar = path.with_suffix(".json")
-    return json.loads(sidecar.read_text()) if sidecar.exists() else {}
