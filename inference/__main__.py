@@ -39,6 +39,24 @@ class Progress:
         sys.stderr.flush()
 
 
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 0 (argparse names the option in its error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _run_options(args: argparse.Namespace) -> Any:
     from inference.runner import RunOptions
 
@@ -81,14 +99,14 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shift", type=float, help="flow-matching schedule shift")
     parser.add_argument("--cfg", choices=["batched", "sequential"], default="batched")
     parser.add_argument("--cache", default="none", help="none, teacache:T or fbcache:T")
-    parser.add_argument("--max-skips", type=int, default=3, help="most cached steps in a row")
+    parser.add_argument("--max-skips", type=_count, default=3, help="most cached steps in a row")
     parser.add_argument(
         "--attention", default="auto", choices=["auto", "flash", "efficient", "math"]
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--weights", type=Path, help="tiny-cpu weights file (default: shipped)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch")  # fmt: skip
+    parser.add_argument("--threads", type=_positive, help="CPU threads for torch")
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -305,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.add_argument("--seed", type=int, default=0)
     trainer.add_argument("--vae-steps", type=int, default=2000)
     trainer.add_argument("--dit-steps", type=int, default=2500)
-    trainer.add_argument("--threads", type=int, default=2)
+    trainer.add_argument("--threads", type=_positive, default=2)
     trainer.add_argument("--out", type=Path, default=Path("tiny-cpu.safetensors"))
     trainer.set_defaults(handler=command_train)
 
