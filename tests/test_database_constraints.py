@@ -122,7 +122,6 @@ def test_rollup_seconds_cannot_exceed_the_period(gpu):
 def test_ledger_team_bucket_needs_a_team_and_idle_has_none(team_a):
     common = {
         "window_start": T0,
-        "window_end": T0 + timedelta(hours=1),
         "component": Component.GPU,
         "quantity": Decimal(1),
         "unit": "gpu_hour",
@@ -132,6 +131,9 @@ def test_ledger_team_bucket_needs_a_team_and_idle_has_none(team_a):
     _rejected(model=LedgerEntry, bucket=Bucket.IDLE, team=team_a, **common)
     _rejected(
         model=LedgerEntry, bucket=Bucket.TEAM, team=team_a, **{**common, "amount": Decimal(-1)}
+    )
+    _rejected(
+        model=LedgerEntry, bucket=Bucket.TEAM, team=team_a, **{**common, "activity": Decimal(2)}
     )
     LedgerEntry.objects.create(bucket=Bucket.IDLE, team=None, **common)
 

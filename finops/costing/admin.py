@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, OutputDay
+from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, LedgerPrice, OutputDay
 
 
 @admin.register(LedgerEntry)
@@ -16,13 +16,21 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         "unit",
         "amount",
         "currency",
-        "basis",
+        "activity",
         "job",
     ]
-    list_filter = ["bucket", "component", "basis", "team", "currency"]
+    list_filter = ["bucket", "component", "team", "currency"]
     search_fields = ["team__slug", "job__external_id", "node__hostname", "gpu__uuid"]
     raw_id_fields = ["job", "node", "gpu"]
     list_select_related = ["team", "job"]
+    date_hierarchy = "window_start"
+    show_full_result_count = False
+
+
+@admin.register(LedgerPrice)
+class LedgerPriceAdmin(admin.ModelAdmin):
+    list_display = ["window_start", "node", "unit_price", "currency", "reason"]
+    raw_id_fields = ["node"]
     date_hierarchy = "window_start"
     show_full_result_count = False
 

@@ -9,32 +9,39 @@ For each hour window and GPU:
 * paid time nobody held is **unallocated** where the GPU was busy anyway (someone ran work
   without reporting a job) and **idle** otherwise;
 * the **usage** basis charges a job its allocation times the GPU's measured SM activity and
-  books the rest to its team as **waste**; the allocation basis charges the allocation;
+  books the rest to its team as **waste**; the allocation basis charges the allocation. A
+  line carries both: ``amount`` and the ``activity`` factor;
 * storage (capacity x price per GB-month) and on-prem energy (measured kWh x PUE x price)
   of a node are shared by teams by their share of the node's paid GPU time, the rest idle.
 
-Amounts are Decimals to 6 places; idle takes the rounding residue, so per window
-sum(teams) + idle + unallocated = paid GPU + storage + energy exactly.
-Recomputing a range replaces its entries in one transaction.
+Arithmetic is in integers: microseconds, millionths of a GPU-hour, millionths of the
+currency. A line's quantity is rounded to 6 places (half up) and its amount is
+quantity x unit price rounded to 6 places; idle takes the residue of the GPU-hour, so per
+window sum(teams) + idle + unallocated = paid GPU + storage + energy exactly.
+
+The work is a UTC day at a time, vectorised over every GPU of the fleet (numpy): one sweep
+over the allocations' start and end points gives each instant's holders, and each job's
+share of each hour is a sum over the segments it spans. Recomputing replaces the lines of
+whole UTC days, their daily summaries and their prices in one transaction.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from operator import itemgetter
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.db import connection, transaction
-from django.db.models import F, FloatField, Func, Q, Sum
-from django.db.models.functions import TruncDay
+from django.db.models import BigIntegerField, F, FloatField, Func, Q, Value
+from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from collectors.pricing.offers import HOURS_PER_MONTH
-from finops.costing.dirty import hour_floor
+from finops.costing.columns import MICRO, Column, copy_columns, copy_out_columns
 from finops.costing.models import (
     Basis,
     Bucket,
@@ -42,6 +49,7 @@ from finops.costing.models import (
     DirtyWindow,
     LedgerDay,
     LedgerEntry,
+    LedgerPrice,
     OutputDay,
 )
 from finops.costing.selectors import job_seconds_rows, regeneration_flag
@@ -49,121 +57,30 @@ from finops.fleet.models import Gpu, StorageDevice
 from finops.jobs.models import GpuAllocation, RenderJob
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
 from finops.telemetry.models import GpuHour
-from finops.telemetry.writes import copy_rows
 
-HOUR_S = 3600.0
-Q6 = Decimal("0.000001")
-
-
-def q6(value: Decimal) -> Decimal:
-    return value.quantize(Q6)
+HOUR_S = 3600
+HOUR_US = HOUR_S * MICRO
+DAY = timedelta(days=1)
+_GPU_SHIFT = 42  # sweep keys: GPU index << 42 | microseconds into the day
+NONE = -1  # a key column's null
 
 
-def _dec(seconds: float) -> Decimal:
-    return Decimal(repr(round(seconds, 6)))
+def day_floor(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-@dataclass
-class _Piece:
-    job_id: int
-    team_id: int
-    seconds: float
+def _micro(value: Decimal) -> int:
+    """A Decimal in millionths, rounded half up."""
+    return int((value * MICRO).to_integral_value(ROUND_HALF_UP))
 
 
-def _split_gpu(
-    allocations: list[tuple[int, int, float, float, int | None]], range_start: float, hours: int
-) -> tuple[dict[int, list[_Piece]], dict[int, float]]:
-    """Per hour index: each allocation's share of the GPU (seconds), and the seconds anyone
-    held the GPU. ``allocations``: (job, team, start, end, vram) in epoch seconds."""
-    starts = np.array([a[2] for a in allocations])
-    ends = np.array([a[3] for a in allocations])
-    vram = [a[4] for a in allocations]
-    weights = np.array(vram, dtype=float) if all(v for v in vram) else np.ones(len(allocations))
-    edges = range_start + HOUR_S * np.arange(hours + 1)
-    points = np.unique(np.concatenate([starts, ends, edges]))
-    delta = np.zeros(len(points))
-    np.add.at(delta, np.searchsorted(points, starts), weights)
-    np.add.at(delta, np.searchsorted(points, ends), -weights)
-    held = np.cumsum(delta)[:-1]
-    lengths = np.diff(points)
-    active = held > 1e-12
-    per_weight = np.where(active, lengths / np.where(active, held, 1.0), 0.0)
-    integral = np.concatenate([[0.0], np.cumsum(per_weight)])
-    union: dict[int, float] = defaultdict(float)
-    segment_hours = ((points[:-1] - range_start) // HOUR_S).astype(int)
-    for hour, length in zip(segment_hours[active], lengths[active], strict=True):
-        union[int(hour)] += float(length)
-    pieces: dict[int, list[_Piece]] = defaultdict(list)
-    for (job_id, team_id, start, end, _), weight in zip(allocations, weights, strict=True):
-        first = int((start - range_start) // HOUR_S)
-        last = int((end - range_start - 1e-9) // HOUR_S)
-        for hour in range(first, last + 1):
-            lo = max(start, range_start + hour * HOUR_S)
-            hi = min(end, range_start + (hour + 1) * HOUR_S)
-            i, j = np.searchsorted(points, [lo, hi])
-            share = float(weight * (integral[j] - integral[i]))
-            if share > 0:
-                pieces[hour].append(_Piece(job_id, team_id, share))
-    return pieces, union
+def _decimal(micro: int) -> Decimal:
+    return Decimal(int(micro)).scaleb(-6)
 
 
-LEDGER_COLUMNS = (
-    "window_start",
-    "window_end",
-    "bucket",
-    "team_id",
-    "job_id",
-    "node_id",
-    "gpu_id",
-    "component",
-    "quantity",
-    "unit",
-    "unit_price",
-    "amount",
-    "currency",
-    "basis",
-    "price_reason",
-    "computed_at",
-)
-LEDGER_TYPES = (
-    "timestamptz",
-    "timestamptz",
-    "text",
-    "int8",
-    "int8",
-    "int8",
-    "int8",
-    "text",
-    "numeric",
-    "text",
-    "numeric",
-    "numeric",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-)
-_DEFAULTS = {"bucket": Bucket.TEAM, "unit": "gpu_hour", "currency": "USD", "price_reason": ""}
-
-
-def _entry(window: datetime, **values: Any) -> dict[str, Any]:
-    """One ledger row as a dict of LEDGER_COLUMNS (rows are written with COPY)."""
-    return {
-        **_DEFAULTS,
-        "window_start": window,
-        "window_end": window + timedelta(hours=1),
-        **values,
-    }
-
-
-def _split_by_time(
-    amount: Decimal, team_seconds: dict[int, float], paid_s: float
-) -> tuple[dict[int, Decimal], Decimal]:
-    """``amount`` shared by teams' held seconds over paid seconds; the residue is idle."""
-    shares = {
-        team: q6(amount * _dec(s) / _dec(paid_s)) for team, s in team_seconds.items() if paid_s > 0
-    }
-    return shares, amount - sum(shares.values(), Decimal(0))
+def _round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
+    """Non-negative integers divided, rounded half up."""
+    return (numerator + denominator // 2) // denominator
 
 
 def _epoch(field: str) -> Func | F:
@@ -178,282 +95,511 @@ def _epoch(field: str) -> Func | F:
     return F(field)
 
 
-def _seconds(value: float | datetime | None) -> float | None:
-    return value.timestamp() if isinstance(value, datetime) else value
-
-
-def ledger_compute(
-    *, start: datetime, end: datetime, now: datetime | None = None
-) -> list[LedgerEntry]:
-    """The ledger entries of the hour windows in [start, end), both bases."""
-    now = now or timezone.now()
-    start, end = hour_floor(start), hour_floor(end - timedelta(microseconds=1)) + timedelta(hours=1)
-    hours = int((end - start).total_seconds() // HOUR_S)
-    range_start = start.timestamp()
-    gpus = {
-        g.id: g
-        for g in Gpu.objects.filter(mig_parent__isnull=True).select_related("node__site", "model")
-    }
-    parent_of = dict(
-        Gpu.objects.filter(mig_parent__isnull=False).values_list("id", "mig_parent_id")
+def _seconds(values: list[Any], default: float) -> np.ndarray:
+    return np.array(
+        [
+            default if v is None else (v.timestamp() if isinstance(v, datetime) else v)
+            for v in values
+        ],
+        dtype=float,
     )
 
-    by_gpu: dict[int, list[tuple[int, int, float, float, int | None]]] = defaultdict(list)
-    allocations = GpuAllocation.objects.filter(
-        Q(end__isnull=True) | Q(end__gt=start), start__lt=end
-    )
-    # Times as epoch seconds straight from the database (building a datetime per row was
-    # most of this loop); sorted by what identifies a job outside this database, so rounding
-    # lands the same way whatever order the events arrived in.
+
+@dataclass
+class Block:
+    """Ledger lines that share bucket, component and unit, as columns. Key columns hold
+    ``NONE`` for null; ``unit_price`` is ``NONE`` where no price was found."""
+
+    bucket: str
+    component: str
+    unit: str
+    hour: np.ndarray
+    team: np.ndarray
+    node: np.ndarray
+    quantity: np.ndarray
+    amount: np.ndarray
+    currency: np.ndarray
+    job: np.ndarray | None = None
+    gpu: np.ndarray | None = None
+    unit_price: np.ndarray | None = None
+    activity: np.ndarray | None = None  # millionths; 1 (10**6) where absent
+    regeneration: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.hour)
+
+    def column(self, name: str) -> np.ndarray:
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        fill = {"activity": MICRO, "regeneration": False}.get(name, NONE)
+        return np.full(len(self), fill, dtype=bool if name == "regeneration" else np.int64)
+
+
+@dataclass
+class DayLedger:
+    day: datetime
+    blocks: list[Block] = field(default_factory=list)
+    # (hour, node, unit price in millionths or NONE, currency, reason) per node-hour priced
+    prices: list[tuple[int, int, int, str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.blocks)
+
+
+@dataclass
+class _Fleet:
+    gpus: list[Gpu]
+    index: dict[int, int]  # GPU id (a MIG instance's: its parent's) -> position
+    node: np.ndarray  # node id per position
+    gpu_id: np.ndarray
+
+    @classmethod
+    def load(cls) -> _Fleet:
+        gpus = list(
+            Gpu.objects.filter(mig_parent__isnull=True)
+            .select_related("node__site", "model")
+            .order_by("id")
+        )
+        index = {g.id: i for i, g in enumerate(gpus)}
+        for child, parent in Gpu.objects.filter(mig_parent__isnull=False).values_list(
+            "id", "mig_parent_id"
+        ):
+            if parent in index:
+                index[child] = index[parent]
+        return cls(
+            gpus,
+            index,
+            np.array([g.node_id for g in gpus], dtype=np.int64),
+            np.array([g.id for g in gpus], dtype=np.int64),
+        )
+
+
+def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+    """The day's allocations as columns, clipped to [start, min(end, now)) for open ones, in
+    microseconds from ``start``; sorted by what identifies a job outside this database, so
+    rounding lands the same way whatever order the events arrived in."""
+    now_s = now.timestamp()
     rows = (
-        allocations.annotate(start_s=_epoch("start"), end_s=_epoch("end"))
-        .values_list("job_id", "job__team_id", "gpu_id", "start_s", "end_s", "vram_bytes")
+        GpuAllocation.objects.filter(Q(end__isnull=True) | Q(end__gt=start), start__lt=end)
+        .annotate(start_s=_epoch("start"), end_s=_epoch("end"), regen=regeneration_flag())
         .order_by("start", "end", "job__source", "job__external_id", "gpu_id")
     )
-    start_s, end_s, now_s = start.timestamp(), end.timestamp(), now.timestamp()
-    for job_id, team_id, gpu_id, a_start, a_end, vram in rows:
-        a_start, a_end = _seconds(a_start), _seconds(a_end)
-        lo, hi = max(a_start, start_s), min(now_s if a_end is None else a_end, end_s)
-        if hi > lo:
-            by_gpu[parent_of.get(gpu_id, gpu_id)].append((job_id, team_id, lo, hi, vram))
-
-    telemetry: dict[tuple[int, int], tuple[float, float, float | None, float | None]] = {}
-    for gpu_id, ts, covered, busy, util, energy in GpuHour.objects.filter(
-        ts__gte=start, ts__lt=end
-    ).values_list("gpu_id", "ts", "covered_s", "busy_s", "util_mean_pct", "energy_j"):
-        telemetry[(gpu_id, int((ts.timestamp() - range_start) // HOUR_S))] = (
-            covered,
-            busy,
-            util,
-            energy,
-        )
-
-    book = PriceBook(providers={g.node.site.provider for g in gpus.values()})
-    prices: dict[tuple[int, int], ResolvedPrice] = {}
-
-    def price(gpu: Gpu, hour: int) -> ResolvedPrice:
-        key = (gpu.node_id, hour)
-        if key not in prices:
-            at = datetime.fromtimestamp(range_start + hour * HOUR_S, tz=UTC)
-            prices[key] = book.resolve(node=gpu.node, at=at, gpu_model=gpu.model)
-        return prices[key]
-
-    entries: list[dict[str, Any]] = []
-    # node, hour -> team -> held seconds, and paid seconds (for storage and energy)
-    node_team_s: dict[tuple[int, int], dict[int, float]] = defaultdict(lambda: defaultdict(float))
-    node_paid_s: dict[tuple[int, int], float] = defaultdict(float)
-    node_energy_j: dict[tuple[int, int], float] = defaultdict(float)
-    for gpu_id in set(by_gpu) | {g for g, _ in telemetry}:
-        gpu = gpus.get(gpu_id)
-        if gpu is None:
-            continue
-        pieces, union = (
-            _split_gpu(by_gpu[gpu_id], range_start, hours) if by_gpu.get(gpu_id) else ({}, {})
-        )
-        for hour in range(hours):
-            covered, busy, util, energy = telemetry.get((gpu_id, hour), (0.0, 0.0, None, None))
-            held_s = union.get(hour, 0.0)
-            paid_s = min(max(covered, held_s), HOUR_S)
-            if paid_s <= 0:
-                continue
-            window = datetime.fromtimestamp(range_start + hour * HOUR_S, tz=UTC)
-            resolved = price(gpu, hour)
-            rate = resolved.price if resolved.price is not None else Decimal(0)
-            common = {
-                "gpu_id": gpu.id,
-                "node_id": gpu.node_id,
-                "currency": resolved.currency,
-                "unit": "gpu_hour",
-                "unit_price": resolved.price,
-                "price_reason": resolved.reason[:200],
-            }
-            paid_amount = q6(_dec(paid_s) / 3600 * rate)
-            job_amounts = [q6(_dec(p.seconds) / 3600 * rate) for p in pieces.get(hour, [])]
-            unallocated_s = min(paid_s - held_s, max(0.0, busy - held_s))
-            unallocated_amount = q6(_dec(unallocated_s) / 3600 * rate)
-            idle_amount = paid_amount - sum(job_amounts, Decimal(0)) - unallocated_amount
-            if idle_amount < 0 and job_amounts:  # rounding: the largest job absorbs it
-                biggest = max(range(len(job_amounts)), key=job_amounts.__getitem__)
-                job_amounts[biggest] += idle_amount
-                idle_amount = Decimal(0)
-            activity = (
-                Decimal(repr(min(max(util / 100.0, 0.0), 1.0))) if util is not None else Decimal(1)
+    names = ("job", "team", "gpu", "a_start", "a_end", "vram", "regen")
+    if connection.vendor == "postgresql":
+        # Straight into arrays (binary COPY): a day of a large fleet is tens of thousands of
+        # rows, and a Python tuple per row was half of computing the day.
+        rows = rows.annotate(
+            end_or_now=Coalesce("end_s", Value(now_s), output_field=FloatField()),
+            vram_or_0=Coalesce("vram_bytes", Value(0), output_field=BigIntegerField()),
+        ).values_list("job_id", "job__team_id", "gpu_id", "start_s", "end_or_now", "vram_or_0",
+                      "regen")  # fmt: skip
+        sql, params = rows.query.get_compiler(using=rows.db).as_sql()
+        kinds = ("int8", "int8", "int8", "float8", "float8", "int8", "bool")
+        with connection.cursor() as wrapper:
+            got = copy_out_columns(
+                wrapper.cursor, sql, params, list(zip(names, kinds, strict=True))
             )
-            # One dict of what a GPU-hour's job lines share, merged per line (no per-line
-            # keyword packing); without telemetry the usage basis equals the allocation.
-            head = _entry(window, bucket=Bucket.TEAM, component=Component.GPU, **common)
-            team_s = node_team_s[(gpu.node_id, hour)]
-            for piece, amount in zip(pieces.get(hour, []), job_amounts, strict=True):
-                team_s[piece.team_id] += piece.seconds
-                quantity = q6(_dec(piece.seconds) / 3600)
-                if activity == 1:
-                    used, used_quantity = amount, quantity
-                else:
-                    used, used_quantity = q6(amount * activity), q6(quantity * activity)
-                job = head | {"team_id": piece.team_id, "job_id": piece.job_id}
-                entries.append(
-                    job | {"basis": Basis.ALLOCATION, "quantity": quantity, "amount": amount}
-                )
-                entries.append(
-                    job | {"basis": Basis.USAGE, "quantity": used_quantity, "amount": used}
-                )
-                if amount - used > 0:
-                    entries.append(
-                        job
-                        | {
-                            "basis": Basis.USAGE,
-                            "component": Component.WASTE,
-                            "quantity": quantity - used_quantity,
-                            "amount": amount - used,
-                        }
-                    )
-            idle_s = paid_s - held_s - unallocated_s
-            fleet_lines = []
-            if unallocated_amount > 0 or unallocated_s > 0:
-                fleet_lines.append(
-                    {
-                        "bucket": Bucket.UNALLOCATED,
-                        "component": Component.GPU,
-                        "quantity": q6(_dec(unallocated_s) / 3600),
-                        "amount": unallocated_amount,
-                    }
-                )
-            if idle_amount > 0 or idle_s > 0:
-                fleet_lines.append(
-                    {
-                        "bucket": Bucket.IDLE,
-                        "component": Component.IDLE,
-                        "quantity": q6(_dec(max(idle_s, 0.0)) / 3600),
-                        "amount": idle_amount,
-                    }
-                )
-            for basis in (Basis.ALLOCATION, Basis.USAGE):
-                entries.extend(
-                    _entry(window, basis=basis, **common, **line) for line in fleet_lines
-                )
-            node_paid_s[(gpu.node_id, hour)] += paid_s
-            if energy:
-                node_energy_j[(gpu.node_id, hour)] += energy
-    entries += _node_costs(node_paid_s, node_team_s, node_energy_j, prices, range_start)
-    return entries
+        job, team, gpu, a_start, a_end, vram, regen = (got[n] for n in names)
+    else:
+        listed = list(rows.values_list("job_id", "job__team_id", "gpu_id", "start_s", "end_s",
+                                       "vram_bytes", "regen"))  # fmt: skip
+        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[] for _ in names]
+        job, team, gpu = (np.array(c, dtype=np.int64) for c in cols[:3])
+        a_start, a_end = _seconds(cols[3], now_s), _seconds(cols[4], now_s)
+        vram = np.array([v or 0 for v in cols[5]], dtype=np.int64)
+        regen = np.array(cols[6], dtype=bool)
+    day_s, span_us = start.timestamp(), int((end - start).total_seconds()) * MICRO
+    lo = np.clip(np.rint((a_start - day_s) * MICRO), 0, span_us).astype(np.int64)
+    hi = np.clip(np.rint((a_end - day_s) * MICRO), 0, span_us).astype(np.int64)
+    index = fleet.index
+    g = np.array([index.get(x, NONE) for x in gpu.tolist()], dtype=np.int64)
+    keep = (g != NONE) & (hi > lo)
+    return {
+        "job": job[keep],
+        "team": team[keep],
+        "g": g[keep],
+        "lo": lo[keep],
+        "hi": hi[keep],
+        "vram": vram[keep].astype(float),
+        "regen": regen[keep],
+    }
+
+
+def _sweep(a: dict[str, Any], hours: int, gpus: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each allocation's share of each hour it spans (the pieces), and per (GPU, hour) the
+    microseconds anyone held the GPU."""
+    g, lo, hi, vram = a["g"], a["lo"], a["hi"], a["vram"]
+    held = np.zeros(gpus * hours)
+    if not len(g):
+        empty = np.zeros(0, dtype=np.int64)
+        return {"alloc": empty, "hour": empty, "share_us": np.zeros(0)}, held
+    used = np.unique(g)
+    edges = (used[:, None] << _GPU_SHIFT) | (np.arange(hours + 1, dtype=np.int64) * HOUR_US)
+    key_lo, key_hi = (g << _GPU_SHIFT) | lo, (g << _GPU_SHIFT) | hi
+    points = np.unique(np.concatenate([key_lo, key_hi, edges.ravel()]))
+    i_lo, i_hi = np.searchsorted(points, key_lo), np.searchsorted(points, key_hi)
+    n = len(points)
+
+    def running(weights: np.ndarray | None) -> np.ndarray:
+        step = np.bincount(i_lo, weights, n) - np.bincount(i_hi, weights, n)
+        return np.cumsum(step)[:-1]  # per segment [points[k], points[k + 1])
+
+    count = running(None)
+    with_vram = running((vram > 0).astype(float))
+    vram_sum = running(vram)
+    length = np.diff(points).astype(float)
+    active = count > 0.5
+    by_vram = active & (np.abs(with_vram - count) < 0.5)  # every holder reports VRAM
+    per_job = np.where(active & ~by_vram, length / np.where(active, count, 1.0), 0.0)
+    per_byte = np.where(by_vram, length / np.where(by_vram, vram_sum, 1.0), 0.0)
+    seg_gpu, seg_t = points[:-1] >> _GPU_SHIFT, points[:-1] & ((1 << _GPU_SHIFT) - 1)
+    seg_cell = seg_gpu * hours + seg_t // HOUR_US
+    np.add.at(held, seg_cell[active], length[active])
+
+    # Pieces: an allocation cut at hour edges; each piece spans segments [first, last).
+    first_h, last_h = lo // HOUR_US, (hi - 1) // HOUR_US
+    spans = last_h - first_h + 1
+    alloc = np.repeat(np.arange(len(g)), spans)
+    hour = first_h[alloc] + np.arange(len(alloc)) - np.repeat(np.cumsum(spans) - spans, spans)
+    p_lo = np.maximum(lo[alloc], hour * HOUR_US)
+    p_hi = np.minimum(hi[alloc], (hour + 1) * HOUR_US)
+    gk = g[alloc] << _GPU_SHIFT
+    s_first, s_last = np.searchsorted(points, gk | p_lo), np.searchsorted(points, gk | p_hi)
+    segments = s_last - s_first
+    offsets = np.cumsum(segments) - segments
+    seg = np.repeat(s_first - offsets, segments) + np.arange(segments.sum())
+    contrib = per_job[seg] + np.repeat(vram[alloc], segments) * per_byte[seg]
+    share = np.add.reduceat(contrib, offsets) if len(contrib) else np.zeros(0)
+    return {"alloc": alloc, "hour": hour, "share_us": share}, held
+
+
+def _telemetry(fleet: _Fleet, start: datetime, end: datetime, hours: int) -> dict[str, np.ndarray]:
+    shape = (len(fleet.gpus), hours)
+    out = {
+        "covered": np.zeros(shape, dtype=np.int64),
+        "busy": np.zeros(shape, dtype=np.int64),
+        "util": np.full(shape, np.nan),
+        "energy": np.zeros(shape),
+    }
+    day_s = start.timestamp()
+    for gpu_id, ts, covered, busy, util, energy in (
+        GpuHour.objects.filter(ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True)
+        .annotate(ts_s=_epoch("ts"))
+        .values_list("gpu_id", "ts_s", "covered_s", "busy_s", "util_mean_pct", "energy_j")
+    ):
+        i = fleet.index.get(gpu_id)
+        if i is None:
+            continue
+        h = int((_seconds([ts], 0)[0] - day_s) // HOUR_S)
+        out["covered"][i, h] = round((covered or 0) * MICRO)
+        out["busy"][i, h] = round((busy or 0) * MICRO)
+        out["util"][i, h] = np.nan if util is None else util
+        out["energy"][i, h] = energy or 0.0
+    return out
+
+
+def day_compute(*, day: datetime, now: datetime | None = None) -> DayLedger:
+    """The ledger lines of one UTC day (24 hour windows), in memory."""
+    now = now or timezone.now()
+    start, end = day_floor(day), day_floor(day) + DAY
+    hours = 24
+    fleet = _Fleet.load()
+    out = DayLedger(start)
+    if not fleet.gpus:
+        return out
+    n_gpus = len(fleet.gpus)
+    a = _allocations(fleet, start, end, now)
+    pieces, held_flat = _sweep(a, hours, n_gpus)
+    held = np.rint(held_flat).astype(np.int64).reshape(n_gpus, hours)
+    tel = _telemetry(fleet, start, end, hours)
+    paid = np.minimum(np.maximum(tel["covered"], held), HOUR_US)
+    present = paid > 0
+
+    # Prices per (node, hour) present: the rate of the node's first GPU's model.
+    book = PriceBook(providers={g.node.site.provider for g in fleet.gpus})
+    rate = np.full((n_gpus, hours), NONE, dtype=np.int64)
+    currency = np.full((n_gpus, hours), b"USD", dtype="S3")
+    resolved_at: dict[tuple[int, int], ResolvedPrice] = {}
+    for gi, h in zip(*np.nonzero(present), strict=True):
+        gpu = fleet.gpus[gi]
+        key = (gpu.node_id, int(h))
+        if key not in resolved_at:
+            at = start + timedelta(hours=int(h))
+            resolved = book.resolve(node=gpu.node, at=at, gpu_model=gpu.model)
+            resolved_at[key] = resolved
+            price = NONE if resolved.price is None else _micro(resolved.price)
+            out.prices.append(
+                (int(h), gpu.node_id, price, resolved.currency, resolved.reason[:200])
+            )
+        resolved = resolved_at[key]
+        if resolved.price is not None:
+            rate[gi, h] = _micro(resolved.price)
+        currency[gi, h] = resolved.currency.encode()
+    rate0 = np.maximum(rate, 0)
+
+    def cost(quantity: np.ndarray, unit_rate: np.ndarray) -> np.ndarray:
+        return _round_div(quantity * unit_rate, MICRO)
+
+    # Job lines: quantity in millionths of a GPU-hour (1 per 3600 microseconds).
+    p_alloc, p_hour = pieces["alloc"], pieces["hour"]
+    p_gpu = a["g"][p_alloc]
+    p_quantity = np.floor(pieces["share_us"] / HOUR_S + 0.5).astype(np.int64)
+    p_amount = cost(p_quantity, rate0[p_gpu, p_hour])
+    cell = p_gpu * hours + p_hour
+
+    unallocated = np.minimum(paid - held, np.maximum(0, tel["busy"] - held)) * present
+    idle_us = (paid - held - unallocated) * present
+    paid_amount = cost(_round_div(paid, HOUR_S), rate0)
+    unalloc_q = _round_div(unallocated, HOUR_S)
+    unalloc_amount = cost(unalloc_q, rate0)
+    jobs_amount = np.bincount(cell, p_amount, n_gpus * hours).astype(np.int64)
+    idle_amount = paid_amount - jobs_amount.reshape(n_gpus, hours) - unalloc_amount
+    short = np.flatnonzero(idle_amount.ravel() < 0)
+    if len(short):  # rounding: the largest job of the GPU-hour absorbs it
+        order = np.lexsort((p_alloc, -p_amount, cell))
+        firsts = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
+        biggest = dict(zip(cell[firsts].tolist(), firsts.tolist(), strict=True))
+        for c in short:
+            p_amount[biggest[int(c)]] += idle_amount.flat[c]
+            idle_amount.flat[c] = 0
+    activity = np.where(
+        np.isnan(tel["util"]), MICRO, np.rint(np.clip(tel["util"] / 100, 0, 1) * MICRO)
+    ).astype(np.int64)
+
+    job_line = p_quantity > 0
+    jl_gpu, jl_hour = p_gpu[job_line], p_hour[job_line]
+    jl_alloc = p_alloc[job_line]
+    out.blocks.append(
+        Block(Bucket.TEAM, Component.GPU, "gpu_hour", hour=jl_hour, team=a["team"][jl_alloc],
+              node=fleet.node[jl_gpu], quantity=p_quantity[job_line], amount=p_amount[job_line],
+              currency=currency[jl_gpu, jl_hour], job=a["job"][jl_alloc], gpu=fleet.gpu_id[jl_gpu],
+              unit_price=rate[jl_gpu, jl_hour], activity=activity[jl_gpu, jl_hour],
+              regeneration=a["regen"][jl_alloc])
+    )  # fmt: skip
+    for bucket, component, mask, quantity, amount in (
+        (Bucket.UNALLOCATED, Component.GPU, (unallocated > 0) | (unalloc_amount > 0),
+         unalloc_q, unalloc_amount),
+        (Bucket.IDLE, Component.IDLE, present & ((idle_us > 0) | (idle_amount > 0)),
+         _round_div(idle_us, HOUR_S), idle_amount),
+    ):  # fmt: skip
+        gi, h = np.nonzero(mask)
+        out.blocks.append(
+            Block(bucket, component, "gpu_hour", hour=h, team=np.full(len(h), NONE),
+                  node=fleet.node[gi], quantity=quantity[gi, h], amount=amount[gi, h],
+                  currency=currency[gi, h], gpu=fleet.gpu_id[gi], unit_price=rate[gi, h])
+        )  # fmt: skip
+    out.blocks += _node_costs(fleet, start, hours, paid, tel["energy"], pieces, a, resolved_at)
+    return out
 
 
 def _node_costs(
-    node_paid_s: dict[tuple[int, int], float],
-    node_team_s: dict[tuple[int, int], dict[int, float]],
-    node_energy_j: dict[tuple[int, int], float],
-    prices: dict[tuple[int, int], ResolvedPrice],
-    range_start: float,
-) -> list[dict[str, Any]]:
-    """Storage and on-prem energy per node-hour, shared by teams' held GPU time."""
-    entries: list[dict[str, Any]] = []
+    fleet: _Fleet,
+    start: datetime,
+    hours: int,
+    paid: np.ndarray,
+    energy: np.ndarray,
+    pieces: dict[str, np.ndarray],
+    a: dict[str, Any],
+    resolved_at: dict[tuple[int, int], ResolvedPrice],
+) -> list[Block]:
+    """Storage and on-prem energy per node-hour, shared by teams' held GPU time (quantity
+    and amount alike; the residue is idle)."""
+    nodes = np.unique(fleet.node)
+    node_pos = np.searchsorted(nodes, fleet.node)  # per GPU
+    node_paid = np.zeros((len(nodes), hours), dtype=np.int64)
+    np.add.at(node_paid, node_pos, paid)
+    node_energy = np.zeros((len(nodes), hours))
+    np.add.at(node_energy, node_pos, np.where(paid > 0, energy, 0.0))
     devices: dict[int, list[StorageDevice]] = defaultdict(list)
     for device in (
-        StorageDevice.objects.filter(
-            node_id__in={n for n, _ in node_paid_s}, capacity_bytes__isnull=False
-        )
+        StorageDevice.objects.filter(node_id__in=nodes.tolist(), capacity_bytes__isnull=False)
         .exclude(volume_type="")
         .select_related("node__site")
     ):
         devices[device.node_id].append(device)
-    for (node_id, hour), paid_s in node_paid_s.items():
-        window = datetime.fromtimestamp(range_start + hour * HOUR_S, tz=UTC)
-        costs: list[tuple[str, Decimal, Decimal, str, str]] = []
+    # (component, unit) -> rows of (node position, hour, quantity, amount, currency)
+    costs: dict[tuple[str, str], list[tuple[int, int, int, int, bytes]]] = defaultdict(list)
+    for n, h in zip(*np.nonzero(node_paid > 0), strict=True):
+        node_id, window = int(nodes[n]), start + timedelta(hours=int(h))
+        storage: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for device in devices.get(node_id, []):
-            resolved = storage_price_resolve(device=device, at=window)
-            if resolved.price is not None and device.capacity_bytes:
-                gb = Decimal(device.capacity_bytes) / Decimal(10**9)
-                costs.append(
-                    (
-                        Component.STORAGE,
-                        q6(gb * resolved.price / HOURS_PER_MONTH),
-                        q6(gb / HOURS_PER_MONTH),
-                        "gb_month",
-                        resolved.currency,
-                    )
-                )
-        resolved = prices.get((node_id, hour))
+            price = storage_price_resolve(device=device, at=window)
+            if price.price is not None and device.capacity_bytes:
+                gb_months = Decimal(device.capacity_bytes) / Decimal(10**9) / HOURS_PER_MONTH
+                storage[price.currency][0] += _micro(gb_months)
+                storage[price.currency][1] += _micro(gb_months * price.price)
+        for cur, (quantity, amount) in storage.items():
+            costs[(Component.STORAGE, "gb_month")].append((n, h, quantity, amount, cur.encode()))
+        resolved = resolved_at.get((node_id, int(h)))
         rate = resolved.rate if resolved else None
-        energy_j = node_energy_j.get((node_id, hour), 0.0)
-        if rate is not None and rate.energy_per_kwh is not None and energy_j > 0:
-            kwh = _dec(energy_j / 3.6e6)
-            amount = q6(kwh * (rate.pue or Decimal(1)) * rate.energy_per_kwh)
-            costs.append((Component.ENERGY, amount, q6(kwh), "kwh", rate.currency))
-        for component, amount, quantity, unit, currency in costs:
-            shares, rest = _split_by_time(amount, node_team_s.get((node_id, hour), {}), paid_s)
-            common = {
-                "node_id": node_id,
-                "component": component,
-                "quantity": quantity,
-                "unit": unit,
-                "currency": currency,
-            }
-            lines = [{"bucket": Bucket.TEAM, "team_id": t, "amount": a} for t, a in shares.items()]
-            if rest > 0:
-                lines.append({"bucket": Bucket.IDLE, "amount": rest})
-            for basis in (Basis.ALLOCATION, Basis.USAGE):
-                entries.extend(_entry(window, basis=basis, **common, **line) for line in lines)
-    return entries
+        if rate is not None and rate.energy_per_kwh is not None and node_energy[n, h] > 0:
+            kwh = round(node_energy[n, h] / 3.6)  # millionths of a kWh
+            amount = _micro(
+                Decimal(kwh).scaleb(-6) * (rate.pue or Decimal(1)) * rate.energy_per_kwh
+            )
+            costs[(Component.ENERGY, "kwh")].append((n, h, kwh, amount, rate.currency.encode()))
+    if not costs:
+        return []
+    # Held microseconds per (node position, hour, team).
+    p_node = node_pos[a["g"][pieces["alloc"]]]
+    team_of = a["team"][pieces["alloc"]]
+    frame = pd.DataFrame({"n": p_node, "h": pieces["hour"], "team": team_of,
+                          "us": pieces["share_us"]})  # fmt: skip
+    held = frame.groupby(["n", "h", "team"], sort=True)["us"].sum().reset_index()
+    blocks = []
+    for (component, unit), rows in costs.items():
+        c = pd.DataFrame(rows, columns=["n", "h", "quantity", "amount", "currency"])
+        shares = held.merge(c, on=["n", "h"])
+        fraction = shares["us"].to_numpy() / node_paid[shares["n"], shares["h"]]
+        share_q = np.floor(shares["quantity"].to_numpy() * fraction + 0.5).astype(np.int64)
+        share_a = np.floor(shares["amount"].to_numpy() * fraction + 0.5).astype(np.int64)
+        n, h = shares["n"].to_numpy(), shares["h"].to_numpy()
+        blocks.append(
+            Block(Bucket.TEAM, component, unit, hour=h, team=shares["team"].to_numpy(),
+                  node=nodes[n], quantity=share_q, amount=share_a,
+                  currency=shares["currency"].to_numpy().astype("S3"))
+        )  # fmt: skip
+        cell = c["n"].to_numpy() * hours + c["h"].to_numpy()
+        given_q = np.bincount(n * hours + h, share_q, len(nodes) * hours)[cell]
+        given_a = np.bincount(n * hours + h, share_a, len(nodes) * hours)[cell]
+        rest_q = c["quantity"].to_numpy() - np.rint(given_q).astype(np.int64)
+        rest_a = c["amount"].to_numpy() - np.rint(given_a).astype(np.int64)
+        rest = rest_a > 0
+        blocks.append(
+            Block(Bucket.IDLE, component, unit, hour=c["h"].to_numpy()[rest],
+                  team=np.full(int(rest.sum()), NONE), node=nodes[c["n"].to_numpy()[rest]],
+                  quantity=np.maximum(rest_q[rest], 0), amount=rest_a[rest],
+                  currency=c["currency"].to_numpy()[rest].astype("S3"))
+        )  # fmt: skip
+    return blocks
 
 
-def ledger_recompute(
-    *, start: datetime, end: datetime, now: datetime | None = None
-) -> dict[str, int]:
-    """Replace the ledger of [start, end) in one transaction; clears those dirty marks."""
-    entries = ledger_compute(start=start, end=end, now=now)
-    start, end = hour_floor(start), hour_floor(end - timedelta(microseconds=1)) + timedelta(hours=1)
-    computed_at = timezone.now()
-    with transaction.atomic():
-        deleted, _ = LedgerEntry.objects.filter(
-            window_start__gte=start, window_start__lt=end
-        ).delete()
-        if connection.vendor == "postgresql":
-            # Every column present (absent ones None), then one C-level lookup per row.
-            base = dict.fromkeys(LEDGER_COLUMNS, None) | {"computed_at": computed_at}
-            as_row = itemgetter(*LEDGER_COLUMNS)
-            rows = [as_row(base | e) for e in entries]
-            with connection.cursor() as cursor:
-                copy_rows(
-                    cursor.cursor, LedgerEntry._meta.db_table, LEDGER_COLUMNS, LEDGER_TYPES, rows
-                )
-        else:
-            LedgerEntry.objects.bulk_create((LedgerEntry(**e) for e in entries), batch_size=2000)
-        DirtyWindow.objects.filter(window_start__gte=start, window_start__lt=end).delete()
-        ledger_days_refresh(start=start, end=end)
-    return {
-        "windows": int((end - start).total_seconds() // HOUR_S),
-        "entries": len(entries),
-        "replaced": deleted,
-    }
+def _write(ledger: DayLedger, computed_at: datetime) -> None:
+    """The day's lines, prices and summary: binary COPY of columns (PostgreSQL) or
+    ``bulk_create`` (SQLite, the single-user demo)."""
+    summary = _day_summary(ledger)
+    if connection.vendor != "postgresql":
+        LedgerEntry.objects.bulk_create(_entries(ledger, computed_at), batch_size=2000)
+        LedgerPrice.objects.bulk_create(
+            LedgerPrice(window_start=ledger.day + timedelta(hours=h), node_id=node,
+                        unit_price=None if price == NONE else _decimal(price), currency=cur,
+                        reason=reason)
+            for h, node, price, cur, reason in ledger.prices
+        )  # fmt: skip
+        LedgerDay.objects.bulk_create(
+            LedgerDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
+                      team_id=None if r.team == NONE else int(r.team), node_id=int(r.node),
+                      component=r.component, regeneration=bool(r.regen),
+                      quantity=_decimal(r.quantity), amount=_decimal(r.amount))
+            for r in summary.itertuples(index=False)
+        )  # fmt: skip
+        return
+    day_us = round(ledger.day.timestamp()) * MICRO
+    computed_us = round(computed_at.timestamp() * MICRO)
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        for b in ledger.blocks:
+            job, gpu, price = b.column("job"), b.column("gpu"), b.column("unit_price")
+            columns = [
+                Column("window_start", "timestamptz", day_us + b.hour * HOUR_US),
+                Column("bucket", "text", str(b.bucket).encode()),
+                Column("team_id", "int8", b.team, null=b.team == NONE),
+                Column("job_id", "int8", job, null=job == NONE),
+                Column("node_id", "int8", b.node),
+                Column("gpu_id", "int8", gpu, null=gpu == NONE),
+                Column("component", "text", str(b.component).encode()),
+                Column("quantity", "micro", b.quantity),
+                Column("unit", "text", b.unit.encode()),
+                Column("unit_price", "micro", price, null=price == NONE),
+                Column("amount", "micro", b.amount),
+                Column("activity", "micro", b.column("activity")),
+                Column("currency", "text", b.currency),
+                Column("computed_at", "timestamptz", computed_us),
+            ]
+            copy_columns(cursor, LedgerEntry._meta.db_table, columns, len(b))
+        if ledger.prices:
+            hour, node, price, cur, reason = (np.array(c) for c in zip(*ledger.prices, strict=True))
+            columns = [
+                Column("window_start", "timestamptz", day_us + hour.astype(np.int64) * HOUR_US),
+                Column("node_id", "int8", node),
+                Column("unit_price", "micro", price, null=price == NONE),
+                Column("currency", "text", np.char.encode(cur)),
+                Column("reason", "text", np.char.encode(reason)),
+            ]
+            copy_columns(cursor, LedgerPrice._meta.db_table, columns, len(hour))
+        columns = [
+            Column("day", "timestamptz", day_us),
+            Column("basis", "text", np.char.encode(summary["basis"].to_numpy().astype(str))),
+            Column("bucket", "text", np.char.encode(summary["bucket"].to_numpy().astype(str))),
+            Column("team_id", "int8", summary["team"].to_numpy(),
+                   null=summary["team"].to_numpy() == NONE),
+            Column("node_id", "int8", summary["node"].to_numpy()),
+            Column("component", "text",
+                   np.char.encode(summary["component"].to_numpy().astype(str))),
+            Column("regeneration", "bool", summary["regen"].to_numpy()),
+            Column("quantity", "micro", summary["quantity"].to_numpy()),
+            Column("amount", "micro", summary["amount"].to_numpy()),
+        ]  # fmt: skip
+        copy_columns(cursor, LedgerDay._meta.db_table, columns, len(summary))
 
 
-def ledger_days_refresh(*, start: datetime, end: datetime) -> int:
-    """Rebuild the daily summary of every UTC day that [start, end) touches."""
-    day_start = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    day_end = (end - timedelta(microseconds=1)).astimezone(UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    ) + timedelta(days=1)
-    LedgerDay.objects.filter(day__gte=day_start, day__lt=day_end).delete()
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        # A day of a large fleet is a few hundred thousand lines: sort them in memory, not
-        # in temporary files (the default 4 MB spills). For this transaction only.
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-    rows = (
-        LedgerEntry.objects.filter(window_start__gte=day_start, window_start__lt=day_end)
-        .annotate(d=TruncDay("window_start", tzinfo=UTC), regen=regeneration_flag())
-        .values("d", "basis", "bucket", "team_id", "node_id", "component", "regen")
-        .annotate(q=Sum("quantity"), a=Sum("amount"))
-        .order_by()
-    )
-    summary = [
-        LedgerDay(day=r["d"], basis=r["basis"], bucket=r["bucket"], team_id=r["team_id"],
-                  node_id=r["node_id"], component=r["component"], regeneration=r["regen"],
-                  quantity=r["q"], amount=r["a"])
-        for r in rows
+def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
+    """LedgerEntry objects (SQLite, the single-user demo)."""
+    for b in ledger.blocks:
+        job, gpu, price = b.column("job"), b.column("gpu"), b.column("unit_price")
+        for i in range(len(b)):
+            yield LedgerEntry(
+                window_start=ledger.day + timedelta(hours=int(b.hour[i])),
+                bucket=b.bucket, component=b.component, unit=b.unit,
+                team_id=None if b.team[i] == NONE else int(b.team[i]),
+                job_id=None if job[i] == NONE else int(job[i]), node_id=int(b.node[i]),
+                gpu_id=None if gpu[i] == NONE else int(gpu[i]),
+                quantity=_decimal(b.quantity[i]), amount=_decimal(b.amount[i]),
+                unit_price=None if price[i] == NONE else _decimal(price[i]),
+                activity=_decimal(b.column("activity")[i]), currency=b.currency[i].decode(),
+                computed_at=computed_at,
+            )  # fmt: skip
+
+
+def _day_summary(ledger: DayLedger) -> pd.DataFrame:
+    """The day's lines summed per basis, bucket, team, node, component and regeneration. The
+    usage basis splits a team's GPU line into round(amount x activity) and waste, as the
+    allocation report does in SQL."""
+    keys = ["bucket", "team", "node", "component", "regen"]
+    frames = [
+        pd.DataFrame({
+            "bucket": str(b.bucket), "team": b.team, "node": b.node, "component": str(b.component),
+            "regen": b.column("regeneration"), "quantity": b.quantity, "amount": b.amount,
+            "activity": b.column("activity"),
+        })
+        for b in ledger.blocks
+        if len(b)
     ]  # fmt: skip
-    LedgerDay.objects.bulk_create(summary, batch_size=5000)
-    OutputDay.objects.filter(day__gte=day_start, day__lt=day_end).delete()
+    if not frames:
+        return pd.DataFrame(columns=["basis", *keys, "quantity", "amount"])
+    lines = pd.concat(frames, ignore_index=True)
+    usage = lines.copy()
+    team_gpu = ((lines["bucket"] == Bucket.TEAM) & (lines["component"] == Component.GPU)).to_numpy()
+    act = lines["activity"].to_numpy()
+    used = _round_div(lines["amount"].to_numpy() * act, MICRO)
+    used_q = _round_div(lines["quantity"].to_numpy() * act, MICRO)
+    usage.loc[team_gpu, "amount"] = used[team_gpu]
+    usage.loc[team_gpu, "quantity"] = used_q[team_gpu]
+    waste = lines[team_gpu].copy()
+    waste["component"] = str(Component.WASTE)
+    waste["amount"] -= used[team_gpu]
+    waste["quantity"] -= used_q[team_gpu]
+    waste = waste[waste["amount"] > 0]
+    sums = []
+    for basis, frame in ((Basis.ALLOCATION, lines), (Basis.USAGE, pd.concat([usage, waste]))):
+        grouped = frame.groupby(keys, sort=True)[["quantity", "amount"]].sum().reset_index()
+        grouped.insert(0, "basis", str(basis))
+        sums.append(grouped)
+    return pd.concat(sums, ignore_index=True)
+
+
+def _outputs(day_start: datetime, day_end: datetime) -> list[OutputDay]:
     generated, usable = job_seconds_rows(
         RenderJob.objects.filter(finished_at__gte=day_start, finished_at__lt=day_end),
         dims=["team_id"],
@@ -463,18 +609,41 @@ def ledger_days_refresh(*, start: datetime, end: datetime) -> int:
     for column, rows in ((0, generated), (1, usable)):
         for r in rows:
             outputs[(r["step_start"], r["team_id"])][column] += r["total"] or 0.0
-    OutputDay.objects.bulk_create(
+    return [
         OutputDay(day=day, team_id=team, generated_seconds=g, usable_seconds=u)
         for (day, team), (g, u) in outputs.items()
-    )
-    return len(summary)
+    ]
+
+
+def ledger_recompute(
+    *, start: datetime, end: datetime, now: datetime | None = None
+) -> dict[str, int]:
+    """Replace the ledger of every UTC day that [start, end) touches, in one transaction:
+    lines, prices, daily summaries and output seconds; clears those days' dirty marks."""
+    first, last = day_floor(start), day_floor(end - timedelta(microseconds=1)) + DAY
+    days = [first + DAY * i for i in range((last - first) // DAY)]
+    computed_at = timezone.now()
+    entries = deleted = 0
+    with transaction.atomic():
+        for day in days:
+            ledger = day_compute(day=day, now=now)
+            window = {"window_start__gte": day, "window_start__lt": day + DAY}
+            deleted += LedgerEntry.objects.filter(**window).delete()[0]
+            LedgerPrice.objects.filter(**window).delete()
+            LedgerDay.objects.filter(day=day).delete()
+            _write(ledger, computed_at)
+            entries += len(ledger)
+            DirtyWindow.objects.filter(**window).delete()
+            OutputDay.objects.filter(day=day).delete()
+            OutputDay.objects.bulk_create(_outputs(day, day + DAY))
+    return {"windows": 24 * len(days), "entries": entries, "replaced": deleted}
 
 
 def dirty_windows_recompute(*, limit: int = 168) -> int:
-    """Recompute the oldest dirty hours (late jobs, verdicts, prices)."""
+    """Recompute the UTC days of the oldest dirty hours (late jobs, verdicts, prices)."""
     hours = list(
         DirtyWindow.objects.order_by("window_start").values_list("window_start", flat=True)[:limit]
     )
-    for hour in hours:
-        ledger_recompute(start=hour, end=hour + timedelta(hours=1))
+    for day in sorted({day_floor(h) for h in hours}):
+        ledger_recompute(start=day, end=day + DAY)
     return len(hours)

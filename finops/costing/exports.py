@@ -1,4 +1,5 @@
-"""FOCUS 1.2 export and team invoices, read from the ledger."""
+"""FOCUS 1.2 export and team invoices, read from the ledger (the allocation basis: a
+line's ``amount``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from django.db.models import Count, Max, QuerySet, Sum
 
 from finops.accounts.models import Team
-from finops.costing.models import Basis, Bucket, Component, LedgerEntry
+from finops.costing.models import Bucket, Component, LedgerEntry
 
 # FOCUS 1.2 mandatory columns, then the conditional ones FrameOps fills.
 FOCUS_MANDATORY = (
@@ -54,9 +55,7 @@ def _month_bounds(ts: datetime) -> tuple[datetime, datetime]:
 def focus_entries(
     *, start: datetime, end: datetime, teams: QuerySet[Team], all_teams: bool
 ) -> QuerySet[LedgerEntry]:
-    entries = LedgerEntry.objects.filter(
-        window_start__gte=start, window_start__lt=end, basis=Basis.ALLOCATION
-    )
+    entries = LedgerEntry.objects.filter(window_start__gte=start, window_start__lt=end)
     if all_teams:
         entries = entries.filter(team__in=teams) | entries.filter(team__isnull=True)
     else:
@@ -164,7 +163,6 @@ def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
         LedgerEntry.objects.filter(
             team=team,
             bucket=Bucket.TEAM,
-            basis=Basis.ALLOCATION,
             window_start__gte=start,
             window_start__lt=end,
         )

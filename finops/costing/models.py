@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 
 from finops.accounts.models import Team, currency_validator
 from finops.fleet.models import Gpu, Node
@@ -28,16 +30,19 @@ class Basis(models.TextChoices):
 
 
 class LedgerEntry(models.Model):
-    """One attributed cost in one hour window. A window is recomputed by replacing all its
-    entries for a basis in one transaction."""
+    """One attributed cost in one hour window, for both bases: ``amount`` is the allocation
+    basis; the usage basis charges a team's GPU line ``round(amount x activity, 6)`` and
+    books the rest as waste (``activity`` is 1 on every other line). Recomputing replaces
+    the lines of whole UTC days in one transaction."""
 
     window_start = models.DateTimeField()
-    window_end = models.DateTimeField()
     bucket = models.CharField(max_length=16, choices=Bucket.choices, default=Bucket.TEAM)
-    # No database constraints on these keys: a month's ledger is millions of rows written in
-    # one transaction, and PostgreSQL checks deferred foreign keys row by row at commit (a
-    # quarter of a recompute). The lines are derived from the rows they name, in the same
-    # transaction; PROTECT and SET_NULL still hold for deletes through Django.
+    # No database constraints or single-column indexes on these keys: a month's ledger is
+    # millions of rows written in one transaction; PostgreSQL checks deferred foreign keys
+    # row by row at commit (a quarter of a recompute) and every index is written per row
+    # (four of them doubled the write). The lines are derived from the rows they name, in
+    # the same transaction; PROTECT and SET_NULL still hold for deletes through Django (a
+    # rare scan). Reads go through the window index.
     team = models.ForeignKey(
         Team,
         on_delete=models.PROTECT,
@@ -45,6 +50,7 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="ledger_entries",
         db_constraint=False,
+        db_index=False,
     )
     job = models.ForeignKey(
         RenderJob,
@@ -53,12 +59,13 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="ledger_entries",
         db_constraint=False,
+        db_index=False,
     )
     node = models.ForeignKey(
-        Node, on_delete=models.PROTECT, null=True, blank=True, db_constraint=False
+        Node, on_delete=models.PROTECT, null=True, blank=True, db_constraint=False, db_index=False
     )
     gpu = models.ForeignKey(
-        Gpu, on_delete=models.PROTECT, null=True, blank=True, db_constraint=False
+        Gpu, on_delete=models.PROTECT, null=True, blank=True, db_constraint=False, db_index=False
     )
     component = models.CharField(max_length=8, choices=Component.choices)
     quantity = models.DecimalField(max_digits=20, decimal_places=6)
@@ -66,24 +73,26 @@ class LedgerEntry(models.Model):
     unit_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     amount = models.DecimalField(max_digits=18, decimal_places=6)
     currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
-    basis = models.CharField(max_length=16, choices=Basis.choices, default=Basis.ALLOCATION)
-    price_reason = models.CharField(
-        max_length=200, blank=True, help_text="Which rate was used, and why."
+    activity = models.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        default=1,
+        help_text="Measured SM activity of the GPU in the window (0-1): the usage basis's "
+        "factor on a team's GPU line.",
     )
     computed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "ledger entries"
         ordering = ["window_start", "bucket", "team"]
-        indexes = [
-            models.Index(fields=["window_start", "basis"], name="ledger_window_basis_idx"),
-            models.Index(fields=["team", "window_start"], name="ledger_team_window_idx"),
-        ]
+        # One index: every read and every recompute selects by window (a team's invoice
+        # filters the month's lines; a team-window index cost a quarter of each write).
+        indexes = [models.Index(fields=["window_start"], name="ledger_window_idx")]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(window_end__gt=F("window_start")), name="ledger_window_positive"
-            ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="ledger_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(activity__gte=0, activity__lte=1), name="ledger_activity_fraction"
+            ),
             models.CheckConstraint(
                 condition=Q(quantity__gte=0), name="ledger_quantity_non_negative"
             ),
@@ -98,6 +107,27 @@ class LedgerEntry(models.Model):
         who = self.team.slug if self.team_id else self.bucket
         when = f"{self.window_start:%Y-%m-%d %H:00}"
         return f"{when} {who} {self.component} {self.amount} {self.currency}"
+
+    @property
+    def window_end(self) -> datetime:
+        return self.window_start + timedelta(hours=1)
+
+
+class LedgerPrice(models.Model):
+    """The GPU-hour rate the ledger applied to a node in an hour window, and why: written
+    with the ledger lines of that hour (every line of the node carries the price)."""
+
+    window_start = models.DateTimeField()
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, db_constraint=False, db_index=False)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    currency = models.CharField(max_length=3, validators=[currency_validator])
+    reason = models.CharField(max_length=200, help_text="Which rate was used, and why.")
+
+    class Meta:
+        indexes = [models.Index(fields=["window_start", "node"], name="ledgerprice_window_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.window_start:%Y-%m-%d %H:00} {self.node_id}: {self.unit_price}"
 
 
 class DirtyWindow(models.Model):
@@ -118,8 +148,13 @@ class LedgerDay(models.Model):
     day = models.DateTimeField(help_text="Start of the UTC day.")
     basis = models.CharField(max_length=16, choices=Basis.choices)
     bucket = models.CharField(max_length=16, choices=Bucket.choices)
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True)
-    node = models.ForeignKey(Node, on_delete=models.CASCADE, null=True, blank=True)
+    # Keys as on LedgerEntry: derived in the same transaction, no per-row checks or indexes.
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
+    )
+    node = models.ForeignKey(
+        Node, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
+    )
     component = models.CharField(max_length=8, choices=Component.choices)
     regeneration = models.BooleanField(
         default=False, help_text="Cost of attempts that were not usable."

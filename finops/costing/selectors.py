@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import (
     BooleanField,
     Case,
+    DecimalField,
     Exists,
     ExpressionWrapper,
     F,
@@ -23,7 +24,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Cast, Concat, TruncDay, TruncHour
+from django.db.models.functions import Cast, Concat, Round, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
@@ -219,16 +220,16 @@ def allocation_report(
         )
     else:
         entries = LedgerEntry.objects.filter(
-            window_start__gte=query.start, window_start__lt=query.end, basis=query.basis
+            window_start__gte=query.start, window_start__lt=query.end
         ).filter(visible)
         if "job" in query.aggregate:
             entries = entries.annotate(
                 job_key=Concat(F("job__source"), Value(":"), F("job__external_id"))
             )
-        rows = (
+        rows = basis_rows(
             entries.annotate(step_start=bucket_expr, regen=regeneration_flag())
             .values("regen", *dict.fromkeys(group))
-            .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
+            .annotate(**basis_sums(query.basis))
             .order_by()
         )
     steps = _steps(query)
@@ -317,6 +318,36 @@ def allocation_report(
         "basis": query.basis,
         "steps": out_steps,
     }
+
+
+def basis_sums(basis: str) -> dict[str, Sum]:
+    """Sums of ledger lines as ``basis`` charges them, for ``basis_rows``: the allocation
+    basis charges a line's amount; the usage basis a team's GPU line times its activity,
+    rounded to 6 places as the engine's daily summary is, and the rest as waste."""
+    if basis == Basis.ALLOCATION:
+        return {"basis_amount": Sum("amount"), "basis_quantity": Sum("quantity")}
+    used = Round(F("amount") * F("activity"), 6, output_field=DecimalField())
+    used_quantity = Round(F("quantity") * F("activity"), 6, output_field=DecimalField())
+    return {
+        "basis_amount": Sum(used),
+        "basis_quantity": Sum(used_quantity),
+        "waste_amount": Sum(F("amount") - used, output_field=DecimalField()),
+        "waste_quantity": Sum(F("quantity") - used_quantity, output_field=DecimalField()),
+    }
+
+
+def basis_rows(rows: Any) -> list[dict[str, Any]]:
+    """Rows grouped with ``basis_sums`` as ``amount`` and ``quantity``, the usage basis's
+    waste as rows of their own (component ``waste``): the shape of the daily summary."""
+    out = []
+    for r in rows:
+        waste, waste_quantity = r.pop("waste_amount", None), r.pop("waste_quantity", None)
+        r["amount"], r["quantity"] = r.pop("basis_amount"), r.pop("basis_quantity")
+        out.append(r)
+        if waste:
+            out.append({**r, "component": Component.WASTE, "amount": waste,
+                        "quantity": waste_quantity})  # fmt: skip
+    return out
 
 
 def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, steps) -> None:  # type: ignore[no-untyped-def]

@@ -10,13 +10,13 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
-from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finops.accounts.models import Team
 from finops.costing.engine import ledger_recompute
 from finops.costing.models import LedgerEntry
+from finops.costing.selectors import basis_rows, basis_sums
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.jobs.models import JobStatus
 from finops.jobs.services import AllocationIn, job_record
@@ -127,11 +127,16 @@ def _expected_paid(jobs, telemetry, prices) -> dict[int, Decimal]:  # type: igno
 
 
 def _ledger() -> dict[tuple[int, str], Decimal]:
-    rows = LedgerEntry.objects.values("window_start", "basis").annotate(total=Sum("amount"))
-    return {
-        (int((r["window_start"] - T0).total_seconds() // 3600), r["basis"]): r["total"]
-        for r in rows
-    }
+    out: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    for basis in ("allocation", "usage"):
+        rows = basis_rows(
+            LedgerEntry.objects.values("window_start", "component")
+            .annotate(**basis_sums(basis))
+            .order_by()
+        )
+        for r in rows:
+            out[(int((r["window_start"] - T0).total_seconds() // 3600), basis)] += r["amount"]
+    return out
 
 
 @pytest.mark.django_db
@@ -147,7 +152,7 @@ def test_ledger_sums_to_paid_cost_in_any_arrival_order(jobs, telemetry, prices, 
             _build(jobs, telemetry, prices, arrival)
             ledger_recompute(start=T0, end=T0 + timedelta(hours=HOURS))
             results.append(sorted(map(str, LedgerEntry.objects.values_list(
-                "window_start", "bucket", "team__slug", "job__external_id", "gpu__uuid", "component", "basis", "amount"))))  # fmt: skip
+                "window_start", "bucket", "team__slug", "job__external_id", "gpu__uuid", "component", "activity", "amount"))))  # fmt: skip
             ledger = _ledger()
             expected = _expected_paid(jobs, telemetry, prices)
             for hour in range(HOURS):
