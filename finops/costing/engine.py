@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, F, FloatField, Func, Q, Value
+from django.db.models import BigIntegerField, BooleanField, F, FloatField, Func, Q, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from collectors.pricing.offers import HOURS_PER_MONTH
-from finops.costing.columns import MICRO, Column, copy_columns, copy_out_columns
+from finops.costing.columns import MICRO, Column, copy_columns, fetch_columns
 from finops.costing.models import (
     Basis,
     Bucket,
@@ -63,6 +64,11 @@ HOUR_US = HOUR_S * MICRO
 DAY = timedelta(days=1)
 _GPU_SHIFT = 42  # sweep keys: GPU index << 42 | microseconds into the day
 NONE = -1  # a key column's null
+# The allocations overlapping [%s, %s), through the span's GiST index (jobs migration 0003).
+SPAN_OVERLAPS = (
+    "tstzrange(jobs_gpuallocation.start, COALESCE(jobs_gpuallocation.\"end\", 'infinity'), '[)')"
+    " && tstzrange(%s, %s, '[)')"
+)
 
 
 def day_floor(ts: datetime) -> datetime:
@@ -183,28 +189,39 @@ def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -
     rows = (
         GpuAllocation.objects.filter(Q(end__isnull=True) | Q(end__gt=start), start__lt=end)
         .annotate(start_s=_epoch("start"), end_s=_epoch("end"), regen=regeneration_flag())
-        .order_by("start", "end", "job__source", "job__external_id", "gpu_id")
+        .order_by()
     )
-    names = ("job", "team", "gpu", "a_start", "a_end", "vram", "regen")
     if connection.vendor == "postgresql":
-        # Straight into arrays (binary COPY): a day of a large fleet is tens of thousands of
-        # rows, and a Python tuple per row was half of computing the day.
-        rows = rows.annotate(
+        # A constant condition with bound parameters: nothing from outside is spliced in.
+        span = RawSQL(SPAN_OVERLAPS, [start, end], output_field=BooleanField())  # noqa: S611
+        rows = rows.filter(span)
+        # Straight into arrays: a day of a large fleet is tens of thousands of rows, and a
+        # Python tuple per row was half of computing the day.
+        query = rows.annotate(
             end_or_now=Coalesce("end_s", Value(now_s), output_field=FloatField()),
             vram_or_0=Coalesce("vram_bytes", Value(0), output_field=BigIntegerField()),
-        ).values_list("job_id", "job__team_id", "gpu_id", "start_s", "end_or_now", "vram_or_0",
-                      "regen")  # fmt: skip
-        sql, params = rows.query.get_compiler(using=rows.db).as_sql()
+            team=F("job__team_id"),
+            job_source=F("job__source"),
+            job_external_id=F("job__external_id"),
+        ).values_list("job_id", "team", "gpu_id", "start_s", "end_or_now", "vram_or_0", "regen",
+                      "end_s", "job_source", "job_external_id")  # fmt: skip
+        sql, params = query.query.get_compiler(using=query.db).as_sql()
         kinds = ("int8", "int8", "int8", "float8", "float8", "int8", "bool")
-        with connection.cursor() as wrapper:
-            got = copy_out_columns(
-                wrapper.cursor, sql, params, list(zip(names, kinds, strict=True))
-            )
-        job, team, gpu, a_start, a_end, vram, regen = (got[n] for n in names)
+        columns = list(zip(("job_id", "team", "gpu_id", "start_s", "end_or_now", "vram_or_0",
+                            "regen"), kinds, strict=True))  # fmt: skip
+        order = (
+            'q.start_s, q.end_s, q.job_source COLLATE "C", q.job_external_id COLLATE "C", q.gpu_id'
+        )
+        with connection.cursor() as cursor:
+            got = fetch_columns(cursor, sql, params, columns, order)
+        job, team, gpu, a_start, a_end, vram, regen = (got[name] for name, _ in columns)
     else:
-        listed = list(rows.values_list("job_id", "job__team_id", "gpu_id", "start_s", "end_s",
-                                       "vram_bytes", "regen"))  # fmt: skip
-        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[] for _ in names]
+        listed = list(
+            rows.order_by("start", "end", "job__source", "job__external_id", "gpu_id").values_list(
+                "job_id", "job__team_id", "gpu_id", "start_s", "end_s", "vram_bytes", "regen"
+            )
+        )
+        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 7
         job, team, gpu = (np.array(c, dtype=np.int64) for c in cols[:3])
         a_start, a_end = _seconds(cols[3], now_s), _seconds(cols[4], now_s)
         vram = np.array([v or 0 for v in cols[5]], dtype=np.int64)

@@ -163,7 +163,8 @@ class LedgerDay(models.Model):
     amount = models.DecimalField(max_digits=18, decimal_places=6)
 
     class Meta:
-        indexes = [models.Index(fields=["basis", "day"], name="ledgerday_basis_day_idx")]
+        # Day first: a recompute replaces whole days, reports read a range of days by basis.
+        indexes = [models.Index(fields=["day", "basis"], name="ledgerday_day_basis_idx")]
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.bucket} {self.component} {self.amount}"

@@ -97,6 +97,8 @@ class RenderJob(models.Model):
         indexes = [
             models.Index(fields=["team", "started_at"], name="renderjob_team_started_idx"),
             models.Index(fields=["started_at"], name="renderjob_started_idx"),
+            # Output seconds per day (the cost ledger's daily summary) select by finish time.
+            models.Index(fields=["finished_at"], name="renderjob_finished_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

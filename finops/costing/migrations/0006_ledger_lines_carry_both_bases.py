@@ -18,100 +18,177 @@ def drop_usage_lines(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('costing', '0005_ledger_keys_without_db_constraints'),
-        ('fleet', '0004_gpu_default_price_volume_type'),
-        ('jobs', '0002_job_compute_device'),
+        ("accounts", "0001_initial"),
+        ("costing", "0005_ledger_keys_without_db_constraints"),
+        ("fleet", "0004_gpu_default_price_volume_type"),
+        ("jobs", "0002_job_compute_device"),
     ]
 
     operations = [
         migrations.RunPython(drop_usage_lines, migrations.RunPython.noop),
         migrations.CreateModel(
-            name='LedgerPrice',
+            name="LedgerPrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('window_start', models.DateTimeField()),
-                ('unit_price', models.DecimalField(blank=True, decimal_places=6, max_digits=14, null=True)),
-                ('currency', models.CharField(max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use an ISO 4217 code such as USD.')])),
-                ('reason', models.CharField(help_text='Which rate was used, and why.', max_length=200)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("window_start", models.DateTimeField()),
+                (
+                    "unit_price",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=14, null=True),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use an ISO 4217 code such as USD."
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(help_text="Which rate was used, and why.", max_length=200),
+                ),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='ledgerentry',
-            name='ledger_window_positive',
+            model_name="ledgerentry",
+            name="ledger_window_positive",
         ),
         migrations.RemoveIndex(
-            model_name='ledgerentry',
-            name='ledger_window_basis_idx',
+            model_name="ledgerentry",
+            name="ledger_window_basis_idx",
         ),
         migrations.RemoveIndex(
-            model_name='ledgerentry',
-            name='ledger_team_window_idx',
+            model_name="ledgerentry",
+            name="ledger_team_window_idx",
         ),
         migrations.RemoveField(
-            model_name='ledgerentry',
-            name='basis',
+            model_name="ledgerentry",
+            name="basis",
         ),
         migrations.RemoveField(
-            model_name='ledgerentry',
-            name='price_reason',
+            model_name="ledgerentry",
+            name="price_reason",
         ),
         migrations.RemoveField(
-            model_name='ledgerentry',
-            name='window_end',
+            model_name="ledgerentry",
+            name="window_end",
         ),
         migrations.AddField(
-            model_name='ledgerentry',
-            name='activity',
-            field=models.DecimalField(decimal_places=6, default=1, help_text="Measured SM activity of the GPU in the window (0-1): the usage basis's factor on a team's GPU line.", max_digits=7),
+            model_name="ledgerentry",
+            name="activity",
+            field=models.DecimalField(
+                decimal_places=6,
+                default=1,
+                help_text="Measured SM activity of the GPU in the window (0-1): the usage basis's factor on a team's GPU line.",
+                max_digits=7,
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerday',
-            name='node',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, to='fleet.node'),
+            model_name="ledgerday",
+            name="node",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                to="fleet.node",
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerday',
-            name='team',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, to='accounts.team'),
+            model_name="ledgerday",
+            name="team",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                to="accounts.team",
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='gpu',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, to='fleet.gpu'),
+            model_name="ledgerentry",
+            name="gpu",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to="fleet.gpu",
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='job',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='ledger_entries', to='jobs.renderjob'),
+            model_name="ledgerentry",
+            name="job",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="ledger_entries",
+                to="jobs.renderjob",
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='node',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, to='fleet.node'),
+            model_name="ledgerentry",
+            name="node",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                to="fleet.node",
+            ),
         ),
         migrations.AlterField(
-            model_name='ledgerentry',
-            name='team',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='ledger_entries', to='accounts.team'),
+            model_name="ledgerentry",
+            name="team",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="ledger_entries",
+                to="accounts.team",
+            ),
         ),
         migrations.AddIndex(
-            model_name='ledgerentry',
-            index=models.Index(fields=['window_start'], name='ledger_window_idx'),
+            model_name="ledgerentry",
+            index=models.Index(fields=["window_start"], name="ledger_window_idx"),
         ),
         migrations.AddConstraint(
-            model_name='ledgerentry',
-            constraint=models.CheckConstraint(condition=models.Q(('activity__gte', 0), ('activity__lte', 1)), name='ledger_activity_fraction'),
+            model_name="ledgerentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("activity__gte", 0), ("activity__lte", 1)),
+                name="ledger_activity_fraction",
+            ),
         ),
         migrations.AddField(
-            model_name='ledgerprice',
-            name='node',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, to='fleet.node'),
+            model_name="ledgerprice",
+            name="node",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                to="fleet.node",
+            ),
         ),
         migrations.AddIndex(
-            model_name='ledgerprice',
-            index=models.Index(fields=['window_start', 'node'], name='ledgerprice_window_idx'),
+            model_name="ledgerprice",
+            index=models.Index(fields=["window_start", "node"], name="ledgerprice_window_idx"),
         ),
     ]
