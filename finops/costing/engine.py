@@ -157,8 +157,11 @@ class DayLedger:
 class _Fleet:
     gpus: list[Gpu]
     index: dict[int, int]  # GPU id (a MIG instance's: its parent's) -> position
-    node: np.ndarray  # node id per position
+    node: np.ndarray  # node id per GPU position
     gpu_id: np.ndarray
+    nodes: np.ndarray  # node ids, sorted
+    node_pos: np.ndarray  # per GPU position: its node's position in ``nodes``
+    node_gpu: np.ndarray  # per node position: its first GPU's position (prices by its model)
 
     @classmethod
     def load(cls) -> _Fleet:
@@ -173,12 +176,10 @@ class _Fleet:
         ):
             if parent in index:
                 index[child] = index[parent]
-        return cls(
-            gpus,
-            index,
-            np.array([g.node_id for g in gpus], dtype=np.int64),
-            np.array([g.id for g in gpus], dtype=np.int64),
-        )
+        node = np.array([g.node_id for g in gpus], dtype=np.int64)
+        nodes, node_gpu, node_pos = np.unique(node, return_index=True, return_inverse=True)
+        return cls(gpus, index, node, np.array([g.id for g in gpus], dtype=np.int64), nodes,
+                   node_pos.ravel(), node_gpu)  # fmt: skip
 
 
 def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
@@ -299,29 +300,55 @@ def _telemetry(fleet: _Fleet, start: datetime, end: datetime, hours: int) -> dic
         "util": np.full(shape, np.nan),
         "energy": np.zeros(shape),
     }
-    day_s = start.timestamp()
-    for gpu_id, ts, covered, busy, util, energy in (
-        GpuHour.objects.filter(ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True)
-        .annotate(ts_s=_epoch("ts"))
-        .values_list("gpu_id", "ts_s", "covered_s", "busy_s", "util_mean_pct", "energy_j")
-    ):
-        i = fleet.index.get(gpu_id)
-        if i is None:
-            continue
-        h = int((_seconds([ts], 0)[0] - day_s) // HOUR_S)
-        out["covered"][i, h] = round((covered or 0) * MICRO)
-        out["busy"][i, h] = round((busy or 0) * MICRO)
-        out["util"][i, h] = np.nan if util is None else util
-        out["energy"][i, h] = energy or 0.0
+    rows = GpuHour.objects.filter(ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True)
+    if connection.vendor == "postgresql":
+        zero, nan = Value(0.0), Value(float("nan"))
+        query = rows.annotate(
+            ts_s=_epoch("ts"), covered=Coalesce("covered_s", zero, output_field=FloatField()),
+            busy=Coalesce("busy_s", zero, output_field=FloatField()),
+            util=Coalesce("util_mean_pct", nan, output_field=FloatField()),
+            energy=Coalesce("energy_j", zero, output_field=FloatField()),
+        ).values_list("gpu_id", "ts_s", "covered", "busy", "util", "energy")  # fmt: skip
+        sql, params = query.query.get_compiler(using=query.db).as_sql()
+        names = ("gpu_id", "ts_s", "covered", "busy", "util", "energy")
+        kinds = ("int8", "float8", "float8", "float8", "float8", "float8")
+        with connection.cursor() as cursor:
+            got = fetch_columns(cursor, sql, params, list(zip(names, kinds, strict=True)), "1")
+        gpu, ts, covered, busy, util, energy = (got[n] for n in names)
+    else:
+        listed = list(rows.values_list("gpu_id", "ts", "covered_s", "busy_s", "util_mean_pct",
+                                       "energy_j"))  # fmt: skip
+        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 6
+        gpu, ts = np.array(cols[0], dtype=np.int64), _seconds(cols[1], 0.0)
+        covered, busy, energy = (np.array([v or 0.0 for v in c], dtype=float) for c in
+                                 (cols[2], cols[3], cols[5]))  # fmt: skip
+        util = np.array([np.nan if v is None else v for v in cols[4]], dtype=float)
+    g = np.array([fleet.index.get(x, NONE) for x in gpu.tolist()], dtype=np.int64)
+    h = ((ts - start.timestamp()) // HOUR_S).astype(np.int64)
+    keep = (g != NONE) & (h >= 0) & (h < hours)
+    g, h = g[keep], h[keep]
+    out["covered"][g, h] = np.rint(covered[keep] * MICRO)
+    out["busy"][g, h] = np.rint(busy[keep] * MICRO)
+    out["util"][g, h] = util[keep]
+    out["energy"][g, h] = energy[keep]
     return out
 
 
-def day_compute(*, day: datetime, now: datetime | None = None) -> DayLedger:
+def _pricing_of(gpu: Gpu) -> tuple[Any, ...]:
+    """Everything ``PriceBook.resolve`` reads of a GPU's node and model."""
+    node = gpu.node
+    return (node.site.provider, node.site.region, node.instance_type, node.pricing_model,
+            node.price_override_per_gpu_hour, node.currency, gpu.model_id)  # fmt: skip
+
+
+def day_compute(
+    *, day: datetime, now: datetime | None = None, fleet: _Fleet | None = None
+) -> DayLedger:
     """The ledger lines of one UTC day (24 hour windows), in memory."""
     now = now or timezone.now()
     start, end = day_floor(day), day_floor(day) + DAY
     hours = 24
-    fleet = _Fleet.load()
+    fleet = fleet or _Fleet.load()
     out = DayLedger(start)
     if not fleet.gpus:
         return out
@@ -333,26 +360,28 @@ def day_compute(*, day: datetime, now: datetime | None = None) -> DayLedger:
     paid = np.minimum(np.maximum(tel["covered"], held), HOUR_US)
     present = paid > 0
 
-    # Prices per (node, hour) present: the rate of the node's first GPU's model.
+    # Prices per (node, hour) present: by the node's first GPU's model.
     book = PriceBook(providers={g.node.site.provider for g in fleet.gpus})
-    rate = np.full((n_gpus, hours), NONE, dtype=np.int64)
-    currency = np.full((n_gpus, hours), b"USD", dtype="S3")
+    node_present = np.zeros((len(fleet.nodes), hours), dtype=bool)
+    np.logical_or.at(node_present, fleet.node_pos, present)
+    node_rate = np.full(node_present.shape, NONE, dtype=np.int64)
+    node_currency = np.full(node_present.shape, b"USD", dtype="S3")
     resolved_at: dict[tuple[int, int], ResolvedPrice] = {}
-    for gi, h in zip(*np.nonzero(present), strict=True):
-        gpu = fleet.gpus[gi]
-        key = (gpu.node_id, int(h))
-        if key not in resolved_at:
-            at = start + timedelta(hours=int(h))
+    shared: dict[tuple[Any, ...], tuple[ResolvedPrice, int]] = {}  # nodes priced alike
+    for n, h in zip(*np.nonzero(node_present), strict=True):
+        gpu, hour = fleet.gpus[fleet.node_gpu[n]], int(h)
+        alike = (*_pricing_of(gpu), hour)
+        if alike not in shared:
+            at = start + timedelta(hours=hour)
             resolved = book.resolve(node=gpu.node, at=at, gpu_model=gpu.model)
-            resolved_at[key] = resolved
-            price = NONE if resolved.price is None else _micro(resolved.price)
-            out.prices.append(
-                (int(h), gpu.node_id, price, resolved.currency, resolved.reason[:200])
-            )
-        resolved = resolved_at[key]
-        if resolved.price is not None:
-            rate[gi, h] = _micro(resolved.price)
-        currency[gi, h] = resolved.currency.encode()
+            shared[alike] = (resolved, NONE if resolved.price is None else _micro(resolved.price))
+        resolved, node_rate[n, h] = shared[alike]
+        resolved_at[(gpu.node_id, hour)] = resolved
+        node_currency[n, h] = resolved.currency.encode()
+        out.prices.append(
+            (hour, gpu.node_id, int(node_rate[n, h]), resolved.currency, resolved.reason[:200])
+        )
+    rate, currency = node_rate[fleet.node_pos], node_currency[fleet.node_pos]
     rate0 = np.maximum(rate, 0)
 
     def cost(quantity: np.ndarray, unit_rate: np.ndarray) -> np.ndarray:
@@ -422,8 +451,7 @@ def _node_costs(
 ) -> list[Block]:
     """Storage and on-prem energy per node-hour, shared by teams' held GPU time (quantity
     and amount alike; the residue is idle)."""
-    nodes = np.unique(fleet.node)
-    node_pos = np.searchsorted(nodes, fleet.node)  # per GPU
+    nodes, node_pos = fleet.nodes, fleet.node_pos
     node_paid = np.zeros((len(nodes), hours), dtype=np.int64)
     np.add.at(node_paid, node_pos, paid)
     node_energy = np.zeros((len(nodes), hours))
@@ -642,8 +670,9 @@ def ledger_recompute(
     computed_at = timezone.now()
     entries = deleted = 0
     with transaction.atomic():
+        fleet = _Fleet.load()
         for day in days:
-            ledger = day_compute(day=day, now=now)
+            ledger = day_compute(day=day, now=now, fleet=fleet)
             window = {"window_start__gte": day, "window_start__lt": day + DAY}
             deleted += LedgerEntry.objects.filter(**window).delete()[0]
             LedgerPrice.objects.filter(**window).delete()
