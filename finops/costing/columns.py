@@ -105,8 +105,9 @@ def _text_lengths(values: np.ndarray) -> np.ndarray:
 
 def copy_columns(cursor: Any, table: str, columns: Sequence[Column], count: int) -> None:
     """COPY ``count`` lines into ``table`` through a psycopg 3 cursor, in blocks of lines
-    whose null columns and text lengths are the same. Text arrays (``S<n>``) may hold
-    shorter values: numpy drops trailing NUL bytes, the block uses each value's length."""
+    whose null columns and text lengths are the same (so not in the order given). Text
+    arrays (``S<n>``) may hold shorter values: numpy drops trailing NUL bytes, and the
+    block uses each value's length."""
     if count == 0:
         return
     # One integer per line: its null columns and text lengths, packed.

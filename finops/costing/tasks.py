@@ -11,7 +11,8 @@ from finops.costing.engine import dirty_windows_recompute, ledger_recompute
 
 @shared_task(name="finops.costing.tasks.recompute_recent")
 def recompute_recent() -> dict[str, int]:
-    """The last two hours (the current one grows), then hours marked dirty by late events."""
+    """The UTC day(s) of the last two hours (the current hour grows), then the days of hours
+    marked dirty by late events; the ledger is recomputed in whole days."""
     now = timezone.now()
     counts = ledger_recompute(start=hour_floor(now) - timedelta(hours=1), end=now)
     counts["dirty_windows"] = dirty_windows_recompute()

@@ -5,9 +5,12 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from finops.costing.engine import ledger_recompute
+from finops.costing.engine import dirty_windows_recompute, ledger_recompute
 from finops.costing.models import DirtyWindow, LedgerEntry, LedgerPrice
 from finops.costing.selectors import basis_rows, basis_sums
+from finops.fleet.models import Gpu, Node, Site
+from finops.jobs.models import JobStatus
+from finops.jobs.services import AllocationIn, job_record
 from tests.costing import scenario
 
 pytestmark = pytest.mark.django_db
@@ -83,3 +86,31 @@ def test_price_change_applies_from_its_hour(ledger):
     price = LedgerPrice.objects.get(node__hostname="gpu-a", window_start=scenario.T11)
     assert price.unit_price == 6
     assert "p5.48xlarge in us-east-1" in price.reason
+
+
+def test_vram_split_applies_only_while_every_holder_reports_vram(team_a):
+    # 10:00-10:30 J1 (60 GB) and J2 (20 GB) split 3:1; 10:30-11:00 J1 and J3 (no VRAM)
+    # split equally. At $4 per GPU-hour: J1 1350 + 900 s = $2.50, J2 450 s = $0.50,
+    # J3 900 s = $1.00, no idle.
+    site = Site.objects.create(slug="lab", provider="on-prem")
+    node = Node.objects.create(site=site, hostname="lab-v", price_override_per_gpu_hour=4)
+    Gpu.objects.create(node=node, uuid="GPU-V0", index=0)
+    for name, start, end, vram_gb in (("J1", 0, 60, 60), ("J2", 0, 30, 20), ("J3", 30, 60, None)):
+        job_record(source="farm", external_id=name, team=team_a, status=JobStatus.SUCCEEDED,
+                   allocations=[AllocationIn(uuid="GPU-V0", start=scenario.at(10, start),
+                                             end=scenario.T11 if end == 60 else scenario.at(10, end),
+                                             vram_bytes=vram_gb * 10**9 if vram_gb else None)])  # fmt: skip
+    ledger_recompute(start=scenario.T10, end=scenario.T11)
+    by_job = dict(
+        LedgerEntry.objects.filter(job__isnull=False).values_list("job__external_id", "amount")
+    )
+    assert by_job == {"J1": Decimal("2.5"), "J2": Decimal("0.5"), "J3": Decimal("1")}
+    assert not LedgerEntry.objects.filter(bucket="__idle__", amount__gt=0).exists()
+
+
+def test_a_dirty_hour_recomputes_its_whole_day(ledger):
+    LedgerEntry.objects.filter(window_start=scenario.T10).delete()  # as if never computed
+    DirtyWindow.objects.create(window_start=scenario.T11)
+    assert dirty_windows_recompute() == 1
+    assert LedgerEntry.objects.filter(window_start=scenario.T10).exists()  # same UTC day
+    assert not DirtyWindow.objects.exists()

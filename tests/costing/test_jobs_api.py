@@ -131,9 +131,7 @@ def test_recompute_costs_command(farm):
     )
     assert "Recomputed" in out.getvalue()
     assert "(1/1)" in err.getvalue()  # one UTC day
-    assert (
-        LedgerEntry.objects.filter(job__external_id="job-123").get().amount == 1
-    )
+    assert LedgerEntry.objects.filter(job__external_id="job-123").get().amount == 1
     with pytest.raises(CommandError, match="--to must be after --from"):
         call_command("recompute_costs", "--from=2026-11-03T00:00Z", "--to=2026-11-02T00:00Z")
 
@@ -158,9 +156,7 @@ def test_recompute_costs_in_parallel_matches_one_process(farm):
 
     parallel = ledger(2)
     assert parallel == ledger(1)
-    job_cost = sum(
-        a for _, _, bucket, _, a in parallel if bucket == "team"
-    )
+    job_cost = sum(a for _, _, bucket, _, a in parallel if bucket == "team")
     assert job_cost == 16  # 8 hours at 2 per GPU-hour
     assert LedgerDay.objects.values("day").distinct().count() == 2
     with pytest.raises(CommandError, match="--workers"):

@@ -1,0 +1,58 @@
+"""The embedded demo runs on SQLite: the ledger's write path there (no COPY) must give the
+hand-checked scenario's ledger too. Run in a subprocess against a throw-away SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from finops.accounts.services import team_create
+from finops.costing.engine import ledger_recompute
+from finops.costing.models import LedgerDay, LedgerEntry, LedgerPrice
+from finops.costing.selectors import basis_rows, basis_sums
+from tests.costing import scenario
+scenario.build(team_create(slug="studio-a", name="A"), team_create(slug="studio-b", name="B"))
+ledger_recompute(start=scenario.T10, end=scenario.T12)
+totals = {}
+for basis in ("allocation", "usage"):
+    rows = basis_rows(LedgerEntry.objects.values("bucket", "team__slug", "component")
+                      .annotate(**basis_sums(basis)).order_by())
+    for r in rows:
+        key = f"{basis}:{r['team__slug'] or r['bucket']}:{r['component']}"
+        totals[key] = str(round(r["amount"], 6))
+    for r in LedgerDay.objects.filter(basis=basis).values("bucket", "team__slug", "component", "amount"):
+        key = f"day-{basis}:{r['team__slug'] or r['bucket']}:{r['component']}"
+        totals[key] = str(round(float(totals.get(key, 0)) + float(r["amount"]), 6))
+print(json.dumps({"totals": totals, "prices": LedgerPrice.objects.count()}))
+"""
+
+
+def test_the_scenario_ledger_on_the_embedded_sqlite_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["FRAMEOPS_VAR_DIR"] = str(tmp_path)
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "shell", "-c", SCRIPT],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    totals = {k: float(v) for k, v in result["totals"].items()}
+    for prefix in ("allocation", "day-allocation"):
+        assert totals[f"{prefix}:studio-a:gpu"] == 7.5
+        assert totals[f"{prefix}:studio-b:gpu"] == 4
+        assert totals[f"{prefix}:__idle__:idle"] == 11
+        assert totals[f"{prefix}:__unallocated__:gpu"] == 1.5
+    for prefix in ("usage", "day-usage"):
+        assert totals[f"{prefix}:studio-a:gpu"] == 4.7
+        assert totals[f"{prefix}:studio-a:waste"] == 2.8
+        assert totals[f"{prefix}:studio-b:waste"] == 1.1
+    assert result["prices"] == 4  # two nodes, two hours
