@@ -3,13 +3,7 @@ hand-checked scenario's ledger too. Run in a subprocess against a throw-away SQL
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.sqlite_demo import run_on_sqlite
 
 SCRIPT = """
 import json
@@ -37,14 +31,7 @@ print(json.dumps({"totals": totals, "prices": LedgerPrice.objects.count()}))
 
 
 def test_the_scenario_ledger_on_the_embedded_sqlite_database(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["FRAMEOPS_VAR_DIR"] = str(tmp_path)
-    out = subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "shell", "-c", SCRIPT],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_on_sqlite(SCRIPT, tmp_path)
     totals = {k: float(v) for k, v in result["totals"].items()}
     for prefix in ("allocation", "day-allocation"):
         assert totals[f"{prefix}:studio-a:gpu"] == 7.5

@@ -4,13 +4,7 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.sqlite_demo import run_on_sqlite
 
 SCRIPT = """
 import json
@@ -39,14 +33,7 @@ print(json.dumps({"accepted": first.accepted, "duplicate": again.duplicate, "row
 
 
 def test_ingest_and_rollups_on_the_embedded_sqlite_database(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["FRAMEOPS_VAR_DIR"] = str(tmp_path)
-    out = subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "shell", "-c", SCRIPT],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_on_sqlite(SCRIPT, tmp_path)
     assert result["accepted"] == 120
     assert result["duplicate"] == 10
     assert result["rows"] == 120
