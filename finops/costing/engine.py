@@ -660,6 +660,19 @@ def _outputs(day_start: datetime, day_end: datetime) -> list[OutputDay]:
     ]
 
 
+LOCK_CLASS = 0x4C44  # pg_advisory_xact_lock(class, day): one recompute of a day at a time
+
+
+def _day_lock(day: datetime) -> None:
+    """Wait for any other transaction recomputing ``day``: two at once would each delete the
+    lines they see and both insert theirs (PostgreSQL; SQLite has one writer anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, int(day.timestamp()) // 86400]
+            )
+
+
 def ledger_recompute(
     *, start: datetime, end: datetime, now: datetime | None = None
 ) -> dict[str, int]:
@@ -672,14 +685,17 @@ def ledger_recompute(
     with transaction.atomic():
         fleet = _Fleet.load()
         for day in days:
-            ledger = day_compute(day=day, now=now, fleet=fleet)
             window = {"window_start__gte": day, "window_start__lt": day + DAY}
+            _day_lock(day)
+            # Marks cleared before reading: an event committed from here on marks its hour
+            # again, and is recomputed next time.
+            DirtyWindow.objects.filter(**window).delete()
+            ledger = day_compute(day=day, now=now, fleet=fleet)
             deleted += LedgerEntry.objects.filter(**window).delete()[0]
             LedgerPrice.objects.filter(**window).delete()
             LedgerDay.objects.filter(day=day).delete()
             _write(ledger, computed_at)
             entries += len(ledger)
-            DirtyWindow.objects.filter(**window).delete()
             OutputDay.objects.filter(day=day).delete()
             OutputDay.objects.bulk_create(_outputs(day, day + DAY))
     return {"windows": 24 * len(days), "entries": entries, "replaced": deleted}

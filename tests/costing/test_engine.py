@@ -3,9 +3,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 from django.db.models import Sum
 
-from finops.costing.engine import dirty_windows_recompute, ledger_recompute
+from finops.costing.engine import LOCK_CLASS, dirty_windows_recompute, ledger_recompute
 from finops.costing.models import DirtyWindow, LedgerEntry, LedgerPrice
 from finops.costing.selectors import basis_rows, basis_sums
 from finops.fleet.models import Gpu, Node, Site
@@ -114,3 +115,18 @@ def test_a_dirty_hour_recomputes_its_whole_day(ledger):
     assert dirty_windows_recompute() == 1
     assert LedgerEntry.objects.filter(window_start=scenario.T10).exists()  # same UTC day
     assert not DirtyWindow.objects.exists()
+
+
+def test_a_day_is_recomputed_under_its_lock(ledger):
+    # Two recomputes of one day at once would each delete what they see and both insert:
+    # the day's advisory lock makes the second wait for the first to commit.
+    with transaction.atomic():
+        ledger_recompute(start=scenario.T10, end=scenario.T12)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+                "AND pid = pg_backend_pid()",
+                [LOCK_CLASS],
+            )
+            held = [row[0] for row in cursor.fetchall()]
+    assert held == [int(scenario.T10.timestamp()) // 86400]
