@@ -22,13 +22,14 @@ window sum(teams) + idle + unallocated = paid GPU + storage + energy exactly.
 The work is a UTC day at a time, vectorised over every GPU of the fleet (numpy): one sweep
 over the allocations' start and end points gives each instant's holders, and each job's
 share of each hour is a sum over the segments it spans. Recomputing replaces the lines of
-whole UTC days, their daily summaries and their prices in one transaction.
+whole UTC days, their daily summaries and their prices in one transaction (storage of a
+computed day: ``finops.costing.ledger_store``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -42,9 +43,9 @@ from django.db.models.functions import Coalesce, TruncDay
 from django.utils import timezone
 
 from collectors.pricing.offers import HOURS_PER_MONTH
-from finops.costing.columns import MICRO, Column, copy_columns, fetch_columns
+from finops.costing.columns import MICRO, fetch_columns
+from finops.costing.ledger_store import HOUR_US, NONE, Block, DayLedger, day_store, round_div
 from finops.costing.models import (
-    Basis,
     Bucket,
     Component,
     DirtyWindow,
@@ -60,10 +61,8 @@ from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_res
 from finops.telemetry.models import GpuHour
 
 HOUR_S = 3600
-HOUR_US = HOUR_S * MICRO
 DAY = timedelta(days=1)
 _GPU_SHIFT = 42  # sweep keys: GPU index << 42 | microseconds into the day
-NONE = -1  # a key column's null
 # The allocations overlapping [%s, %s), through the span's GiST index (jobs migration 0003).
 SPAN_OVERLAPS = (
     "tstzrange(jobs_gpuallocation.start, COALESCE(jobs_gpuallocation.\"end\", 'infinity'), '[)')"
@@ -78,15 +77,6 @@ def day_floor(ts: datetime) -> datetime:
 def _micro(value: Decimal) -> int:
     """A Decimal in millionths, rounded half up."""
     return int((value * MICRO).to_integral_value(ROUND_HALF_UP))
-
-
-def _decimal(micro: int) -> Decimal:
-    return Decimal(int(micro)).scaleb(-6)
-
-
-def _round_div(numerator: np.ndarray, denominator: int) -> np.ndarray:
-    """Non-negative integers divided, rounded half up."""
-    return (numerator + denominator // 2) // denominator
 
 
 def _epoch(field: str) -> Func | F:
@@ -109,48 +99,6 @@ def _seconds(values: list[Any], default: float) -> np.ndarray:
         ],
         dtype=float,
     )
-
-
-@dataclass
-class Block:
-    """Ledger lines that share bucket, component and unit, as columns. Key columns hold
-    ``NONE`` for null; ``unit_price`` is ``NONE`` where no price was found."""
-
-    bucket: str
-    component: str
-    unit: str
-    hour: np.ndarray
-    team: np.ndarray
-    node: np.ndarray
-    quantity: np.ndarray
-    amount: np.ndarray
-    currency: np.ndarray
-    job: np.ndarray | None = None
-    gpu: np.ndarray | None = None
-    unit_price: np.ndarray | None = None
-    activity: np.ndarray | None = None  # millionths; 1 (10**6) where absent
-    regeneration: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.hour)
-
-    def column(self, name: str) -> np.ndarray:
-        value = getattr(self, name)
-        if value is not None:
-            return value
-        fill = {"activity": MICRO, "regeneration": False}.get(name, NONE)
-        return np.full(len(self), fill, dtype=bool if name == "regeneration" else np.int64)
-
-
-@dataclass
-class DayLedger:
-    day: datetime
-    blocks: list[Block] = field(default_factory=list)
-    # (hour, node, unit price in millionths or NONE, currency, reason) per node-hour priced
-    prices: list[tuple[int, int, int, str, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return sum(len(b) for b in self.blocks)
 
 
 @dataclass
@@ -385,7 +333,7 @@ def day_compute(
     rate0 = np.maximum(rate, 0)
 
     def cost(quantity: np.ndarray, unit_rate: np.ndarray) -> np.ndarray:
-        return _round_div(quantity * unit_rate, MICRO)
+        return round_div(quantity * unit_rate, MICRO)
 
     # Job lines: quantity in millionths of a GPU-hour (1 per 3600 microseconds).
     p_alloc, p_hour = pieces["alloc"], pieces["hour"]
@@ -396,8 +344,8 @@ def day_compute(
 
     unallocated = np.minimum(paid - held, np.maximum(0, tel["busy"] - held)) * present
     idle_us = (paid - held - unallocated) * present
-    paid_amount = cost(_round_div(paid, HOUR_S), rate0)
-    unalloc_q = _round_div(unallocated, HOUR_S)
+    paid_amount = cost(round_div(paid, HOUR_S), rate0)
+    unalloc_q = round_div(unallocated, HOUR_S)
     unalloc_amount = cost(unalloc_q, rate0)
     jobs_amount = np.bincount(cell, p_amount, n_gpus * hours).astype(np.int64)
     idle_amount = paid_amount - jobs_amount.reshape(n_gpus, hours) - unalloc_amount
@@ -427,7 +375,7 @@ def day_compute(
         (Bucket.UNALLOCATED, Component.GPU, (unallocated > 0) | (unalloc_amount > 0),
          unalloc_q, unalloc_amount),
         (Bucket.IDLE, Component.IDLE, present & ((idle_us > 0) | (idle_amount > 0)),
-         _round_div(idle_us, HOUR_S), idle_amount),
+         round_div(idle_us, HOUR_S), idle_amount),
     ):  # fmt: skip
         gi, h = np.nonzero(mask)
         out.blocks.append(
@@ -520,130 +468,6 @@ def _node_costs(
     return blocks
 
 
-def _write(ledger: DayLedger, computed_at: datetime) -> None:
-    """The day's lines, prices and summary: binary COPY of columns (PostgreSQL) or
-    ``bulk_create`` (SQLite, the single-user demo)."""
-    summary = _day_summary(ledger)
-    if connection.vendor != "postgresql":
-        LedgerEntry.objects.bulk_create(_entries(ledger, computed_at), batch_size=2000)
-        LedgerPrice.objects.bulk_create(
-            LedgerPrice(window_start=ledger.day + timedelta(hours=h), node_id=node,
-                        unit_price=None if price == NONE else _decimal(price), currency=cur,
-                        reason=reason)
-            for h, node, price, cur, reason in ledger.prices
-        )  # fmt: skip
-        LedgerDay.objects.bulk_create(
-            LedgerDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
-                      team_id=None if r.team == NONE else int(r.team), node_id=int(r.node),
-                      component=r.component, regeneration=bool(r.regen),
-                      quantity=_decimal(r.quantity), amount=_decimal(r.amount))
-            for r in summary.itertuples(index=False)
-        )  # fmt: skip
-        return
-    day_us = round(ledger.day.timestamp()) * MICRO
-    computed_us = round(computed_at.timestamp() * MICRO)
-    with connection.cursor() as wrapper:
-        cursor = wrapper.cursor
-        for b in ledger.blocks:
-            job, gpu, price = b.column("job"), b.column("gpu"), b.column("unit_price")
-            columns = [
-                Column("window_start", "timestamptz", day_us + b.hour * HOUR_US),
-                Column("bucket", "text", str(b.bucket).encode()),
-                Column("team_id", "int8", b.team, null=b.team == NONE),
-                Column("job_id", "int8", job, null=job == NONE),
-                Column("node_id", "int8", b.node),
-                Column("gpu_id", "int8", gpu, null=gpu == NONE),
-                Column("component", "text", str(b.component).encode()),
-                Column("quantity", "micro", b.quantity),
-                Column("unit", "text", b.unit.encode()),
-                Column("unit_price", "micro", price, null=price == NONE),
-                Column("amount", "micro", b.amount),
-                Column("activity", "micro", b.column("activity")),
-                Column("currency", "text", b.currency),
-                Column("computed_at", "timestamptz", computed_us),
-            ]
-            copy_columns(cursor, LedgerEntry._meta.db_table, columns, len(b))
-        if ledger.prices:
-            hour, node, price, cur, reason = (np.array(c) for c in zip(*ledger.prices, strict=True))
-            columns = [
-                Column("window_start", "timestamptz", day_us + hour.astype(np.int64) * HOUR_US),
-                Column("node_id", "int8", node),
-                Column("unit_price", "micro", price, null=price == NONE),
-                Column("currency", "text", np.char.encode(cur)),
-                Column("reason", "text", np.char.encode(reason)),
-            ]
-            copy_columns(cursor, LedgerPrice._meta.db_table, columns, len(hour))
-        columns = [
-            Column("day", "timestamptz", day_us),
-            Column("basis", "text", np.char.encode(summary["basis"].to_numpy().astype(str))),
-            Column("bucket", "text", np.char.encode(summary["bucket"].to_numpy().astype(str))),
-            Column("team_id", "int8", summary["team"].to_numpy(),
-                   null=summary["team"].to_numpy() == NONE),
-            Column("node_id", "int8", summary["node"].to_numpy()),
-            Column("component", "text",
-                   np.char.encode(summary["component"].to_numpy().astype(str))),
-            Column("regeneration", "bool", summary["regen"].to_numpy()),
-            Column("quantity", "micro", summary["quantity"].to_numpy()),
-            Column("amount", "micro", summary["amount"].to_numpy()),
-        ]  # fmt: skip
-        copy_columns(cursor, LedgerDay._meta.db_table, columns, len(summary))
-
-
-def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
-    """LedgerEntry objects (SQLite, the single-user demo)."""
-    for b in ledger.blocks:
-        job, gpu, price = b.column("job"), b.column("gpu"), b.column("unit_price")
-        for i in range(len(b)):
-            yield LedgerEntry(
-                window_start=ledger.day + timedelta(hours=int(b.hour[i])),
-                bucket=b.bucket, component=b.component, unit=b.unit,
-                team_id=None if b.team[i] == NONE else int(b.team[i]),
-                job_id=None if job[i] == NONE else int(job[i]), node_id=int(b.node[i]),
-                gpu_id=None if gpu[i] == NONE else int(gpu[i]),
-                quantity=_decimal(b.quantity[i]), amount=_decimal(b.amount[i]),
-                unit_price=None if price[i] == NONE else _decimal(price[i]),
-                activity=_decimal(b.column("activity")[i]), currency=b.currency[i].decode(),
-                computed_at=computed_at,
-            )  # fmt: skip
-
-
-def _day_summary(ledger: DayLedger) -> pd.DataFrame:
-    """The day's lines summed per basis, bucket, team, node, component and regeneration. The
-    usage basis splits a team's GPU line into round(amount x activity) and waste, as the
-    allocation report does in SQL."""
-    keys = ["bucket", "team", "node", "component", "regen"]
-    frames = [
-        pd.DataFrame({
-            "bucket": str(b.bucket), "team": b.team, "node": b.node, "component": str(b.component),
-            "regen": b.column("regeneration"), "quantity": b.quantity, "amount": b.amount,
-            "activity": b.column("activity"),
-        })
-        for b in ledger.blocks
-        if len(b)
-    ]  # fmt: skip
-    if not frames:
-        return pd.DataFrame(columns=["basis", *keys, "quantity", "amount"])
-    lines = pd.concat(frames, ignore_index=True)
-    usage = lines.copy()
-    team_gpu = ((lines["bucket"] == Bucket.TEAM) & (lines["component"] == Component.GPU)).to_numpy()
-    act = lines["activity"].to_numpy()
-    used = _round_div(lines["amount"].to_numpy() * act, MICRO)
-    used_q = _round_div(lines["quantity"].to_numpy() * act, MICRO)
-    usage.loc[team_gpu, "amount"] = used[team_gpu]
-    usage.loc[team_gpu, "quantity"] = used_q[team_gpu]
-    waste = lines[team_gpu].copy()
-    waste["component"] = str(Component.WASTE)
-    waste["amount"] -= used[team_gpu]
-    waste["quantity"] -= used_q[team_gpu]
-    waste = waste[waste["amount"] > 0]
-    sums = []
-    for basis, frame in ((Basis.ALLOCATION, lines), (Basis.USAGE, pd.concat([usage, waste]))):
-        grouped = frame.groupby(keys, sort=True)[["quantity", "amount"]].sum().reset_index()
-        grouped.insert(0, "basis", str(basis))
-        sums.append(grouped)
-    return pd.concat(sums, ignore_index=True)
-
-
 def _outputs(day_start: datetime, day_end: datetime) -> list[OutputDay]:
     generated, usable = job_seconds_rows(
         RenderJob.objects.filter(finished_at__gte=day_start, finished_at__lt=day_end),
@@ -694,7 +518,7 @@ def ledger_recompute(
             deleted += LedgerEntry.objects.filter(**window).delete()[0]
             LedgerPrice.objects.filter(**window).delete()
             LedgerDay.objects.filter(day=day).delete()
-            _write(ledger, computed_at)
+            day_store(ledger, computed_at)
             entries += len(ledger)
             OutputDay.objects.filter(day=day).delete()
             OutputDay.objects.bulk_create(_outputs(day, day + DAY))
