@@ -99,10 +99,6 @@ def _block(columns: Sequence[tuple[str, Any]], n: int) -> bytes:
     return block.tobytes()
 
 
-def _text_lengths(values: np.ndarray) -> np.ndarray:
-    return np.char.str_len(values)
-
-
 def copy_columns(cursor: Any, table: str, columns: Sequence[Column], count: int) -> None:
     """COPY ``count`` lines into ``table`` through a psycopg 3 cursor, in blocks of lines
     whose null columns and text lengths are the same (so not in the order given). Text
@@ -118,7 +114,7 @@ def copy_columns(cursor: Any, table: str, columns: Sequence[Column], count: int)
             layout |= column.null.astype(np.int64) << shift
         shift += 1
         if column.kind == "text" and isinstance(column.values, np.ndarray):
-            texts[i] = _text_lengths(column.values)
+            texts[i] = np.char.str_len(column.values)
             layout |= texts[i].astype(np.int64) << shift
             shift += 8
             if texts[i].max(initial=0) > 255:
@@ -151,22 +147,33 @@ _SEND = {"int8": (">i8", np.int64), "float8": (">f8", np.float64), "bool": ("u1"
 
 
 def fetch_columns(
-    cursor: Any, sql: str, params: Sequence[Any], columns: Sequence[tuple[str, str]], order: str
+    cursor: Any,
+    sql: str,
+    params: Sequence[Any],
+    columns: Sequence[tuple[str, str]],
+    order: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """The rows of a query, ordered by ``order``, as arrays: each column aggregated by
-    PostgreSQL into one byte string (``int8send`` and the like) and read with one numpy
-    call, instead of a Python tuple per row. ``columns``: (name, kind) of the query's output
-    columns, kinds ``int8``, ``float8`` and ``bool``; the query returns no NULLs there."""
+    """The rows of a query as arrays, ordered by ``order`` when given: each column
+    aggregated by PostgreSQL into one byte string (``int8send`` and the like) and read with
+    one numpy call, instead of a Python tuple per row. ``columns``: (name, kind) of the
+    query's output columns, kinds ``int8``, ``float8`` and ``bool``; the query returns no
+    NULLs there."""
     aggregates = ", ".join(
         f"string_agg({kind}send(q.{name}::{kind}), ''::bytea)" for name, kind in columns
     )
-    cursor.execute(
-        f"SELECT string_agg(int8send(q.rank_), ''::bytea), {aggregates} "  # noqa: S608
-        f"FROM (SELECT q.*, row_number() OVER (ORDER BY {order}) AS rank_ FROM ({sql}) q) q",
-        params,
-    )
-    rank, *raw = cursor.fetchone()
-    order_of = np.argsort(np.frombuffer(bytes(rank or b""), dtype=">i8"), kind="stable")
+    if order is None:
+        cursor.execute(f"SELECT {aggregates} FROM ({sql}) q", params)  # noqa: S608
+        raw = cursor.fetchone()
+        order_of = slice(None)
+    else:
+        cursor.execute(
+            f"SELECT string_agg(int8send(q.rank_), ''::bytea), {aggregates} "  # noqa: S608
+            f"FROM (SELECT q.*, row_number() OVER (ORDER BY {order}) AS rank_ "
+            f"FROM ({sql}) q) q",
+            params,
+        )
+        rank, *raw = cursor.fetchone()
+        order_of = np.argsort(np.frombuffer(bytes(rank or b""), dtype=">i8"), kind="stable")
     out = {}
     for (name, kind), values in zip(columns, raw, strict=True):
         wire, native = _SEND[kind]

@@ -110,6 +110,7 @@ class _Fleet:
     nodes: np.ndarray  # node ids, sorted
     node_pos: np.ndarray  # per GPU position: its node's position in ``nodes``
     node_gpu: np.ndarray  # per node position: its first GPU's position (prices by its model)
+    book: PriceBook  # the fleet's providers' rates, loaded once per recompute
 
     @classmethod
     def load(cls) -> _Fleet:
@@ -126,8 +127,9 @@ class _Fleet:
                 index[child] = index[parent]
         node = np.array([g.node_id for g in gpus], dtype=np.int64)
         nodes, node_gpu, node_pos = np.unique(node, return_index=True, return_inverse=True)
+        book = PriceBook(providers={g.node.site.provider for g in gpus})
         return cls(gpus, index, node, np.array([g.id for g in gpus], dtype=np.int64), nodes,
-                   node_pos.ravel(), node_gpu)  # fmt: skip
+                   node_pos.ravel(), node_gpu, book)  # fmt: skip
 
 
 def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
@@ -261,7 +263,7 @@ def _telemetry(fleet: _Fleet, start: datetime, end: datetime, hours: int) -> dic
         names = ("gpu_id", "ts_s", "covered", "busy", "util", "energy")
         kinds = ("int8", "float8", "float8", "float8", "float8", "float8")
         with connection.cursor() as cursor:
-            got = fetch_columns(cursor, sql, params, list(zip(names, kinds, strict=True)), "1")
+            got = fetch_columns(cursor, sql, params, list(zip(names, kinds, strict=True)))
         gpu, ts, covered, busy, util, energy = (got[n] for n in names)
     else:
         listed = list(rows.values_list("gpu_id", "ts", "covered_s", "busy_s", "util_mean_pct",
@@ -309,7 +311,6 @@ def day_compute(
     present = paid > 0
 
     # Prices per (node, hour) present: by the node's first GPU's model.
-    book = PriceBook(providers={g.node.site.provider for g in fleet.gpus})
     node_present = np.zeros((len(fleet.nodes), hours), dtype=bool)
     np.logical_or.at(node_present, fleet.node_pos, present)
     node_rate = np.full(node_present.shape, NONE, dtype=np.int64)
@@ -321,7 +322,7 @@ def day_compute(
         alike = (*_pricing_of(gpu), hour)
         if alike not in shared:
             at = start + timedelta(hours=hour)
-            resolved = book.resolve(node=gpu.node, at=at, gpu_model=gpu.model)
+            resolved = fleet.book.resolve(node=gpu.node, at=at, gpu_model=gpu.model)
             shared[alike] = (resolved, NONE if resolved.price is None else _micro(resolved.price))
         resolved, node_rate[n, h] = shared[alike]
         resolved_at[(gpu.node_id, hour)] = resolved
@@ -413,11 +414,16 @@ def _node_costs(
         devices[device.node_id].append(device)
     # (component, unit) -> rows of (node position, hour, quantity, amount, currency)
     costs: dict[tuple[str, str], list[tuple[int, int, int, int, bytes]]] = defaultdict(list)
+    storage_prices: dict[tuple[Any, ...], ResolvedPrice] = {}
     for n, h in zip(*np.nonzero(node_paid > 0), strict=True):
         node_id, window = int(nodes[n]), start + timedelta(hours=int(h))
         storage: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for device in devices.get(node_id, []):
-            price = storage_price_resolve(device=device, at=window)
+            site = device.node.site
+            alike = (device.volume_type, site.provider, site.region, device.node.currency, h)
+            if alike not in storage_prices:  # a query each: devices priced alike share it
+                storage_prices[alike] = storage_price_resolve(device=device, at=window)
+            price = storage_prices[alike]
             if price.price is not None and device.capacity_bytes:
                 gb_months = Decimal(device.capacity_bytes) / Decimal(10**9) / HOURS_PER_MONTH
                 storage[price.currency][0] += _micro(gb_months)

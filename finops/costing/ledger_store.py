@@ -144,6 +144,7 @@ def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
     """LedgerEntry objects (SQLite, the single-user demo)."""
     for b in ledger.blocks:
         job, gpu, price = b.column("job"), b.column("gpu"), b.column("unit_price")
+        activity = b.column("activity")
         for i in range(len(b)):
             yield LedgerEntry(
                 window_start=ledger.day + timedelta(hours=int(b.hour[i])),
@@ -153,7 +154,7 @@ def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
                 gpu_id=None if gpu[i] == NONE else int(gpu[i]),
                 quantity=_decimal(b.quantity[i]), amount=_decimal(b.amount[i]),
                 unit_price=None if price[i] == NONE else _decimal(price[i]),
-                activity=_decimal(b.column("activity")[i]), currency=b.currency[i].decode(),
+                activity=_decimal(activity[i]), currency=b.currency[i].decode(),
                 computed_at=computed_at,
             )  # fmt: skip
 
