@@ -58,9 +58,10 @@ from finops.costing.selectors import job_seconds_rows, regeneration_flag
 from finops.fleet.models import Gpu, StorageDevice
 from finops.jobs.models import GpuAllocation, RenderJob
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
-from finops.telemetry.models import GpuHour
+from finops.telemetry.models import GpuHour, GpuMinute
 
 HOUR_S = 3600
+MINUTE_US = 60 * MICRO
 DAY = timedelta(days=1)
 _GPU_SHIFT = 42  # sweep keys: GPU index << 42 | microseconds into the day
 # The allocations overlapping [%s, %s), through the span's GiST index (jobs migration 0003).
@@ -150,7 +151,10 @@ def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -
         # Python tuple per row was half of computing the day.
         query = rows.annotate(
             end_or_now=Coalesce("end_s", Value(now_s), output_field=FloatField()),
-            vram_or_0=Coalesce("vram_bytes", Value(0), output_field=BigIntegerField()),
+            # The job's peak VRAM (the contract's field), unless the allocation gives its own.
+            vram_or_0=Coalesce(
+                "vram_bytes", "job__peak_vram_bytes", Value(0), output_field=BigIntegerField()
+            ),
             team=F("job__team_id"),
             job_source=F("job__source"),
             job_external_id=F("job__external_id"),
@@ -169,13 +173,23 @@ def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -
     else:
         listed = list(
             rows.order_by("start", "end", "job__source", "job__external_id", "gpu_id").values_list(
-                "job_id", "job__team_id", "gpu_id", "start_s", "end_s", "vram_bytes", "regen"
+                "job_id",
+                "job__team_id",
+                "gpu_id",
+                "start_s",
+                "end_s",
+                "vram_bytes",
+                "regen",
+                "job__peak_vram_bytes",
             )
         )
-        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 7
+        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 8
         job, team, gpu = (np.array(c, dtype=np.int64) for c in cols[:3])
         a_start, a_end = _seconds(cols[3], now_s), _seconds(cols[4], now_s)
-        vram = np.array([v or 0 for v in cols[5]], dtype=np.int64)
+        vram = np.array(
+            [v if v is not None else (p or 0) for v, p in zip(cols[5], cols[7], strict=True)],
+            dtype=np.int64,
+        )
         regen = np.array(cols[6], dtype=bool)
     day_s, span_us = start.timestamp(), int((end - start).total_seconds()) * MICRO
     lo = np.clip(np.rint((a_start - day_s) * MICRO), 0, span_us).astype(np.int64)
@@ -194,14 +208,55 @@ def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -
     }
 
 
-def _sweep(a: dict[str, Any], hours: int, gpus: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+@dataclass
+class _Activity:
+    """Per GPU and minute of the day: the measured SM activity (0-1, 0 where unmeasured) and
+    whether it was measured, each with its running integral over the day in microseconds,
+    so the activity over any span is two look-ups."""
+
+    rate: np.ndarray  # (gpus, minutes + 1), the last column 0
+    measured: np.ndarray
+    rate_cum: np.ndarray  # (gpus, minutes + 1): integral from the day's start to minute k
+    measured_cum: np.ndarray
+
+    @classmethod
+    def of(cls, rate: np.ndarray, measured: np.ndarray) -> _Activity:
+        pad = np.zeros((rate.shape[0], 1))
+        rate, measured = np.hstack([rate, pad]), np.hstack([measured, pad])
+
+        def cumulative(x: np.ndarray) -> np.ndarray:
+            return np.hstack([pad, np.cumsum(x[:, :-1] * MINUTE_US, axis=1)])
+
+        return cls(rate, measured, cumulative(rate), cumulative(measured))
+
+    def over(self, g: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(active, measured) microseconds of GPU positions ``g`` over [t0, t1)."""
+
+        def integral(cum: np.ndarray, rate: np.ndarray, t: np.ndarray) -> np.ndarray:
+            m = t // MINUTE_US
+            return cum[g, m] + rate[g, m] * (t - m * MINUTE_US)
+
+        return (
+            integral(self.rate_cum, self.rate, t1) - integral(self.rate_cum, self.rate, t0),
+            integral(self.measured_cum, self.measured, t1)
+            - integral(self.measured_cum, self.measured, t0),
+        )
+
+
+def _sweep(
+    a: dict[str, Any], hours: int, gpus: int, activity: _Activity | None = None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Each allocation's share of each hour it spans (the pieces), and per (GPU, hour) the
-    microseconds anyone held the GPU."""
+    microseconds anyone held the GPU. With ``activity``, each piece also gets the active
+    and the measured microseconds of its share (the GPU's activity over the very segments
+    it held, weighted like its share)."""
     g, lo, hi, vram = a["g"], a["lo"], a["hi"], a["vram"]
     held = np.zeros(gpus * hours)
     if not len(g):
         empty = np.zeros(0, dtype=np.int64)
-        return {"alloc": empty, "hour": empty, "share_us": np.zeros(0)}, held
+        nothing = np.zeros(0)
+        return {"alloc": empty, "hour": empty, "share_us": nothing, "active_us": nothing,
+                "measured_us": nothing}, held  # fmt: skip
     used = np.unique(g)
     edges = (used[:, None] << _GPU_SHIFT) | (np.arange(hours + 1, dtype=np.int64) * HOUR_US)
     key_lo, key_hi = (g << _GPU_SHIFT) | lo, (g << _GPU_SHIFT) | hi
@@ -238,8 +293,20 @@ def _sweep(a: dict[str, Any], hours: int, gpus: int) -> tuple[dict[str, np.ndarr
     offsets = np.cumsum(segments) - segments
     seg = np.repeat(s_first - offsets, segments) + np.arange(segments.sum())
     contrib = per_job[seg] + np.repeat(vram[alloc], segments) * per_byte[seg]
-    share = np.add.reduceat(contrib, offsets) if len(contrib) else np.zeros(0)
-    return {"alloc": alloc, "hour": hour, "share_us": share}, held
+
+    def per_piece(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, offsets) if len(values) else np.zeros(0)
+
+    out = {"alloc": alloc, "hour": hour, "share_us": per_piece(contrib)}
+    if activity is not None:
+        span = hours * HOUR_US
+        t0 = np.clip(seg_t[seg], 0, span)
+        t1 = np.clip(seg_t[seg] + length[seg].astype(np.int64), 0, span)
+        active, measured = activity.over(seg_gpu[seg], t0, t1)
+        fraction = contrib / np.maximum(length[seg], 1.0)
+        out["active_us"] = per_piece(active * fraction)
+        out["measured_us"] = per_piece(measured * fraction)
+    return out, held
 
 
 def _telemetry(fleet: _Fleet, start: datetime, end: datetime, hours: int) -> dict[str, np.ndarray]:
@@ -284,6 +351,47 @@ def _telemetry(fleet: _Fleet, start: datetime, end: datetime, hours: int) -> dic
     return out
 
 
+def _minute_activity(
+    fleet: _Fleet, start: datetime, end: datetime, hour_util: np.ndarray
+) -> _Activity:
+    """SM activity per GPU and minute from the minute rollups; an hour with an hour rollup
+    but no minute rollups (an import of hourly data) takes the hour's mean for its minutes.
+    Minutes with neither are unmeasured."""
+    n_gpus, hours = hour_util.shape
+    minutes = hours * 60
+    rate, measured = np.zeros((n_gpus, minutes)), np.zeros((n_gpus, minutes))
+    rows = GpuMinute.objects.filter(
+        ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True, covered_s__gt=0,
+        util_mean_pct__isnull=False,
+    )  # fmt: skip
+    if connection.vendor == "postgresql":
+        query = rows.annotate(ts_s=_epoch("ts"), util=F("util_mean_pct")).values_list(
+            "gpu_id", "ts_s", "util"
+        )
+        sql, params = query.query.get_compiler(using=query.db).as_sql()
+        names = ("gpu_id", "ts_s", "util")
+        with connection.cursor() as cursor:
+            got = fetch_columns(
+                cursor, sql, params, list(zip(names, ("int8", "float8", "float8"), strict=True))
+            )
+        gpu, ts, util = (got[n] for n in names)
+    else:
+        listed = list(rows.values_list("gpu_id", "ts", "util_mean_pct"))
+        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 3
+        gpu, ts = np.array(cols[0], dtype=np.int64), _seconds(cols[1], 0.0)
+        util = np.array(cols[2], dtype=float)
+    g = np.array([fleet.index.get(x, NONE) for x in gpu.tolist()], dtype=np.int64)
+    m = ((ts - start.timestamp()) // 60).astype(np.int64)
+    keep = (g != NONE) & (m >= 0) & (m < minutes)
+    rate[g[keep], m[keep]] = np.clip(util[keep] / 100, 0, 1)
+    measured[g[keep], m[keep]] = 1.0
+    hourly_only = (measured.reshape(n_gpus, hours, 60).sum(axis=2) == 0) & ~np.isnan(hour_util)
+    fill = np.repeat(hourly_only, 60, axis=1)
+    rate[fill] = np.repeat(np.clip(np.nan_to_num(hour_util) / 100, 0, 1), 60, axis=1)[fill]
+    measured[fill] = 1.0
+    return _Activity.of(rate, measured)
+
+
 def _pricing_of(gpu: Gpu) -> tuple[Any, ...]:
     """Everything ``PriceBook.resolve`` reads of a GPU's node and model."""
     node = gpu.node
@@ -304,9 +412,10 @@ def day_compute(
         return out
     n_gpus = len(fleet.gpus)
     a = _allocations(fleet, start, end, now)
-    pieces, held_flat = _sweep(a, hours, n_gpus)
-    held = np.rint(held_flat).astype(np.int64).reshape(n_gpus, hours)
     tel = _telemetry(fleet, start, end, hours)
+    activity = _minute_activity(fleet, start, end, tel["util"]) if len(a["g"]) else None
+    pieces, held_flat = _sweep(a, hours, n_gpus, activity)
+    held = np.rint(held_flat).astype(np.int64).reshape(n_gpus, hours)
     paid = np.minimum(np.maximum(tel["covered"], held), HOUR_US)
     present = paid > 0
 
@@ -358,9 +467,16 @@ def day_compute(
         for c in short:
             p_amount[biggest[int(c)]] += idle_amount.flat[c]
             idle_amount.flat[c] = 0
-    activity = np.where(
-        np.isnan(tel["util"]), MICRO, np.rint(np.clip(tel["util"] / 100, 0, 1) * MICRO)
-    ).astype(np.int64)
+    # Usage basis: each job's activity over the seconds it held the GPU (its share of each
+    # segment), measured where the minutes have telemetry; none at all: assumed 1.
+    measured_us = pieces.get("measured_us", np.zeros(len(p_alloc)))
+    assumed = measured_us < 0.5
+    p_activity = np.where(
+        assumed,
+        MICRO,
+        np.rint(np.clip(pieces.get("active_us", measured_us) / np.maximum(measured_us, 1.0),
+                        0, 1) * MICRO),
+    ).astype(np.int64)  # fmt: skip
 
     job_line = p_quantity > 0
     jl_gpu, jl_hour = p_gpu[job_line], p_hour[job_line]
@@ -369,8 +485,8 @@ def day_compute(
         Block(Bucket.TEAM, Component.GPU, "gpu_hour", hour=jl_hour, team=a["team"][jl_alloc],
               node=fleet.node[jl_gpu], quantity=p_quantity[job_line], amount=p_amount[job_line],
               currency=currency[jl_gpu, jl_hour], job=a["job"][jl_alloc], gpu=fleet.gpu_id[jl_gpu],
-              unit_price=rate[jl_gpu, jl_hour], activity=activity[jl_gpu, jl_hour],
-              regeneration=a["regen"][jl_alloc])
+              unit_price=rate[jl_gpu, jl_hour], activity=p_activity[job_line],
+              regeneration=a["regen"][jl_alloc], activity_assumed=assumed[job_line])
     )  # fmt: skip
     for bucket, component, mask, quantity, amount in (
         (Bucket.UNALLOCATED, Component.GPU, (unallocated > 0) | (unalloc_amount > 0),
@@ -398,8 +514,10 @@ def _node_costs(
     a: dict[str, Any],
     resolved_at: dict[tuple[int, int], ResolvedPrice],
 ) -> list[Block]:
-    """Storage and on-prem energy per node-hour, shared by teams' held GPU time (quantity
-    and amount alike; the residue is idle)."""
+    """Storage and on-prem energy per node-hour, shared by teams (quantity and amount
+    alike; the residue is idle): storage by their share of the node's paid GPU time, energy
+    by measured energy (each GPU's energy in the hour split like its GPU time: a job's share
+    of the GPU's paid time, the unheld rest idle)."""
     nodes, node_pos = fleet.nodes, fleet.node_pos
     node_paid = np.zeros((len(nodes), hours), dtype=np.int64)
     np.add.at(node_paid, node_pos, paid)
@@ -440,20 +558,27 @@ def _node_costs(
             costs[(Component.ENERGY, "kwh")].append((n, h, kwh, amount, rate.currency.encode()))
     if not costs:
         return []
-    # Held microseconds per (node position, hour, team).
-    p_node = node_pos[a["g"][pieces["alloc"]]]
-    team_of = a["team"][pieces["alloc"]]
-    frame = pd.DataFrame({"n": p_node, "h": pieces["hour"], "team": team_of,
-                          "us": pieces["share_us"]})  # fmt: skip
-    held = frame.groupby(["n", "h", "team"], sort=True)["us"].sum().reset_index()
+    # Held microseconds and measured joules per (node position, hour, team).
+    p_gpu, p_hour = a["g"][pieces["alloc"]], pieces["hour"]
+    p_paid = paid[p_gpu, p_hour]
+    frame = pd.DataFrame({
+        "n": node_pos[p_gpu], "h": p_hour, "team": a["team"][pieces["alloc"]],
+        "us": pieces["share_us"],
+        "j": np.where(p_paid > 0, energy[p_gpu, p_hour] * pieces["share_us"]
+                      / np.maximum(p_paid, 1), 0.0),
+    })  # fmt: skip
+    held = frame.groupby(["n", "h", "team"], sort=True)[["us", "j"]].sum().reset_index()
     blocks = []
     for (component, unit), rows in costs.items():
         c = pd.DataFrame(rows, columns=["n", "h", "quantity", "amount", "currency"])
         shares = held.merge(c, on=["n", "h"])
-        fraction = shares["us"].to_numpy() / node_paid[shares["n"], shares["h"]]
+        n, h = shares["n"].to_numpy(), shares["h"].to_numpy()
+        if component == Component.ENERGY:
+            fraction = shares["j"].to_numpy() / node_energy[n, h]
+        else:
+            fraction = shares["us"].to_numpy() / node_paid[n, h]
         share_q = np.floor(shares["quantity"].to_numpy() * fraction + 0.5).astype(np.int64)
         share_a = np.floor(shares["amount"].to_numpy() * fraction + 0.5).astype(np.int64)
-        n, h = shares["n"].to_numpy(), shares["h"].to_numpy()
         blocks.append(
             Block(Bucket.TEAM, component, unit, hour=h, team=shares["team"].to_numpy(),
                   node=nodes[n], quantity=share_q, amount=share_a,
@@ -505,13 +630,16 @@ def _day_lock(day: datetime) -> None:
 
 def ledger_recompute(
     *, start: datetime, end: datetime, now: datetime | None = None
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Replace the ledger of every UTC day that [start, end) touches, in one transaction:
-    lines, prices, daily summaries and output seconds; clears those days' dirty marks."""
+    lines, prices, daily summaries and output seconds; clears those days' dirty marks.
+    Returns counts, with the node-hours that no price resolved for (``unpriced``: node id
+    to its hours)."""
     first, last = day_floor(start), day_floor(end - timedelta(microseconds=1)) + DAY
     days = [first + DAY * i for i in range((last - first) // DAY)]
     computed_at = timezone.now()
     entries = deleted = 0
+    unpriced: dict[int, list[datetime]] = defaultdict(list)
     with transaction.atomic():
         fleet = _Fleet.load()
         for day in days:
@@ -526,9 +654,13 @@ def ledger_recompute(
             LedgerDay.objects.filter(day=day).delete()
             day_store(ledger, computed_at)
             entries += len(ledger)
+            for hour, node_id, price, _, _ in ledger.prices:
+                if price == NONE:
+                    unpriced[node_id].append(day + timedelta(hours=hour))
             OutputDay.objects.filter(day=day).delete()
             OutputDay.objects.bulk_create(_outputs(day, day + DAY))
-    return {"windows": 24 * len(days), "entries": entries, "replaced": deleted}
+    return {"windows": 24 * len(days), "entries": entries, "replaced": deleted,
+            "unpriced": dict(unpriced)}  # fmt: skip
 
 
 def dirty_windows_recompute(*, limit: int = 168) -> int:

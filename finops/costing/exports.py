@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from finops.accounts.models import Team
 from finops.costing.models import Bucket, Component, LedgerEntry
+from finops.costing.money import money_str, quantity_str
+from finops.costing.selectors import unpriced_warnings
 
 # FOCUS 1.2 mandatory columns, then the conditional ones FrameOps fills.
 FOCUS_MANDATORY = (
@@ -166,16 +168,25 @@ def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
             window_start__gte=start,
             window_start__lt=end,
         )
+        .annotate(unpriced=Q(unit="gpu_hour", unit_price__isnull=True))
         .values(
-            "job__model_name", "job__project", "gpu__model__name", "component", "unit", "currency"
+            "job__model_name",
+            "job__project",
+            "gpu__model__name",
+            "component",
+            "unit",
+            "currency",
+            "unpriced",
         )
         .annotate(quantity=Sum("quantity"), total=Sum("amount"))
         .order_by("job__model_name", "job__project", "gpu__model__name", "component")
     )
     lines = []
-    total = Decimal(0)
+    total = unpriced_hours = Decimal(0)
     currency = team.currency
     for r in rows:
+        if r["unpriced"]:
+            unpriced_hours += r["quantity"]
         quantity, amount = r["quantity"], r["total"]
         currency = r["currency"]
         total += amount
@@ -185,14 +196,16 @@ def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
                 "project": r["job__project"] or "",
                 "gpu_model": r["gpu__model__name"] or "",
                 "component": r["component"],
-                "quantity": str(quantity.quantize(Decimal("0.0001"))),
+                "quantity": quantity_str(quantity),
                 "unit": UNITS.get(r["unit"], r["unit"]),
-                "unit_price": str((amount / quantity).quantize(Decimal("0.0001")))
-                if quantity
-                else None,
-                "total": str(amount.quantize(Decimal("0.01"))),
+                "unit_price": quantity_str(amount / quantity) if quantity else None,
+                "total": money_str(amount),
+                "unpriced": bool(r["unpriced"]),
             }
         )
+    team_lines = LedgerEntry.objects.filter(
+        team=team, bucket=Bucket.TEAM, window_start__gte=start, window_start__lt=end
+    )
     return {
         "team": team.slug,
         "period": f"{start:%Y-%m}",
@@ -200,5 +213,7 @@ def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
         "period_end": _iso(end),
         "currency": currency,
         "lines": lines,
-        "total": str(total.quantize(Decimal("0.01"))),
+        "total": money_str(total),
+        "unpriced_gpu_hours": quantity_str(unpriced_hours),
+        "warnings": unpriced_warnings(team_lines),
     }

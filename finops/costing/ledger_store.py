@@ -48,6 +48,7 @@ class Block:
     unit_price: np.ndarray | None = None
     activity: np.ndarray | None = None  # millionths; 1 (10**6) where absent
     regeneration: np.ndarray | None = None
+    activity_assumed: np.ndarray | None = None  # no telemetry in the job's time: activity 1
 
     def __len__(self) -> int:
         return len(self.hour)
@@ -56,8 +57,15 @@ class Block:
         value = getattr(self, name)
         if value is not None:
             return value
-        fill = {"activity": MICRO, "regeneration": False}.get(name, NONE)
-        return np.full(len(self), fill, dtype=bool if name == "regeneration" else np.int64)
+        if name in ("regeneration", "activity_assumed"):
+            return np.zeros(len(self), dtype=bool)
+        return np.full(len(self), MICRO if name == "activity" else NONE, dtype=np.int64)
+
+    def unpriced(self) -> np.ndarray:
+        """GPU time that no override, rate or default priced (booked at 0, quantity kept)."""
+        if self.unit != "gpu_hour":
+            return np.zeros(len(self), dtype=bool)
+        return self.column("unit_price") == NONE
 
 
 @dataclass
@@ -87,7 +95,8 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
             LedgerDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
                       team_id=None if r.team == NONE else int(r.team), node_id=int(r.node),
                       component=r.component, regeneration=bool(r.regen),
-                      quantity=_decimal(r.quantity), amount=_decimal(r.amount))
+                      quantity=_decimal(r.quantity), amount=_decimal(r.amount),
+                      unpriced_quantity=_decimal(r.unpriced), assumed_quantity=_decimal(r.assumed))
             for r in summary.itertuples(index=False)
         )  # fmt: skip
         return
@@ -110,6 +119,7 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
                 Column("unit_price", "micro", price, null=price == NONE),
                 Column("amount", "micro", b.amount),
                 Column("activity", "micro", b.column("activity")),
+                Column("activity_assumed", "bool", b.column("activity_assumed")),
                 Column("currency", "text", b.currency),
                 Column("computed_at", "timestamptz", computed_us),
             ]
@@ -136,6 +146,8 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
             Column("regeneration", "bool", summary["regen"].to_numpy()),
             Column("quantity", "micro", summary["quantity"].to_numpy()),
             Column("amount", "micro", summary["amount"].to_numpy()),
+            Column("unpriced_quantity", "micro", summary["unpriced"].to_numpy()),
+            Column("assumed_quantity", "micro", summary["assumed"].to_numpy()),
         ]  # fmt: skip
         copy_columns(cursor, LedgerDay._meta.db_table, columns, len(summary))
 
@@ -144,7 +156,7 @@ def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
     """LedgerEntry objects (SQLite, the single-user demo)."""
     for b in ledger.blocks:
         job, gpu, price = b.column("job"), b.column("gpu"), b.column("unit_price")
-        activity = b.column("activity")
+        activity, assumed = b.column("activity"), b.column("activity_assumed")
         for i in range(len(b)):
             yield LedgerEntry(
                 window_start=ledger.day + timedelta(hours=int(b.hour[i])),
@@ -155,26 +167,30 @@ def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
                 quantity=_decimal(b.quantity[i]), amount=_decimal(b.amount[i]),
                 unit_price=None if price[i] == NONE else _decimal(price[i]),
                 activity=_decimal(activity[i]), currency=b.currency[i].decode(),
+                activity_assumed=bool(assumed[i]),
                 computed_at=computed_at,
             )  # fmt: skip
 
 
 def _day_summary(ledger: DayLedger) -> pd.DataFrame:
-    """The day's lines summed per basis, bucket, team, node, component and regeneration. The
-    usage basis splits a team's GPU line into round(amount x activity) and waste, as the
-    allocation report does in SQL."""
+    """The day's lines summed per basis, bucket, team, node, component and regeneration, with
+    the GPU-hours that were unpriced and those whose activity was assumed. The usage basis
+    splits a team's GPU line into round(amount x activity) and waste, as the allocation
+    report does in SQL (the waste rows carry no unpriced or assumed hours)."""
     keys = ["bucket", "team", "node", "component", "regen"]
     frames = [
         pd.DataFrame({
             "bucket": str(b.bucket), "team": b.team, "node": b.node, "component": str(b.component),
             "regen": b.column("regeneration"), "quantity": b.quantity, "amount": b.amount,
             "activity": b.column("activity"),
+            "unpriced": np.where(b.unpriced(), b.quantity, 0),
+            "assumed": np.where(b.column("activity_assumed"), b.quantity, 0),
         })
         for b in ledger.blocks
         if len(b)
     ]  # fmt: skip
     if not frames:
-        return pd.DataFrame(columns=["basis", *keys, "quantity", "amount"])
+        return pd.DataFrame(columns=["basis", *keys, "quantity", "amount", "unpriced", "assumed"])
     lines = pd.concat(frames, ignore_index=True)
     usage = lines.copy()
     team_gpu = ((lines["bucket"] == Bucket.TEAM) & (lines["component"] == Component.GPU)).to_numpy()
@@ -187,10 +203,15 @@ def _day_summary(ledger: DayLedger) -> pd.DataFrame:
     waste["component"] = str(Component.WASTE)
     waste["amount"] -= used[team_gpu]
     waste["quantity"] -= used_q[team_gpu]
+    waste["unpriced"] = waste["assumed"] = 0
     waste = waste[waste["amount"] > 0]
     sums = []
     for basis, frame in ((Basis.ALLOCATION, lines), (Basis.USAGE, pd.concat([usage, waste]))):
-        grouped = frame.groupby(keys, sort=True)[["quantity", "amount"]].sum().reset_index()
+        grouped = (
+            frame.groupby(keys, sort=True)[["quantity", "amount", "unpriced", "assumed"]]
+            .sum()
+            .reset_index()
+        )
         grouped.insert(0, "basis", str(basis))
         sums.append(grouped)
     return pd.concat(sums, ignore_index=True)

@@ -80,6 +80,10 @@ class LedgerEntry(models.Model):
         help_text="Measured SM activity of the GPU in the window (0-1): the usage basis's "
         "factor on a team's GPU line.",
     )
+    activity_assumed = models.BooleanField(
+        default=False,
+        help_text="No telemetry covered the time the job held the GPU: activity taken as 1.",
+    )
     computed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -161,6 +165,15 @@ class LedgerDay(models.Model):
     )
     quantity = models.DecimalField(max_digits=20, decimal_places=6)
     amount = models.DecimalField(max_digits=18, decimal_places=6)
+    unpriced_quantity = models.DecimalField(
+        max_digits=20, decimal_places=6, default=0, help_text="GPU-hours no price resolved for."
+    )
+    assumed_quantity = models.DecimalField(
+        max_digits=20,
+        decimal_places=6,
+        default=0,
+        help_text="GPU-hours of jobs whose activity was assumed (no telemetry).",
+    )
 
     class Meta:
         # Day first: a recompute replaces whole days, reports read a range of days by basis.

@@ -12,11 +12,15 @@ from typing import Any
 from django.db.models import (
     BooleanField,
     Case,
+    CharField,
+    Count,
     DecimalField,
     Exists,
     ExpressionWrapper,
     F,
     FloatField,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -29,6 +33,7 @@ from django.utils import timezone
 
 from finops.accounts.models import Team
 from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry, OutputDay
+from finops.costing.money import money_str, quantity_str
 from finops.jobs.models import JobStatus, RenderJob
 
 AGGREGATES = {
@@ -46,6 +51,8 @@ JOB_DIMENSIONS = {
     "model": "model_name",
     "job": "job_key",
 }
+# The cost a team is allocated, the base idle is shared by.
+ALLOCATED_COSTS = ("gpu_cost", "waste_cost", "storage_cost", "energy_cost")
 STEPS = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "window": None}
 IDLE_POLICIES = ("separate", "share", "hide")
 MAX_WINDOW = timedelta(days=366)
@@ -179,8 +186,38 @@ def _step_of(query: AllocationQuery, ts: datetime, steps: list[tuple[datetime, d
     return max(0, min(len(steps) - 1, int((ts - steps[0][0]) // size)))
 
 
-def _money(value: Decimal) -> str:
-    return str(value.quantize(Decimal("0.01")))
+def job_key() -> Case:
+    """``source:external_id`` of a line's job; null (``__none__`` in reports) for lines of
+    no job (storage, energy)."""
+    return Case(
+        When(job__isnull=True, then=Value(None)),
+        default=Concat(F("job__source"), Value(":"), F("job__external_id")),
+        output_field=CharField(),
+    )
+
+
+def unpriced_warnings(entries: QuerySet[LedgerEntry]) -> list[str]:
+    """One warning per node whose GPU time in ``entries`` had no price (booked at 0): its
+    hostname, unpriced GPU-hours and the hours affected."""
+    rows = (
+        entries.filter(unit="gpu_hour", unit_price__isnull=True)
+        .values("node__hostname")
+        .annotate(
+            gpu_hours=Sum("quantity"),
+            hours=Count("window_start", distinct=True),
+            first=Min("window_start"),
+            last=Max("window_start"),
+        )
+        .order_by("node__hostname")
+    )
+    return [
+        f"node {r['node__hostname']}: {quantity_str(r['gpu_hours'])} GPU-hours in "
+        f"{r['hours']} hour(s) from {r['first']:%Y-%m-%d %H:00}Z to "
+        f"{r['last'] + timedelta(hours=1):%Y-%m-%d %H:00}Z have no price (no override, rate "
+        "or default rate) and are booked at 0: load a rate card or set a price, then "
+        "recompute_costs"
+        for r in rows
+    ]
 
 
 def allocation_report(
@@ -215,7 +252,12 @@ def allocation_report(
             .filter(visible)
             .annotate(step_start=F("day"), regen=F("regeneration"))
             .values("regen", *dict.fromkeys(group))
-            .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
+            .annotate(
+                amount=Sum("amount"),
+                quantity=Sum("quantity"),
+                unpriced_quantity=Sum("unpriced_quantity"),
+                assumed_quantity=Sum("assumed_quantity"),
+            )
             .order_by()
         )
     else:
@@ -223,9 +265,7 @@ def allocation_report(
             window_start__gte=query.start, window_start__lt=query.end
         ).filter(visible)
         if "job" in query.aggregate:
-            entries = entries.annotate(
-                job_key=Concat(F("job__source"), Value(":"), F("job__external_id"))
-            )
+            entries = entries.annotate(job_key=job_key())
         rows = basis_rows(
             entries.annotate(step_start=bucket_expr, regen=regeneration_flag())
             .values("regen", *dict.fromkeys(group))
@@ -253,6 +293,8 @@ def allocation_report(
             )
             alloc_by_node[i][r.get("node_id")] += r["amount"]
         cell = table[i][key]
+        cell["unpriced_gpu_hours"] += r.get("unpriced_quantity") or 0
+        cell["usage_assumed_gpu_hours"] += r.get("assumed_quantity") or 0
         component = r["component"]
         if component == Component.GPU:
             cell["gpu_cost"] += r["amount"]
@@ -291,17 +333,19 @@ def allocation_report(
             result_rows.append(
                 {
                     "name": name,
-                    "gpu_hours": str(c["gpu_hours"].quantize(Decimal("0.0001"))),
-                    "gpu_cost": _money(c["gpu_cost"]),
-                    "idle_cost": _money(c["idle_cost"]),
-                    "storage_cost": _money(c["storage_cost"]),
-                    "energy_cost": _money(c["energy_cost"]),
-                    "waste_cost": _money(c["waste_cost"]),
-                    "regeneration_cost": _money(c["regeneration_cost"]),
-                    "total_cost": _money(total),
+                    "gpu_hours": quantity_str(c["gpu_hours"]),
+                    "unpriced_gpu_hours": quantity_str(c["unpriced_gpu_hours"]),
+                    "usage_assumed_gpu_hours": quantity_str(c["usage_assumed_gpu_hours"]),
+                    "gpu_cost": money_str(c["gpu_cost"]),
+                    "idle_cost": money_str(c["idle_cost"]),
+                    "storage_cost": money_str(c["storage_cost"]),
+                    "energy_cost": money_str(c["energy_cost"]),
+                    "waste_cost": money_str(c["waste_cost"]),
+                    "regeneration_cost": money_str(c["regeneration_cost"]),
+                    "total_cost": money_str(total),
                     "generated_seconds": round(generated, 3) if generated is not None else None,
                     "usable_seconds": round(usable_s, 3) if usable_s is not None else None,
-                    "cost_per_usable_second": _money(total / Decimal(repr(usable_s)))
+                    "cost_per_usable_second": money_str(total / Decimal(repr(usable_s)))
                     if usable_s
                     else None,
                 }
@@ -309,8 +353,22 @@ def allocation_report(
         out_steps.append(
             {"start": step_start.isoformat(), "end": step_end.isoformat(), "rows": result_rows}
         )
+    visible_lines = LedgerEntry.objects.filter(
+        visible, window_start__gte=query.start, window_start__lt=query.end
+    )
+    warnings = unpriced_warnings(visible_lines)
+    assumed = sum(
+        (c["usage_assumed_gpu_hours"] for cells in table for c in cells.values()), Decimal(0)
+    )
+    if assumed:
+        warnings.append(
+            f"{quantity_str(assumed)} GPU-hours of jobs had no telemetry: their activity is "
+            "assumed to be 100% (usage_assumed_gpu_hours), so the usage basis shows no waste "
+            "for them"
+        )
     return {
         "currency": currency,
+        "warnings": warnings,
         "window": {"start": query.start.isoformat(), "end": query.end.isoformat()},
         "aggregate": list(query.aggregate),
         "step": query.step,
@@ -324,11 +382,28 @@ def basis_sums(basis: str) -> dict[str, Sum]:
     """Sums of ledger lines as ``basis`` charges them, for ``basis_rows``: the allocation
     basis charges a line's amount; the usage basis a team's GPU line times its activity,
     rounded to 6 places as the engine's daily summary is, and the rest as waste."""
+    flags = {
+        "unpriced_quantity": Sum(
+            Case(
+                When(unit="gpu_hour", unit_price__isnull=True, then=F("quantity")),
+                default=Value(Decimal(0)),
+                output_field=DecimalField(),
+            )
+        ),
+        "assumed_quantity": Sum(
+            Case(
+                When(activity_assumed=True, then=F("quantity")),
+                default=Value(Decimal(0)),
+                output_field=DecimalField(),
+            )
+        ),
+    }
     if basis == Basis.ALLOCATION:
-        return {"basis_amount": Sum("amount"), "basis_quantity": Sum("quantity")}
+        return {"basis_amount": Sum("amount"), "basis_quantity": Sum("quantity"), **flags}
     used = Round(F("amount") * F("activity"), 6, output_field=DecimalField())
     used_quantity = Round(F("quantity") * F("activity"), 6, output_field=DecimalField())
     return {
+        **flags,
         "basis_amount": Sum(used),
         "basis_quantity": Sum(used_quantity),
         "waste_amount": Sum(F("amount") - used, output_field=DecimalField()),
@@ -346,18 +421,21 @@ def basis_rows(rows: Any) -> list[dict[str, Any]]:
         out.append(r)
         if waste:
             out.append({**r, "component": Component.WASTE, "amount": waste,
-                        "quantity": waste_quantity})  # fmt: skip
+                        "quantity": waste_quantity, "unpriced_quantity": 0,
+                        "assumed_quantity": 0})  # fmt: skip
     return out
 
 
 def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, steps) -> None:  # type: ignore[no-untyped-def]
-    """Spread idle cost over the team rows by their share of allocated cost (fleet-wide or
-    per node)."""
+    """Spread idle cost (idle GPU time and the idle part of storage and energy) over the team
+    rows by their share of all cost allocated to teams (GPU, waste, storage, energy: on the
+    usage basis GPU + waste is the allocation), fleet-wide or per node: one rule, so on a
+    one-node fleet both give the same shares."""
     idle_total = sum(idle_by_node.values(), Decimal(0))
     if not idle_total or not team_keys:
         return
     if query.share_idle_by == "fleet":
-        base = {k: cells[k]["gpu_cost"] + cells[k]["waste_cost"] for k in team_keys}
+        base = {k: sum((cells[k][f] for f in ALLOCATED_COSTS), Decimal(0)) for k in team_keys}
         whole = sum(base.values(), Decimal(0))
         if whole:
             for k in team_keys:

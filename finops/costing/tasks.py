@@ -15,5 +15,7 @@ def recompute_recent() -> dict[str, int]:
     marked dirty by late events; the ledger is recomputed in whole days."""
     now = timezone.now()
     counts = ledger_recompute(start=hour_floor(now) - timedelta(hours=1), end=now)
+    unpriced = counts.pop("unpriced")
+    counts["unpriced_node_hours"] = sum(len(hours) for hours in unpriced.values())
     counts["dirty_windows"] = dirty_windows_recompute()
     return counts

@@ -14,6 +14,8 @@ from collectors.pricing import aws, azure, fetch, gcp, ratecard
 from collectors.pricing.offers import PriceError, PriceOffer, SkippedOffer
 
 KINDS = ("aws", "azure", "gcp", "csv", "onprem")
+# Rate cards are history: each dated row is a rate of its own (catalogs give current prices).
+HISTORY_KINDS = frozenset({"csv", "onprem"})
 SOURCE_NAMES = {"aws": "aws", "azure": "azure", "gcp": "gcp", "csv": "csv", "onprem": "onprem"}
 
 

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from finops.pricing.services import price_offers_load
-from finops.pricing.sources import SOURCE_NAMES, offers_from
+from finops.pricing.sources import HISTORY_KINDS, SOURCE_NAMES, offers_from
 
 
 @shared_task(name="finops.pricing.tasks.refresh_prices")
@@ -14,7 +14,9 @@ def refresh_prices() -> dict[str, str]:
     for kind, location in settings.PRICE_SOURCES:
         try:
             report = price_offers_load(
-                offers=offers_from(kind, location), source=SOURCE_NAMES[kind]
+                offers=offers_from(kind, location),
+                source=SOURCE_NAMES[kind],
+                history=kind in HISTORY_KINDS,
             )
             results[f"{kind} {location}"] = report.summary()
         except Exception as exc:  # reported per source; the task itself succeeds

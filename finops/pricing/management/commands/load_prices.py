@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from collectors.pricing.offers import PriceError
 from finops.pricing.services import price_offers_load
-from finops.pricing.sources import KINDS, SOURCE_NAMES, offers_from
+from finops.pricing.sources import HISTORY_KINDS, KINDS, SOURCE_NAMES, offers_from
 
 
 class Command(BaseCommand):
@@ -36,6 +36,7 @@ class Command(BaseCommand):
                 ),
                 source=SOURCE_NAMES[options["kind"]],
                 dry_run=options["dry_run"],
+                history=options["kind"] in HISTORY_KINDS,
             )
         except PriceError as exc:
             raise CommandError(
