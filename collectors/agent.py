@@ -181,7 +181,20 @@ class Agent:
         if response.status_code >= 400:
             raise PushError(f"register: HTTP {response.status_code} {response.text[:200]}")
         self.registered = True
-        log.info("registered node %s", self.registration.get("hostname"))
+        try:
+            known = response.json()
+        except ValueError:
+            known = {}
+        log.info(
+            "registered node %s: %d GPU(s), instance type %s, pricing model %s, interconnect %s",
+            self.registration.get("hostname"),
+            len(known.get("gpus", [])),
+            known.get("instance_type") or "(none)",
+            known.get("pricing_model", "?"),
+            known.get("interconnect", "?"),
+        )
+        for warning in known.get("warnings", []):
+            log.warning("server: %s", warning)
 
     def _count(self, payload: dict[str, Any]) -> None:
         self.stats.accepted += int(payload.get("accepted", 0))
@@ -255,15 +268,25 @@ class Agent:
         self.flush()
 
 
+PRICING_MODELS = ("on-demand", "spot", "reserved", "on-prem")
+INTERCONNECTS = ("pcie", "nvlink")
+
+
 def node_registration(
     *,
     hostname: str,
     site: str,
     provider: str,
     region: str,
-    instance_type: str,
+    instance_type: str | None,
     devices: Iterable[Any],
+    pricing_model: str | None = None,
+    interconnect: str | None = None,
+    volume_types: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The registration body. Pricing fields the operator did not give (and NVML could not
+    tell) are left out, so the server keeps what it has: a restart never resets a node's
+    pricing model, instance type or interconnect."""
     gpus = [
         {
             "uuid": d.uuid,
@@ -278,14 +301,31 @@ def node_registration(
         }
         for d in devices
     ]
-    return {
+    optional = {
+        "instance_type": instance_type,
+        "pricing_model": pricing_model,
+        "interconnect": interconnect,
+    }
+    body: dict[str, Any] = {
         "hostname": hostname,
         "site": site,
         "provider": provider,
         "region": region,
-        "instance_type": instance_type,
+        **{k: v for k, v in optional.items() if v},
         "gpus": gpus,
     }
+    if volume_types:
+        body["storage"] = [
+            {"name": name, "volume_type": kind} for name, kind in sorted(volume_types.items())
+        ]
+    return body
+
+
+def _volume_type(value: str) -> tuple[str, str]:
+    device, sep, kind = value.partition("=")
+    if not sep or not device.strip() or not kind.strip():
+        raise argparse.ArgumentTypeError(f"{value!r}: use DEVICE=VOLUME_TYPE, e.g. nvme0n1=gp3")
+    return device.strip(), kind.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +350,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", default=os.environ.get("FRAMEOPS_SITE", "default"))
     parser.add_argument("--provider", default=os.environ.get("FRAMEOPS_PROVIDER", "on-prem"))
     parser.add_argument("--region", default=os.environ.get("FRAMEOPS_REGION", ""))
-    parser.add_argument("--instance-type", default=os.environ.get("FRAMEOPS_INSTANCE_TYPE", ""))
+    parser.add_argument(
+        "--instance-type",
+        default=os.environ.get("FRAMEOPS_INSTANCE_TYPE") or None,
+        help="priced instance type (matches a rate's sku); omitted: the server keeps its own",
+    )
+    parser.add_argument(
+        "--pricing-model",
+        choices=PRICING_MODELS,
+        default=os.environ.get("FRAMEOPS_PRICING_MODEL") or None,
+        help="omitted: the server keeps its own (a new node is on-demand)",
+    )
+    parser.add_argument(
+        "--interconnect",
+        choices=(*INTERCONNECTS, "auto"),
+        default=os.environ.get("FRAMEOPS_INTERCONNECT", "auto"),
+        help="auto: NVLink if NVML sees an active link, else PCIe",
+    )
+    parser.add_argument(
+        "--volume-type",
+        action="append",
+        type=_volume_type,
+        default=[],
+        metavar="DEVICE=TYPE",
+        help="priced volume type of a storage device, e.g. nvme0n1=gp3 (repeatable)",
+    )
     parser.add_argument("--no-gpu", action="store_true", help="storage only (hosts without NVML)")
     args = parser.parse_args(argv)
     if not args.key:
@@ -323,12 +387,15 @@ def main(argv: list[str] | None = None) -> int:
 
     sources: dict[str, SampleSource] = {"storage": StorageSource(hostname=args.hostname)}
     devices: list[Any] = []
+    interconnect = None if args.interconnect == "auto" else args.interconnect
     if not args.no_gpu:
         from collectors.nvml import NvmlSource
 
         nvml = NvmlSource()
         devices = nvml.open()
         sources = {"gpu": nvml, **sources}
+        if interconnect is None:
+            interconnect = nvml.interconnect()
         log.info(
             "NVML: %d device(s): %s",
             len(devices),
@@ -346,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
             region=args.region,
             instance_type=args.instance_type,
             devices=devices,
+            pricing_model=args.pricing_model,
+            interconnect=interconnect,
+            volume_types=dict(args.volume_type),
         ),
     )
     stopping = False

@@ -116,6 +116,26 @@ class NvmlSource:
                 )
         return found
 
+    def interconnect(self) -> str | None:
+        """``nvlink`` when any GPU has an active NVLink, else ``pcie`` (NVML's NotSupported
+        for a link: the GPU has none); None when this pynvml cannot ask (call ``open``
+        first)."""
+        nvml = self.nvml
+        if not hasattr(nvml, "nvmlDeviceGetNvLinkState"):
+            return None
+        links = getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)
+        enabled = getattr(nvml, "NVML_FEATURE_ENABLED", 1)
+        whole = [handle for device, handle in self._handles if device.mig_parent_uuid is None]
+        for handle in whole:
+            for link in range(links):
+                try:
+                    state = nvml.nvmlDeviceGetNvLinkState(handle, link)
+                except nvml.NVMLError:
+                    break  # no such link: none beyond it either
+                if state == enabled:
+                    return "nvlink"
+        return "pcie" if whole else None
+
     def _reasons(self, handle: Any) -> int | None:
         nvml = self.nvml
         for name in (

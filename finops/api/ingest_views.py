@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from finops.accounts.models import Scope
 from finops.api.errors import error_body
-from finops.fleet.models import Interconnect, PricingModel, Provider
-from finops.fleet.services import GpuRegistration, node_register
+from finops.fleet.models import Interconnect, PricingModel, Provider, StorageKind
+from finops.fleet.services import GpuRegistration, StorageRegistration, node_register
 from finops.telemetry.ingest import (
     BatchError,
     IngestResult,
@@ -38,24 +38,54 @@ class NodeRegisterApi(APIView):
         )
         mig_instance_id = serializers.IntegerField(min_value=0, required=False, allow_null=True)
 
+    class StorageSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=128)
+        kind = serializers.ChoiceField(choices=StorageKind.choices, required=False)
+        volume_type = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        capacity_bytes = serializers.IntegerField(
+            min_value=0, max_value=2**63 - 1, required=False, allow_null=True
+        )
+        filesystem = serializers.CharField(max_length=32, required=False, allow_blank=True)
+        mount_point = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
     class NodeInputSerializer(serializers.Serializer):
         hostname = serializers.CharField(max_length=255)
         site = serializers.SlugField(max_length=64)
         provider = serializers.ChoiceField(choices=Provider.choices)
         region = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-        instance_type = serializers.CharField(
-            max_length=64, required=False, allow_blank=True, default=""
-        )
-        pricing_model = serializers.ChoiceField(
-            choices=PricingModel.choices, default=PricingModel.ON_DEMAND
-        )
-        interconnect = serializers.ChoiceField(
-            choices=Interconnect.choices, default=Interconnect.PCIE
-        )
+        # Omitted, these keep the node's value (a new node: on-demand, pcie, none).
+        instance_type = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        pricing_model = serializers.ChoiceField(choices=PricingModel.choices, required=False)
+        interconnect = serializers.ChoiceField(choices=Interconnect.choices, required=False)
         pcie_gen = serializers.IntegerField(
             min_value=1, max_value=7, required=False, allow_null=True
         )
         gpus = serializers.ListField(child=serializers.DictField(), max_length=1024)
+        storage = serializers.ListField(
+            child=serializers.DictField(),
+            max_length=256,
+            required=False,
+        )
+
+        def validate_storage(self, value: list[dict[str, Any]]) -> list[StorageRegistration]:
+            errors: dict[str, Any] = {}
+            devices = []
+            for position, item in enumerate(value):
+                device = NodeRegisterApi.StorageSerializer(data=item)
+                if not device.is_valid():
+                    errors[str(position)] = device.errors
+                    continue
+                unknown = sorted(set(item) - set(device.fields))
+                if unknown:
+                    errors[str(position)] = {unknown[0]: ["Unknown field."]}
+                    continue
+                devices.append(StorageRegistration(**device.validated_data))
+            if errors:
+                raise serializers.ValidationError(errors)
+            names = [d.name for d in devices]
+            if len(set(names)) != len(names):
+                raise serializers.ValidationError("Each storage device name may appear once.")
+            return devices
 
         def validate_gpus(self, value: list[dict[str, Any]]) -> list[GpuRegistration]:
             errors: dict[str, Any] = {}
@@ -99,6 +129,13 @@ class NodeRegisterApi(APIView):
         body = {
             "hostname": node.hostname,
             "created": created,
+            "instance_type": node.instance_type,
+            "pricing_model": node.pricing_model,
+            "interconnect": node.interconnect,
+            "storage": [
+                {"name": d.name, "kind": d.kind, "volume_type": d.volume_type}
+                for d in node.storage_devices.order_by("name")
+            ],
             "gpus": [
                 {
                     "uuid": g.uuid,

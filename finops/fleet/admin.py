@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from finops.fleet.models import Gpu, GpuModel, Node, Site, StorageDevice
-from finops.pricing.selectors import price_resolve
+from finops.pricing.selectors import price_resolve, unpriced_node_ids
 
 
 @admin.register(GpuModel)
@@ -40,6 +43,24 @@ class GpuInline(admin.TabularInline):
     raw_id_fields = ["mig_parent"]
 
 
+class PricedNowFilter(admin.SimpleListFilter):
+    """Nodes without a price now: their GPU time is booked as unpriced until one is set."""
+
+    title = "price now"
+    parameter_name = "priced"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "No price (booked as unpriced)"), ("yes", "Priced")]
+
+    def queryset(self, request: Any, queryset: QuerySet[Node]) -> QuerySet[Node]:
+        if self.value() not in ("yes", "no"):
+            return queryset
+        unpriced = unpriced_node_ids(at=timezone.now())
+        if self.value() == "no":
+            return queryset.filter(pk__in=unpriced)
+        return queryset.exclude(pk__in=unpriced)
+
+
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     list_display = [
@@ -51,7 +72,13 @@ class NodeAdmin(admin.ModelAdmin):
         "price_override_per_gpu_hour",
         "last_seen_at",
     ]
-    list_filter = ["site__provider", "site", "pricing_model", "interconnect"]
+    list_filter = [
+        "site__provider",
+        "site",
+        "pricing_model",
+        "interconnect",
+        PricedNowFilter,
+    ]
     search_fields = ["hostname", "instance_type", "site__slug"]
     list_select_related = ["site"]
     inlines = [GpuInline]

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from finops.fleet.catalog import catalog_entries
-from finops.fleet.models import Gpu, Interconnect, Node, PricingModel, Site
+from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.fleet.selectors import gpu_model_for_reported_name
 
 CATALOG_FIELDS = (
@@ -54,6 +54,21 @@ class GpuRegistration:
     mig_instance_id: int | None = None
 
 
+@dataclass(frozen=True)
+class StorageRegistration:
+    name: str
+    kind: str | None = None
+    volume_type: str | None = None
+    capacity_bytes: int | None = None
+    filesystem: str | None = None
+    mount_point: str | None = None
+
+
+# Node fields a registration may leave out: an omitted one keeps its value (a new node
+# takes the model's default), so an agent restarting without them never resets pricing.
+NODE_FIELDS = ("instance_type", "pricing_model", "interconnect", "pcie_gen")
+
+
 @transaction.atomic
 def node_register(
     *,
@@ -61,16 +76,19 @@ def node_register(
     site: str,
     provider: str,
     region: str = "",
-    instance_type: str = "",
-    pricing_model: str = PricingModel.ON_DEMAND,
-    interconnect: str = Interconnect.PCIE,
-    pcie_gen: int | None = None,
     gpus: list[GpuRegistration],
+    storage: list[StorageRegistration] | None = None,
+    **fields: Any,
 ) -> tuple[Node, bool]:
-    """Create or update a node and its GPUs by hostname (idempotent).
+    """Create or update a node, its GPUs and storage devices by hostname (idempotent).
 
-    GPUs are keyed by UUID: a GPU seen on another node moves here; a GPU of this node that
-    the registration no longer lists is marked retired (its history stays)."""
+    Only the node fields given (``instance_type``, ``pricing_model``, ``interconnect``,
+    ``pcie_gen``) are changed. GPUs are keyed by UUID: a GPU seen on another node moves
+    here; a GPU of this node that the registration no longer lists is marked retired (its
+    history stays). Storage devices are keyed by name; their omitted fields are kept."""
+    unknown = set(fields) - set(NODE_FIELDS)
+    if unknown:
+        raise TypeError(f"node_register: unknown fields {sorted(unknown)}")
     now = timezone.now()
     site_obj, _ = Site.objects.get_or_create(
         slug=site, defaults={"provider": provider, "region": region}
@@ -79,20 +97,27 @@ def node_register(
         site_obj.provider, site_obj.region = provider, region or site_obj.region
         site_obj.save(update_fields=["provider", "region"])
     node, created = Node.objects.select_for_update().get_or_create(
-        hostname=hostname,
-        defaults={
-            "site": site_obj,
-            "instance_type": instance_type,
-            "pricing_model": pricing_model,
-            "interconnect": interconnect,
-            "pcie_gen": pcie_gen,
-        },
+        hostname=hostname, defaults={"site": site_obj, **fields}
     )
     if not created:
-        node.site, node.instance_type, node.pricing_model = site_obj, instance_type, pricing_model
-        node.interconnect, node.pcie_gen = interconnect, pcie_gen
+        node.site = site_obj
+        for name, value in fields.items():
+            setattr(node, name, value)
     node.last_seen_at = now
     node.save()
+    for device in storage or []:
+        given = {
+            k: v
+            for k in ("kind", "volume_type", "capacity_bytes", "filesystem", "mount_point")
+            if (v := getattr(device, k)) is not None
+        }
+        obj, made = StorageDevice.objects.get_or_create(
+            node=node, name=device.name, defaults={"kind": "local-nvme", **given}
+        )
+        if not made and given:
+            for name, value in given.items():
+                setattr(obj, name, value)
+            obj.save(update_fields=list(given))
 
     listed = {g.uuid for g in gpus}
     # Free the slots first: retire what is gone, so a replaced GPU can take its index.

@@ -161,3 +161,19 @@ def storage_price_resolve(*, device: StorageDevice, at: datetime) -> ResolvedPri
         rate,
         unit="GB-month",
     )
+
+
+def unpriced_node_ids(*, at: datetime) -> set[int]:
+    """Nodes that no override, rate or GPU-model default prices at ``at`` (one PriceBook
+    for the whole fleet): their GPU time would be booked as unpriced."""
+    nodes = list(Node.objects.select_related("site").prefetch_related("gpus__model"))
+    book = PriceBook(providers={n.site.provider for n in nodes})
+    unpriced = set()
+    for node in nodes:
+        models = Counter(
+            g.model for g in node.gpus.all() if g.retired_at is None and g.mig_parent_id is None
+        )
+        gpu_model = models.most_common(1)[0][0] if models else None
+        if book.resolve(node=node, at=at, gpu_model=gpu_model).price is None:
+            unpriced.add(node.pk)
+    return unpriced

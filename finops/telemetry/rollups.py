@@ -253,3 +253,27 @@ def rollup_backlog_drain(*, limit: int = 100) -> int:
             item.delete()
             done += 1
     return done
+
+
+def rollups_catch_up(*, start: datetime, end: datetime, now: datetime | None = None) -> int:
+    """Bring the rollups of [start, end) up to date before the ledger reads them: recompute
+    the queued late ranges that overlap it and the part of it inside the lateness window
+    (which only the periodic rollup would otherwise reach). Returns the ranges recomputed."""
+    now = now or timezone.now()
+    done = 0
+    with transaction.atomic():
+        queued = list(
+            RollupBacklog.objects.select_for_update(skip_locked=True).filter(
+                start__lt=end, end__gt=start
+            )
+        )
+        for item in queued:
+            rollups_recompute(start=item.start, end=item.end)
+            item.delete()
+            done += 1
+    recent_start = max(start, now - timedelta(seconds=settings.TELEMETRY_ROLLUP_LATENESS_S))
+    recent_end = min(end, _floor(now, timedelta(minutes=1)))
+    if recent_end > recent_start:
+        rollups_recompute(start=recent_start, end=recent_end)
+        done += 1
+    return done

@@ -130,6 +130,14 @@ class FakeNvml:
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: tuple[Any, ...]) -> int:
         return int(self._gpu_only(handle)["energy"])
 
+    def nvmlDeviceGetNvLinkState(self, handle: tuple[Any, ...], link: int) -> int:
+        # The H100 has 18 links, the first two active; the L4 has none.
+        if handle[0] != "gpu" or self.gpus[handle[1]]["name"] == b"NVIDIA L4":
+            raise NVMLError_NotSupported()
+        if link >= 18:
+            raise NVMLError_NotFound()
+        return 1 if link < 2 else 0
+
     def nvmlDeviceGetMigMode(self, handle: tuple[Any, ...]) -> list[int]:
         gpu = self._gpu(handle)
         if not gpu["mig"]:

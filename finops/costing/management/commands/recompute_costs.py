@@ -11,9 +11,11 @@ from django.db import connection, connections
 from finops.costing.dirty import hour_floor
 from finops.costing.engine import ledger_recompute
 from finops.costing.models import LedgerDay, LedgerEntry, LedgerPrice, OutputDay
+from finops.fleet.models import Node
+from finops.telemetry.rollups import rollups_catch_up
 
 
-def _time(value: str, option: str) -> datetime:
+def parse_time(value: str, option: str) -> datetime:
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -34,12 +36,15 @@ def day_chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]
     return chunks
 
 
-def _recompute(chunk: tuple[datetime, datetime]) -> dict[str, int]:
+def _recompute(chunk: tuple[datetime, datetime]) -> dict[str, Any]:
     return ledger_recompute(start=chunk[0], end=chunk[1])
 
 
 class Command(BaseCommand):
-    help = "Recompute the cost ledger of every hour in [--from, --to), a UTC day at a time."
+    help = (
+        "Recompute the cost ledger of every hour in [--from, --to), a UTC day at a time, after "
+        "bringing the telemetry rollups of the range up to date."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -52,9 +57,14 @@ class Command(BaseCommand):
             default=1,
             help="processes computing days in parallel (each day is its own transaction)",
         )
+        parser.add_argument(
+            "--no-rollups",
+            action="store_true",
+            help="do not first recompute the late and recent rollups of the range",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        start, end = _time(options["start"], "--from"), _time(options["end"], "--to")
+        start, end = parse_time(options["start"], "--from"), parse_time(options["end"], "--to")
         if end <= start:
             raise CommandError("--to must be after --from")
         workers = options["workers"]
@@ -62,7 +72,12 @@ class Command(BaseCommand):
             raise CommandError("--workers must be at least 1")
         if workers > 1 and connection.vendor != "postgresql":
             raise CommandError("--workers above 1 needs PostgreSQL (SQLite takes one writer)")
+        if not options["no_rollups"]:
+            ranges = rollups_catch_up(start=start, end=end)
+            if ranges:
+                self.stderr.write(f"  telemetry rollups brought up to date: {ranges} range(s)")
         chunks = day_chunks(start, end)
+        unpriced: dict[int, list[datetime]] = {}
         if workers == 1 or len(chunks) == 1:
             results = map(_recompute, chunks)
             pool = None
@@ -74,6 +89,8 @@ class Command(BaseCommand):
         try:
             for i, ((lo, hi), counts) in enumerate(zip(chunks, results, strict=True)):
                 total += counts["entries"]
+                for node_id, hours in counts["unpriced"].items():
+                    unpriced.setdefault(node_id, []).extend(hours)
                 self.stderr.write(
                     f"  {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M}: "
                     f"{counts['entries']:,} entries ({i + 1}/{len(chunks)})"
@@ -87,8 +104,27 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 for model in (LedgerEntry, LedgerDay, LedgerPrice, OutputDay):
                     cursor.execute(f"ANALYZE {model._meta.db_table}")
+        if unpriced:
+            self._warn_unpriced(unpriced)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Recomputed {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {total:,} entries."
             )
         )
+
+    def _warn_unpriced(self, unpriced: dict[int, list[datetime]]) -> None:
+        names = dict(Node.objects.filter(id__in=unpriced).values_list("id", "hostname"))
+        node_hours = sum(len(h) for h in unpriced.values())
+        self.stderr.write(
+            self.style.WARNING(
+                f"warning: {node_hours:,} node-hour(s) on {len(unpriced)} node(s) have no price "
+                "(no override, rate or GPU-model default): their GPU time is booked at 0 and "
+                "shown as unpriced_gpu_hours. Load a rate card (load_prices) or set a price, "
+                "then recompute."
+            )
+        )
+        for node_id, hours in sorted(unpriced.items(), key=lambda kv: names.get(kv[0], "")):
+            self.stderr.write(
+                f"  {names.get(node_id, node_id)}: {len(hours)} hour(s), "
+                f"{min(hours):%Y-%m-%d %H:00}Z to {max(hours) + timedelta(hours=1):%Y-%m-%d %H:00}Z"
+            )
