@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -22,6 +22,30 @@ from finops.telemetry.ingest import (
     gpu_samples_ingest,
     storage_samples_ingest,
 )
+
+T = TypeVar("T")
+
+
+def _each_item(
+    items: list[dict[str, Any]], serializer: type[Any], make: Callable[..., T]
+) -> list[T]:
+    """Each item of a nested list validated by ``serializer`` (unknown fields refused), as
+    ``make(**fields)``; every item's errors by position in one 400."""
+    errors: dict[str, Any] = {}
+    made = []
+    for position, item in enumerate(items):
+        checked = serializer(data=item)
+        if not checked.is_valid():
+            errors[str(position)] = checked.errors
+            continue
+        unknown = sorted(set(item) - set(checked.fields))
+        if unknown:
+            errors[str(position)] = {unknown[0]: ["Unknown field."]}
+            continue
+        made.append(make(**checked.validated_data))
+    if errors:
+        raise serializers.ValidationError(errors)
+    return made
 
 
 class NodeRegisterApi(APIView):
@@ -68,40 +92,14 @@ class NodeRegisterApi(APIView):
         )
 
         def validate_storage(self, value: list[dict[str, Any]]) -> list[StorageRegistration]:
-            errors: dict[str, Any] = {}
-            devices = []
-            for position, item in enumerate(value):
-                device = NodeRegisterApi.StorageSerializer(data=item)
-                if not device.is_valid():
-                    errors[str(position)] = device.errors
-                    continue
-                unknown = sorted(set(item) - set(device.fields))
-                if unknown:
-                    errors[str(position)] = {unknown[0]: ["Unknown field."]}
-                    continue
-                devices.append(StorageRegistration(**device.validated_data))
-            if errors:
-                raise serializers.ValidationError(errors)
+            devices = _each_item(value, NodeRegisterApi.StorageSerializer, StorageRegistration)
             names = [d.name for d in devices]
             if len(set(names)) != len(names):
                 raise serializers.ValidationError("Each storage device name may appear once.")
             return devices
 
         def validate_gpus(self, value: list[dict[str, Any]]) -> list[GpuRegistration]:
-            errors: dict[str, Any] = {}
-            regs = []
-            for position, item in enumerate(value):
-                gpu = NodeRegisterApi.GpuSerializer(data=item)
-                if not gpu.is_valid():
-                    errors[str(position)] = gpu.errors
-                    continue
-                unknown = sorted(set(item) - set(gpu.fields))
-                if unknown:
-                    errors[str(position)] = {unknown[0]: ["Unknown field."]}
-                    continue
-                regs.append(GpuRegistration(**gpu.validated_data))
-            if errors:
-                raise serializers.ValidationError(errors)
+            regs = _each_item(value, NodeRegisterApi.GpuSerializer, GpuRegistration)
             uuids = [r.uuid for r in regs]
             if len(set(uuids)) != len(uuids):
                 raise serializers.ValidationError("Each GPU uuid may appear once.")

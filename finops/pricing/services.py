@@ -24,6 +24,8 @@ class LoadReport:
     duplicates: int = 0
     skipped: list[SkippedOffer] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)
+    # Keys that had no rate before this load: their later rows are new rates too.
+    new_keys: set[tuple[str, str, str, str]] = field(default_factory=set, repr=False)
 
     def summary(self) -> str:
         text = f"{self.created} new, {self.changed} changed, {self.unchanged} unchanged, "
@@ -213,7 +215,7 @@ def _history_row_load(
         earlier.valid_to = offer.valid_from
         earlier.save(update_fields=["valid_to"])
     PriceRate.objects.create(valid_from=offer.valid_from, **fields)
-    if rates:
+    if rates and offer.key not in report.new_keys:
         report.changed += 1
         report.changes.append(
             f"~ {label} {since}: {offer.price_per_gpu_hour} {offer.currency}/GPU-h"
@@ -221,6 +223,7 @@ def _history_row_load(
         )
     else:
         report.created += 1
+        report.new_keys.add(offer.key)
         report.changes.append(
             f"+ {label}: {offer.price_per_gpu_hour} {offer.currency}/GPU-h {since}"
         )

@@ -9,6 +9,7 @@ import pytest
 from collectors.agent import Agent, Spool, node_registration
 from collectors.nvml import NvmlSource
 from finops.accounts.services import api_key_create
+from finops.fleet.models import Node, StorageDevice
 from finops.telemetry.models import GpuSample
 from tests.collectors.fake_pynvml import FakeNvml
 from tests.live_server import LiveServer
@@ -94,3 +95,38 @@ def test_wrong_key_keeps_data_in_the_spool(server, tmp_path):
     assert len(agent.spool) == 1
     assert any("401" in e for e in agent.stats.errors)
     assert not GpuSample.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restarted_agent_keeps_the_nodes_pricing(server, tmp_path):
+    _, key = api_key_create(name="agent lab-1", scopes=["ingest:write"])
+    nvml = NvmlSource(FakeNvml())
+    devices = nvml.open()
+    assert nvml.interconnect() == "nvlink"  # the H100's first links are active
+
+    def start(**options):  # type: ignore[no-untyped-def]
+        agent = Agent(server=server.url, key=key, sources={}, spool=Spool(tmp_path / "s", max_bytes=2**20),
+                      registration=node_registration(hostname="lab-1", site="lab", provider="on-prem",
+                                                     region="", devices=devices, **options))  # fmt: skip
+        agent.flush()
+        assert agent.registered, agent.stats.errors
+
+    start(instance_type="dgx-h100", pricing_model="on-prem", interconnect=nvml.interconnect(),
+          volume_types={"nvme0n1": "local-nvme-gen4"})  # fmt: skip
+    start(instance_type=None)  # restarted without the options
+    node = Node.objects.get(hostname="lab-1")
+    assert (node.instance_type, node.pricing_model, node.interconnect) == (
+        "dgx-h100", "on-prem", "nvlink",
+    )  # fmt: skip
+    assert StorageDevice.objects.get(node=node, name="nvme0n1").volume_type == "local-nvme-gen4"
+
+
+def test_interconnect_is_pcie_without_active_links():
+    fake = FakeNvml()
+    fake.gpus = fake.gpus[1:]  # the L4 alone: NVML says its links are not supported
+    nvml = NvmlSource(fake)
+    nvml.open()
+    assert nvml.interconnect() == "pcie"
+    assert "interconnect" not in node_registration(
+        hostname="h", site="s", provider="aws", region="", instance_type=None, devices=[]
+    )

@@ -25,6 +25,14 @@ def parse_time(value: str, option: str) -> datetime:
     return ts
 
 
+def range_arguments_add(parser: CommandParser) -> None:
+    """``--from`` and ``--to``, RFC 3339 times with a zone: the range a command works on."""
+    parser.add_argument(
+        "--from", dest="start", required=True, help="RFC 3339, e.g. 2026-11-01T00:00Z"
+    )
+    parser.add_argument("--to", dest="end", required=True, help="RFC 3339, exclusive")
+
+
 def day_chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """[start, end) cut at UTC midnights: each chunk lies in one UTC day, so no two chunks
     rebuild the same day's summary (they can run in parallel)."""
@@ -47,10 +55,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--from", dest="start", required=True, help="RFC 3339, e.g. 2026-11-01T00:00Z"
-        )
-        parser.add_argument("--to", dest="end", required=True)
+        range_arguments_add(parser)
         parser.add_argument(
             "--workers",
             type=int,

@@ -7,7 +7,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from finops.costing.management.commands.recompute_costs import day_chunks, parse_time
+from finops.costing.management.commands.recompute_costs import (
+    day_chunks,
+    parse_time,
+    range_arguments_add,
+)
 from finops.telemetry.rollups import rollups_recompute
 
 
@@ -19,10 +23,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--from", dest="start", required=True, help="RFC 3339, e.g. 2026-11-01T00:00Z"
-        )
-        parser.add_argument("--to", dest="end", required=True)
+        range_arguments_add(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         start, end = parse_time(options["start"], "--from"), parse_time(options["end"], "--to")
