@@ -1,8 +1,10 @@
 """Attribution benchmark: a month's ledger against one SQL aggregate over the same jobs.
 
 Builds, in a throw-away PostgreSQL database: GPUs (8 per node, rate-card priced), teams,
-hourly telemetry rollups, and jobs with one GPU allocation each, back to back with gaps
-on every GPU (some overlapping, to exercise concurrent splits). Then times:
+minute telemetry rollups (and the hours rolled up from them) for every GPU over the first
+``--telemetry-days`` days, and jobs with one GPU allocation each, back to back with gaps
+on every GPU (some overlapping, to exercise concurrent splits). The ledger reads those
+minutes for each job's usage-basis activity. Then times:
 
 * `ledger`: the whole month's ledger, both bases (`recompute_costs`, a UTC day at a time,
   `--workers` processes, one per CPU by default);
@@ -13,6 +15,7 @@ on every GPU (some overlapping, to exercise concurrent splits). Then times:
 Prints the figures, `ratio_vs_scan` = ledger time / scan time, and a JSON line.
 
     .venv/bin/python bench/attribution.py [--jobs 1000000] [--gpus 512] [--teams 50] [--days 30]
+        [--telemetry-days 3]
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=512)
     parser.add_argument("--teams", type=int, default=50)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--telemetry-days",
+        type=int,
+        default=3,
+        help="days (from the first) with minute rollups for every GPU",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -119,6 +128,28 @@ def main() -> None:
                 )
                 c.execute("ANALYZE")
         print(f"  {len(jobs):,} jobs and allocations written")
+        telemetry_days = min(args.telemetry_days, args.days)
+        if telemetry_days:
+            from finops.telemetry.rollups import _dialect, _hour_sql
+
+            telemetry_end = start + timedelta(days=telemetry_days)
+            with timed("telemetry", t), transaction.atomic(), connection.cursor() as c:
+                # One row per GPU-minute, activity varying by GPU and minute.
+                c.execute(
+                    "INSERT INTO telemetry_gpuminute (gpu_id, ts, samples, covered_s, busy_s, "
+                    "util_mean_pct, util_max_pct, mem_pressure_s, throttle_power_cap_s, "
+                    "throttle_hw_slowdown_s, throttle_sw_thermal_s, throttle_hw_thermal_s, "
+                    "throttle_power_brake_s, energy_j) "
+                    "SELECT g.id, m, 4, 60, 60, u, u, 0, 0, 0, 0, 0, 0, 24000 FROM fleet_gpu g "
+                    "CROSS JOIN generate_series(%s::timestamptz, %s::timestamptz - interval '1 minute', "
+                    "interval '1 minute') AS m "
+                    "CROSS JOIN LATERAL (SELECT (20 + (g.id * 37 + extract(epoch FROM m)::int / 60) %% 80)::float8 AS u) x",
+                    [start, telemetry_end],
+                )
+                minutes = c.rowcount
+                c.execute(_hour_sql(_dialect()), {"start": start, "end": telemetry_end})
+                c.execute("ANALYZE")
+            print(f"  {minutes:,} GPU-minutes of telemetry written")
 
         with timed("scan", t), connection.cursor() as c:
             c.execute(
@@ -157,6 +188,7 @@ def main() -> None:
             "gpus": len(gpu_ids),
             "teams": args.teams,
             "days": args.days,
+            "telemetry_days": telemetry_days,
             "ledger_entries": entries,
             "workers": args.workers,
             "ledger_s": round(t["ledger"], 2),

@@ -30,6 +30,7 @@ from collectors.records import (
 )
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.telemetry.models import RollupBacklog, SampleSource
+from finops.telemetry.rollups import MAX_SAMPLE_GAP_S
 from finops.telemetry.writes import (
     GPU_SAMPLE_COLUMNS,
     gpu_sample_rows_write,
@@ -163,9 +164,12 @@ def _note_late(earliest: datetime | None, latest: datetime | None) -> None:
     if earliest is None or latest is None:
         return
     horizon = timezone.now() - timedelta(seconds=settings.TELEMETRY_ROLLUP_LATENESS_S)
-    if earliest < horizon:
-        start = earliest.replace(second=0, microsecond=0)
-        end = min(latest, horizon).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    # A sample changes the minutes of its own interval and the interval of the sample
+    # before it (which it shortens): up to one cap on either side.
+    reach = timedelta(seconds=MAX_SAMPLE_GAP_S)
+    if earliest - reach < horizon:
+        start = (earliest - reach).replace(second=0, microsecond=0)
+        end = min(latest + reach, horizon).replace(second=0, microsecond=0) + timedelta(minutes=1)
         RollupBacklog.objects.create(start=start, end=end)
 
 

@@ -120,6 +120,12 @@ class RollupFields(models.Model):
     energy_j = models.FloatField(null=True, blank=True)
     pcie_tx_bytes = models.FloatField(null=True, blank=True)
     pcie_rx_bytes = models.FloatField(null=True, blank=True)
+    # Seconds of the period that had each measurement: the denominators of its mean (a
+    # sample without a memory reading counts toward no memory share).
+    util_s = models.FloatField(default=0, help_text="Seconds with an SM utilisation reading.")
+    mem_s = models.FloatField(default=0, help_text="Seconds with a memory reading.")
+    clock_s = models.FloatField(default=0, help_text="Seconds with an SM clock reading.")
+    power_s = models.FloatField(default=0, help_text="Seconds with a power reading.")
 
     SECONDS_FIELDS = (
         "covered_s",
@@ -130,6 +136,10 @@ class RollupFields(models.Model):
         "throttle_sw_thermal_s",
         "throttle_hw_thermal_s",
         "throttle_power_brake_s",
+        "util_s",
+        "mem_s",
+        "clock_s",
+        "power_s",
     )
 
     class Meta:

@@ -1,13 +1,16 @@
 """Minute and hour rollups of GPU samples, computed in the database.
 
-Each sample stands for the time until the next sample of the same GPU, capped at
-``MAX_SAMPLE_GAP_S`` (a silent agent does not make a GPU look busy for an hour); the last
-sample of a series stands for the interval before it. Busy, memory-pressure and throttle
-seconds are sums of those durations; means are duration-weighted. Energy comes from the
-NVML energy counter's increments (a counter reset is skipped, not counted negative).
+Each sample stands for [ts, ts + dt): dt is the time to the next sample of the same GPU
+when that is at most ``MAX_SAMPLE_GAP_S``, else (before a gap, or at the end of a series)
+the time since the previous one, capped alike, else one second (a silent agent does not
+make a GPU look busy). The interval is cut at minute edges and every column follows the
+split: busy, memory-pressure and throttle seconds are sums of the pieces; means are
+weighted by them over the seconds that had the measurement; bytes are rate x seconds;
+energy is the counter's increase to the next sample spread over that interval (a counter
+reset books nothing). docs/telemetry.md has the rules.
 
-Recomputing a range deletes its rollup rows and inserts them again in one transaction, so
-any interval can be recomputed any number of times with the same result.
+Recomputing a range deletes its rollup rows and inserts them again in one transaction;
+any range gives the rows of a whole-day recompute.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ ROLLUP_COLUMNS = (
     "gpu_id", "ts", "samples", "covered_s", "busy_s", "util_mean_pct", "util_max_pct",
     "mem_frac_mean", "mem_frac_max", "mem_pressure_s", *THROTTLE_BITS, "clock_ratio_mean",
     "power_mean_w", "temp_max_c", "energy_j", "pcie_tx_bytes", "pcie_rx_bytes",
+    "util_s", "mem_s", "clock_s", "power_s",
 )  # fmt: skip
 
 
@@ -44,6 +48,7 @@ class _Dialect:
     seconds_between: str  # format(a=..., b=...): seconds from b to a
     least: str
     real: str
+    next_minute: str  # format(col=...): the minute after a truncated minute
 
 
 POSTGRES = _Dialect(
@@ -53,6 +58,7 @@ POSTGRES = _Dialect(
     seconds_between="date_part('epoch', {a} - {b})",
     least="LEAST",
     real="float8",
+    next_minute="({col} + interval '1 minute')",
 )
 SQLITE = _Dialect(
     minute="strftime('%%Y-%%m-%%d %%H:%%M:00', {col})",
@@ -61,6 +67,7 @@ SQLITE = _Dialect(
     seconds_between="ROUND((julianday({a}) - julianday({b})) * 86400.0, 3)",
     least="MIN",
     real="REAL",
+    next_minute="strftime('%%Y-%%m-%%d %%H:%%M:00', {col}, '+1 minute')",
 )
 
 
@@ -69,13 +76,32 @@ def _dialect() -> _Dialect:
 
 
 def _minute_sql(d: _Dialect, shard_filter: str = "") -> str:
-    # Conditional sums use FILTER: measurably cheaper than CASE inside the aggregate.
-    throttles = ",\n".join(
-        f"{d.least}(COALESCE(SUM(dt) FILTER (WHERE (clocks_event_reasons & {bit}) <> 0), 0), 60)"
-        for bit in THROTTLE_BITS.values()
-    )
+    """Each sample of [start - cap, end) owns the interval [ts, ts + dt), cut at the minute
+    edge into at most two pieces (dt <= cap = 60 s); every column sums or weights pieces.
+    Neighbours come from [start - 2 cap, end + cap), and the sample after the last one of
+    that context is looked up by index, so any range gives the rows of a whole-day
+    recompute."""
+    cap = float(MAX_SAMPLE_GAP_S)
     gap_next = d.seconds_between.format(a="next_ts", b="ts")
     gap_prev = d.seconds_between.format(a="ts", b="prev_ts")
+    to_edge = f"(60.0 - {d.seconds_between.format(a='ts', b=d.minute.format(col='ts'))})"
+
+    def share(condition: str) -> str:  # seconds of the minute where ``condition`` holds
+        return f"COALESCE(SUM(w) FILTER (WHERE {condition}), 0)"
+
+    def seconds(condition: str) -> str:  # the same, clamped to the minute
+        return f"{d.least}({share(condition)}, 60)"
+
+    def mean(column: str) -> str:  # time-weighted over the seconds that measured it
+        return f"SUM({column} * w) / NULLIF({share(f'{column} IS NOT NULL')}, 0)"
+
+    throttles = ",\n       ".join(
+        seconds(f"(clocks_event_reasons & {bit}) <> 0") for bit in THROTTLE_BITS.values()
+    )
+    later = (
+        "(SELECT {col} FROM telemetry_gpusample n WHERE n.gpu_id = s.gpu_id "
+        "AND n.ts >= %(context_end)s ORDER BY n.ts LIMIT 1)"
+    )
     return f"""
 INSERT INTO telemetry_gpuminute ({", ".join(ROLLUP_COLUMNS)})
 WITH s AS (
@@ -83,45 +109,73 @@ WITH s AS (
            COALESCE(s.mem_total_bytes, g.vram_bytes) AS mem_total,
            s.power_w, s.temp_c, s.sm_clock_mhz, s.sm_clock_max_mhz, s.clocks_event_reasons,
            s.pcie_tx_bytes_per_s, s.pcie_rx_bytes_per_s, s.energy_mj,
-           LEAD(s.ts) OVER w AS next_ts, LAG(s.ts) OVER w AS prev_ts,
-           LAG(s.energy_mj) OVER w AS prev_energy_mj
+           LEAD(s.ts) OVER w AS lead_ts, LAG(s.ts) OVER w AS prev_ts,
+           LEAD(s.energy_mj) OVER w AS lead_energy_mj
     FROM telemetry_gpusample s JOIN fleet_gpu g ON g.id = s.gpu_id
     WHERE s.ts >= %(context_start)s AND s.ts < %(context_end)s {shard_filter}
     WINDOW w AS (PARTITION BY s.gpu_id ORDER BY s.ts)
+), o AS (
+    -- The owners; the last of the context finds its successor beyond it (an energy
+    -- increase across a long gap is spread over that gap).
+    SELECT s.*,
+           COALESCE(lead_ts, {later.format(col="n.ts")}) AS next_ts,
+           CASE WHEN lead_ts IS NULL THEN {later.format(col="n.energy_mj")}
+                ELSE lead_energy_mj END AS next_energy_mj
+    FROM s WHERE s.ts >= %(owner_start)s AND s.ts < %(end)s
+), g AS (
+    SELECT o.*, {gap_next} AS gap_next, {gap_prev} AS gap_prev FROM o
 ), d AS (
-    SELECT s.*, {d.minute.format(col="ts")} AS bucket,
-           {d.least}(COALESCE({gap_next}, {gap_prev}, 1.0), {MAX_SAMPLE_GAP_S}) AS dt,
-           {d.least}(CAST(mem_used_bytes AS {d.real}) / NULLIF(mem_total, 0), 1.0) AS mem_frac
-    FROM s WHERE ts >= %(start)s AND ts < %(end)s
+    SELECT g.*,
+           CASE WHEN gap_next <= {cap} THEN gap_next WHEN gap_prev <= {cap} THEN gap_prev
+                ELSE 1.0 END AS dt,
+           {to_edge} AS to_edge,
+           {d.minute.format(col="ts")} AS m0,
+           CASE WHEN mem_used_bytes IS NULL OR mem_total IS NULL OR mem_total = 0 THEN NULL
+                WHEN mem_used_bytes >= mem_total THEN 1.0
+                ELSE CAST(mem_used_bytes AS {d.real}) / mem_total END AS mem_frac,
+           CASE WHEN sm_clock_mhz IS NULL OR sm_clock_max_mhz IS NULL
+                     OR sm_clock_max_mhz = 0 THEN NULL
+                ELSE CAST(sm_clock_mhz AS {d.real}) / sm_clock_max_mhz END AS clock_ratio,
+           -- Joules per second of the interval to the next sample (a reset: none).
+           CASE WHEN next_energy_mj IS NULL OR energy_mj IS NULL OR next_energy_mj < energy_mj
+                     OR gap_next IS NULL OR gap_next <= 0 THEN NULL
+                ELSE CAST(next_energy_mj - energy_mj AS {d.real}) / 1000 / gap_next
+           END AS energy_w
+    FROM g
+), p AS (
+    SELECT d.*, m0 AS bucket, CASE WHEN dt < to_edge THEN dt ELSE to_edge END AS w, 1 AS own
+    FROM d
+    UNION ALL
+    SELECT d.*, {d.next_minute.format(col="m0")} AS bucket, dt - to_edge AS w, 0 AS own
+    FROM d WHERE dt > to_edge
 )
-SELECT gpu_id, bucket, COUNT(*),
-       {d.least}(SUM(dt), 60),
-       {d.least}(COALESCE(SUM(dt) FILTER (WHERE sm_util_pct > 0), 0), 60),
-       SUM(sm_util_pct * dt) / NULLIF(SUM(dt) FILTER (WHERE sm_util_pct IS NOT NULL), 0),
+SELECT gpu_id, bucket, SUM(own),
+       {d.least}(SUM(w), 60),
+       {seconds("sm_util_pct > 0")},
+       {mean("sm_util_pct")},
        MAX(sm_util_pct),
-       SUM(mem_frac * dt) / NULLIF(SUM(dt) FILTER (WHERE mem_frac IS NOT NULL), 0),
+       {mean("mem_frac")},
        MAX(mem_frac),
-       {d.least}(
-           COALESCE(SUM(dt) FILTER (WHERE sm_util_pct > 0 AND mem_frac >= %(pressure)s), 0), 60
-       ),
+       {seconds("sm_util_pct > 0 AND mem_frac >= %(pressure)s")},
        {throttles},
-       AVG(CAST(sm_clock_mhz AS {d.real}) / NULLIF(sm_clock_max_mhz, 0)),
-       AVG(power_w),
+       {mean("clock_ratio")},
+       {mean("power_w")},
        MAX(temp_c),
-       SUM(CAST(energy_mj - prev_energy_mj AS {d.real}) / 1000)
-           FILTER (WHERE energy_mj >= prev_energy_mj),
-       SUM(pcie_tx_bytes_per_s * dt),
-       SUM(pcie_rx_bytes_per_s * dt)
-FROM d
+       SUM(energy_w * w),
+       SUM(pcie_tx_bytes_per_s * w),
+       SUM(pcie_rx_bytes_per_s * w),
+       {seconds("sm_util_pct IS NOT NULL")},
+       {seconds("mem_frac IS NOT NULL")},
+       {seconds("clock_ratio IS NOT NULL")},
+       {seconds("power_w IS NOT NULL")}
+FROM p
+WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY gpu_id, bucket
 """  # noqa: S608 (constants only)
 
 
-def _weighted(column: str) -> str:
-    return (
-        f"SUM({column} * covered_s) / "
-        f"NULLIF(SUM(CASE WHEN {column} IS NOT NULL THEN covered_s END), 0)"
-    )
+def _weighted(column: str, weight: str) -> str:
+    return f"SUM({column} * {weight}) / NULLIF(SUM({weight}), 0)"
 
 
 def _hour_sql(d: _Dialect) -> str:
@@ -130,11 +184,12 @@ def _hour_sql(d: _Dialect) -> str:
 INSERT INTO telemetry_gpuhour ({", ".join(ROLLUP_COLUMNS)})
 SELECT gpu_id, {d.hour.format(col="ts")}, SUM(samples),
        {d.least}(SUM(covered_s), 3600), SUM(busy_s),
-       {_weighted("util_mean_pct")}, MAX(util_max_pct),
-       {_weighted("mem_frac_mean")}, MAX(mem_frac_max),
+       {_weighted("util_mean_pct", "util_s")}, MAX(util_max_pct),
+       {_weighted("mem_frac_mean", "mem_s")}, MAX(mem_frac_max),
        SUM(mem_pressure_s), {throttles},
-       {_weighted("clock_ratio_mean")}, {_weighted("power_mean_w")}, MAX(temp_max_c),
-       SUM(energy_j), SUM(pcie_tx_bytes), SUM(pcie_rx_bytes)
+       {_weighted("clock_ratio_mean", "clock_s")}, {_weighted("power_mean_w", "power_s")},
+       MAX(temp_max_c), SUM(energy_j), SUM(pcie_tx_bytes), SUM(pcie_rx_bytes),
+       SUM(util_s), SUM(mem_s), SUM(clock_s), SUM(power_s)
 FROM telemetry_gpuminute
 WHERE ts >= %(start)s AND ts < %(end)s
 GROUP BY gpu_id, {d.hour.format(col="ts")}
@@ -178,7 +233,8 @@ def _minutes_recompute(start: datetime, end: datetime, *, shard: int = 0, shards
             _minute_sql(d, shard_filter),
             {
                 **params,
-                "context_start": _param(start - gap),
+                "owner_start": _param(start - gap),
+                "context_start": _param(start - 2 * gap),
                 "context_end": _param(end + gap),
                 "pressure": settings.TELEMETRY_MEMORY_PRESSURE_FRACTION,
             },

@@ -433,7 +433,7 @@ def test_recompute_costs_after_late_telemetry_equals_the_ledger_after_the_rollup
     # Samples of the last ten minutes (inside the rollup's lateness window), and a replayed
     # spool from this morning hour (older: queued for the backlog).
     lines = [json.dumps({"gpu_uuid": "GPU-T0", "ts": _iso(start + timedelta(seconds=15 * i)),
-                         "sm_util_pct": 40}) for i in range(40)]  # fmt: skip
+                         "sm_util_pct": 40 if i < 20 else 0}) for i in range(40)]  # fmt: skip
     old = now - timedelta(hours=3)
     lines += [json.dumps({"gpu_uuid": "GPU-T0", "ts": _iso(old + timedelta(seconds=15 * i)),
                           "sm_util_pct": 70}) for i in range(40)]  # fmt: skip

@@ -88,11 +88,12 @@ def test_hour_rollup_sums_minutes_and_recompute_is_idempotent(gpu):
 
 
 def test_gap_in_telemetry_is_not_counted_as_busy(gpu):
-    # Two samples ten minutes apart: each stands for at most 60 s, not for the gap.
+    # Two samples ten minutes apart, neither with a neighbour within the 60 s cap: each is
+    # isolated and stands for one second, not for the gap.
     GpuSample.objects.create(gpu=gpu, ts=T0, sm_util_pct=100.0)
     GpuSample.objects.create(gpu=gpu, ts=T0 + timedelta(minutes=10), sm_util_pct=100.0)
     rollups_recompute(start=T0, end=T0 + timedelta(hours=1))
-    assert GpuHour.objects.get().busy_s == pytest.approx(120)
+    assert GpuHour.objects.get().busy_s == pytest.approx(2)
 
 
 def test_recompute_after_samples_are_removed_drops_stale_minutes(gpu):

@@ -40,5 +40,5 @@ def test_ingest_and_rollups_on_the_embedded_sqlite_database(tmp_path):
     assert result["counts"] == {"minutes": 2, "hours": 1}
     assert result["busy_s"] == 60
     assert result["power_cap_s"] == 30
-    assert result["energy_j"] == 59
+    assert result["energy_j"] == 60  # the increase to 10:01:00 was drawn in minute 10:00
     assert result["hour_busy_s"] == 90
