@@ -195,7 +195,7 @@ EXPECTED: dict[str, Any] = {
             "clock_s": 0.0,
             "power_s": 0.0,
         }
-    },  # fmt: skip
+    },
     "gap": {
         "minutes": {
             "10:00": _gap_minute(4, 50.0, 15000.0),
@@ -225,7 +225,7 @@ EXPECTED: dict[str, Any] = {
         "mem_s": 0.0,
         "clock_s": 60.0,
         "power_s": 60.0,
-    },  # fmt: skip
+    },
     "any_range": {"hour": True, "minute_by_minute": True, "one_minute": True},
     "late_fill": {"queued": True, "minutes": True, "hour": True},
     # 29 increases of 300 J before the reset, none across it, 29 after; the last has none.
@@ -245,5 +245,5 @@ EXPECTED: dict[str, Any] = {
         "mem_s": 0.0,
         "clock_s": 0.0,
         "power_s": 0.0,
-    },  # fmt: skip
+    },
 }
