@@ -10,7 +10,7 @@ Two ways in, one normalised output (``collectors.records.GpuSample``):
   never fatal to the scrape.
 * ``query_prometheus(url, start, end, step_s)`` asks Prometheus (which scrapes the
   exporters) for the same counters over a window with prometheus-api-client, including
-  the throttle ``*_VIOLATION`` counters, whose rate becomes clocks-event reason bits.
+  the throttle ``*_VIOLATION`` counters, whose increase per step is throttled time.
 
 ``python -m collectors.dcgm scrape URL_OR_FILE`` prints the normalised samples as NDJSON.
 """
@@ -18,6 +18,7 @@ Two ways in, one normalised output (``collectors.records.GpuSample``):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import re
@@ -25,7 +26,7 @@ import sys
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -215,8 +216,10 @@ def query_prometheus(
 ) -> ParseResult:
     """Samples for every DCGM device Prometheus holds in [start, end], one per step.
 
-    Throttle reasons come from the rate of the ``*_VIOLATION`` counters over each step:
-    any time spent throttled in the step sets that reason's bit.
+    Throttle time comes from the ``*_VIOLATION`` counters (microseconds spent throttled):
+    their increase from each step to the next is the throttled time of that step's sample,
+    read one step past ``end`` so the last sample gets its own; where the exporter sends
+    the reasons bitmask (``DCGM_FI_DEV_CLOCKS_EVENT_REASONS``), that is used instead.
     """
     from prometheus_api_client import PrometheusConnect
 
@@ -225,29 +228,81 @@ def query_prometheus(
     series = prom.custom_query_range(
         f'{{__name__=~"{names}"}}', start_time=start, end_time=end, step=f"{step_s}s"
     )
-    violations = []
-    for metric, bit in VIOLATIONS.items():
-        for item in prom.custom_query_range(
-            f"rate({metric}[{max(step_s * 2, 60)}s])",
-            start_time=start,
-            end_time=end,
-            step=f"{step_s}s",
-        ):
-            violations.append((bit, item))
-    return samples_from_range_series(series, violations, now=end)
+    counters = prom.custom_query_range(
+        f'{{__name__=~"{"|".join(sorted(VIOLATIONS))}"}}',
+        start_time=start,
+        end_time=end + timedelta(seconds=step_s),
+        step=f"{step_s}s",
+    )
+    return samples_from_range_series(series, counters, step_s=step_s, now=end)
+
+
+def _throttled_seconds(
+    counters: Iterable[Mapping[str, Any]], step_s: float
+) -> dict[tuple[str, float], dict[int, float]]:
+    """Per (device, step start): seconds throttled for each reason bit in that step, from
+    the counters' increase to the next step (a counter that went back restarted from 0)."""
+    out: dict[tuple[str, float], dict[int, float]] = {}
+    for item in counters:
+        labels = item.get("metric", {})
+        bit = VIOLATIONS.get(labels.get("__name__", ""))
+        device = device_from_labels(labels)
+        if bit is None or device is None:
+            continue
+        points = []
+        for stamp, raw in item.get("values", []):
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                points.append((float(stamp), value))
+        points.sort()
+        for (t0, v0), (t1, v1) in itertools.pairwise(points):
+            if abs((t1 - t0) - step_s) > 1e-6:
+                continue  # a missing step: its throttle time is unknown
+            increase = v1 - v0 if v1 >= v0 else v1
+            seconds = min(max(increase / 1e6, 0.0), step_s)
+            out.setdefault((device.key, t0), {})[bit] = seconds
+    return out
+
+
+def _split_by_throttle(
+    mapping: dict[str, Any], throttled: dict[int, float], step_s: float
+) -> list[dict[str, Any]]:
+    """One step's sample as samples whose reason bits hold for exactly the throttled time:
+    at the step's start every reason throttled at all, then the bits drop, longest last
+    (where in the step the time fell is not known; its length is)."""
+    ends = sorted({s for s in throttled.values() if 0 < s < step_s})
+    out = [{**mapping, "clocks_event_reasons": _bits(throttled, 0.0)}]
+    for offset in ends:
+        out.append({
+            **mapping, "ts": mapping["ts"] + timedelta(seconds=offset),
+            "clocks_event_reasons": _bits(throttled, offset),
+        })  # fmt: skip
+    return out
+
+
+def _bits(throttled: dict[int, float], at: float) -> int:
+    bits = 0
+    for bit, seconds in throttled.items():
+        if seconds > at:
+            bits |= bit
+    return bits
 
 
 def samples_from_range_series(
     series: Iterable[Mapping[str, Any]],
-    violations: Iterable[tuple[int, Mapping[str, Any]]] = (),
+    counters: Iterable[Mapping[str, Any]] = (),
     *,
+    step_s: float = 15.0,
     now: datetime | None = None,
 ) -> ParseResult:
     """Samples from Prometheus ``query_range`` results (``{"metric": labels, "values":
-    [[unix_ts, "value"], ...]}``)."""
+    [[unix_ts, "value"], ...]}``): gauges, and the ``*_VIOLATION`` counters for throttle
+    time (see ``query_prometheus``)."""
     result = ParseResult()
     grid: dict[tuple[str, float], dict[str, float]] = {}
-    reasons: dict[tuple[str, float], int] = {}
     for item in series:
         labels = item.get("metric", {})
         device = device_from_labels(labels)
@@ -264,28 +319,18 @@ def samples_from_range_series(
                 continue
             if math.isfinite(value):
                 grid.setdefault((device.key, float(stamp)), {})[name] = value
-    for bit, item in violations:
-        device = device_from_labels(item.get("metric", {}))
-        if device is None:
-            continue
-        for stamp, raw in item.get("values", []):
-            try:
-                throttled = float(raw) > 0
-            except (TypeError, ValueError):
-                continue
-            key = (device.key, float(stamp))
-            if throttled:
-                reasons[key] = reasons.get(key, 0) | bit
-            else:
-                reasons.setdefault(key, 0)
+    throttle = _throttled_seconds(counters, step_s)
     for key, values in grid.items():
         mapping = values_to_sample(key[0], datetime.fromtimestamp(key[1], tz=UTC), values)
-        if key in reasons and "clocks_event_reasons" not in mapping:
-            mapping["clocks_event_reasons"] = reasons[key]
-        try:
-            result.samples.append(gpu_sample_from_mapping(mapping, now=now))
-        except RecordError as exc:
-            result.skip(0, f"device {key[0]} at {key[1]:.0f}: {exc}")
+        pieces = [mapping]
+        if key in throttle and "clocks_event_reasons" not in mapping:
+            pieces = _split_by_throttle(mapping, throttle[key], step_s)
+        for piece in pieces:
+            try:
+                result.samples.append(gpu_sample_from_mapping(piece, now=now))
+            except RecordError as exc:
+                result.skip(0, f"device {key[0]} at {key[1]:.0f}: {exc}")
+                break
     result.samples.sort(key=lambda s: (s.gpu_uuid, s.ts))
     return result
 

@@ -219,6 +219,11 @@ PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")
 # The DCGM pull reads Prometheus at this resolution, and looks back this far on its first run.
 DCGM_PULL_STEP_S = env_int("DCGM_PULL_STEP_S", 15, minimum=1)
 DCGM_PULL_LOOKBACK_S = env_int("DCGM_PULL_LOOKBACK_S", 600, minimum=60)
+# Catching up after an outage: at most this many steps per Prometheus query (Prometheus
+# refuses more than 11,000 points per series), and never further back than this; what is
+# older is reported as a gap.
+DCGM_PULL_CHUNK_STEPS = env_int("DCGM_PULL_CHUNK_STEPS", 2880, minimum=1)
+DCGM_PULL_MAX_LOOKBACK_S = env_int("DCGM_PULL_MAX_LOOKBACK_S", 7 * 86400, minimum=60)
 # Raw samples are kept this long; minute and hour rollups are kept.
 TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 14, minimum=1)
 # A sample for a GPU nobody registered: "reject" it (the line is reported), or "register"

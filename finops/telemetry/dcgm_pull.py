@@ -9,6 +9,7 @@ Devices Prometheus knows but FrameOps does not are registered from the exporter'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ from finops.telemetry.ingest import IngestResult, gpu_samples_store
 from finops.telemetry.models import PullWatermark, SampleSource
 
 PROMETHEUS_SITE = "prometheus"
+log = logging.getLogger("frameops.dcgm")
 
 
 def _aligned(ts: datetime, step_s: int) -> datetime:
@@ -89,6 +91,10 @@ def dcgm_pull(
     step_s: int | None = None,
     query: Callable[..., ParseResult] = query_prometheus,
 ) -> dict[str, object]:
+    """Read the completed steps after the watermark, in chunks of at most
+    ``DCGM_PULL_CHUNK_STEPS`` steps (each stored with its watermark in its own
+    transaction, so a long catch-up keeps what it has read), never further back than
+    ``DCGM_PULL_MAX_LOOKBACK_S``: older steps are reported as a gap, not read."""
     url = url or settings.PROMETHEUS_URL
     if not url:
         return {"skipped": "PROMETHEUS_URL is not set"}
@@ -103,24 +109,40 @@ def dcgm_pull(
     )
     # Only steps Prometheus has certainly scraped: stop one step short of now.
     end = _aligned(now - timedelta(seconds=step_s), step_s)
+    counts: dict[str, object] = {"from": start, "to": end, "samples": 0}
     if end < start:
-        return {"from": start, "to": end, "samples": 0}
-    parsed = query(url, start=start, end=end, step_s=step_s)
-    with transaction.atomic():
-        registered = dcgm_devices_register(parsed.devices.values())
-        result = gpu_samples_store(
-            records=list(enumerate(parsed.samples, start=1)),
-            result=IngestResult(),
-            source=SampleSource.DCGM,
-        )
-        PullWatermark.objects.update_or_create(source=source, defaults={"until": end})
-    return {
-        "from": start,
-        "to": end,
-        "samples": len(parsed.samples),
-        "accepted": result.accepted,
-        "duplicate": result.duplicate,
-        "rejected": result.rejected,
-        "skipped_points": parsed.skipped_lines,
-        "registered_gpus": registered,
-    }
+        return counts
+    oldest = _aligned(now - timedelta(seconds=settings.DCGM_PULL_MAX_LOOKBACK_S), step_s)
+    if start < oldest:
+        counts["gap"] = {"from": start, "to": oldest - timedelta(seconds=step_s)}
+        log.warning(
+            "DCGM pull from %s: %s to %s is older than DCGM_PULL_MAX_LOOKBACK_S and is not read",
+            url, start, oldest,
+        )  # fmt: skip
+        start = counts["from"] = oldest
+    totals = dict.fromkeys(
+        ("samples", "accepted", "duplicate", "rejected", "skipped_points", "registered_gpus"), 0
+    )
+    chunk = timedelta(seconds=step_s * settings.DCGM_PULL_CHUNK_STEPS)
+    chunks = 0
+    cursor = start
+    while cursor <= end:
+        last = min(cursor + chunk - timedelta(seconds=step_s), end)
+        parsed = query(url, start=cursor, end=last, step_s=step_s)
+        with transaction.atomic():
+            registered = dcgm_devices_register(parsed.devices.values())
+            result = gpu_samples_store(
+                records=list(enumerate(parsed.samples, start=1)),
+                result=IngestResult(),
+                source=SampleSource.DCGM,
+            )
+            PullWatermark.objects.update_or_create(source=source, defaults={"until": last})
+        for name, value in (
+            ("samples", len(parsed.samples)), ("accepted", result.accepted),
+            ("duplicate", result.duplicate), ("rejected", result.rejected),
+            ("skipped_points", parsed.skipped_lines), ("registered_gpus", registered),
+        ):  # fmt: skip
+            totals[name] += value
+        chunks += 1
+        cursor = last + timedelta(seconds=step_s)
+    return {**counts, **totals, "chunks": chunks}

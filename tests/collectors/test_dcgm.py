@@ -76,24 +76,34 @@ def test_exposition_timestamps_are_used():
     assert sample.ts == datetime.fromtimestamp(1795428000, tz=UTC)
 
 
-def test_range_series_with_violation_rates_become_reason_bits():
+def test_violation_counters_become_exactly_the_throttled_time():
+    # 15 s steps; the power counter grows 7.5 s in the first step, the thermal one 15 s:
+    # the first step splits at 7.5 s (both bits, then thermal only); the last step has no
+    # next counter value, so its throttle time is unknown (no bits).
     labels = {"UUID": "GPU-a", "gpu": "0", "Hostname": "h", "modelName": "NVIDIA L4"}
+    t0 = 1795428000
     series = [
         {
             "metric": {"__name__": "DCGM_FI_DEV_GPU_UTIL", **labels},
-            "values": [[1795428000, "90"], [1795428015, "91"]],
+            "values": [[t0, "90"], [t0 + 15, "91"]],
         },
         {
             "metric": {"__name__": "DCGM_FI_DEV_FB_USED", **labels},
-            "values": [[1795428000, "100"], [1795428015, "oops"]],
+            "values": [[t0, "100"], [t0 + 15, "oops"]],
         },
     ]
-    violations = [(0x4, {"metric": labels, "values": [[1795428000, "0"], [1795428015, "250000"]]})]
-    result = samples_from_range_series(series, violations, now=datetime(2026, 11, 24, tzinfo=UTC))
-    assert [(s.sm_util_pct, s.clocks_event_reasons) for s in result.samples] == [
-        (90.0, 0),
-        (91.0, 4),
-    ]
+    counters = [
+        {"metric": {"__name__": "DCGM_FI_DEV_POWER_VIOLATION", **labels},
+         "values": [[t0, "1000000"], [t0 + 15, "8500000"]]},
+        {"metric": {"__name__": "DCGM_FI_DEV_THERMAL_VIOLATION", **labels},
+         "values": [[t0, "0"], [t0 + 15, "15000000"]]},
+    ]  # fmt: skip
+    result = samples_from_range_series(
+        series, counters, step_s=15, now=datetime(2026, 11, 24, tzinfo=UTC)
+    )
+    assert [
+        (s.ts.timestamp() - t0, s.sm_util_pct, s.clocks_event_reasons) for s in result.samples
+    ] == [(0.0, 90.0, 0x24), (7.5, 90.0, 0x20), (15.0, 91.0, None)]
     assert result.samples[0].mem_used_bytes == 100 * 2**20
     assert result.skipped_lines == 1
 
