@@ -113,6 +113,8 @@ class Agent:
         registration: dict[str, Any] | None = None,
         session: requests.Session | None = None,
         timeout_s: float = 10.0,
+        storage_devices: Callable[[], list[Any]] | None = None,
+        rescan_s: float = 300.0,
     ) -> None:
         self.server = server.rstrip("/")
         self.sources = sources
@@ -124,6 +126,11 @@ class Agent:
         self.timeout_s = timeout_s
         self.stats = AgentStats()
         self._pending: dict[str, list[str]] = {kind: [] for kind in sources}
+        # Storage devices come and go (a volume attached, a filesystem grown): rescanned
+        # every ``rescan_s``; a change registers the node again.
+        self._storage_devices = storage_devices
+        self._rescan_s = rescan_s
+        self._scanned_at = time.monotonic()
 
     # --- polling -----------------------------------------------------------------------
 
@@ -165,7 +172,29 @@ class Agent:
             raise BatchRefused(f"{path}: HTTP {response.status_code} {payload.get('message', '')}")
         return payload
 
+    def _rescan_storage(self) -> None:
+        if self._storage_devices is None or self.registration is None:
+            return
+        if time.monotonic() - self._scanned_at < self._rescan_s:
+            return
+        self._scanned_at = time.monotonic()
+        given = {
+            e["name"]: e["volume_type"]
+            for e in self.registration.get("storage", [])
+            if "volume_type" in e
+        }
+        try:
+            found = storage_registration(self._storage_devices(), given)
+        except OSError as exc:
+            self._error(f"storage scan: {exc}")
+            return
+        if found != self.registration.get("storage", []):
+            log.info("storage devices changed: registering again")
+            self.registration["storage"] = found
+            self.registered = False
+
     def _register(self) -> None:
+        self._rescan_storage()
         if self.registered or self.registration is None:
             return
         body = json.dumps(self.registration).encode()
@@ -283,6 +312,7 @@ def node_registration(
     pricing_model: str | None = None,
     interconnect: str | None = None,
     volume_types: dict[str, str] | None = None,
+    storage: Iterable[Any] = (),
 ) -> dict[str, Any]:
     """The registration body. Pricing fields the operator did not give (and NVML could not
     tell) are left out, so the server keeps what it has: a restart never resets a node's
@@ -314,11 +344,22 @@ def node_registration(
         **{k: v for k, v in optional.items() if v},
         "gpus": gpus,
     }
-    if volume_types:
-        body["storage"] = [
-            {"name": name, "volume_type": kind} for name, kind in sorted(volume_types.items())
-        ]
+    body["storage"] = storage_registration(storage, volume_types or {})
+    if not body["storage"]:
+        del body["storage"]
     return body
+
+
+def storage_registration(devices: Iterable[Any], volume_types: dict[str, str]) -> list[Any]:
+    """The devices (``StorageDeviceInfo``) as registration entries, with the volume types
+    the operator gave; a volume type for a device not found is sent on its own."""
+    entries = {}
+    for d in devices:
+        entry = {k: v for k, v in d.as_json().items() if v not in (None, "")}
+        entries[d.name] = entry
+    for name, kind in volume_types.items():
+        entries.setdefault(name, {"name": name})["volume_type"] = kind
+    return [entries[name] for name in sorted(entries)]
 
 
 def _volume_type(value: str) -> tuple[str, str]:
@@ -326,6 +367,44 @@ def _volume_type(value: str) -> tuple[str, str]:
     if not sep or not device.strip() or not kind.strip():
         raise argparse.ArgumentTypeError(f"{value!r}: use DEVICE=VOLUME_TYPE, e.g. nvme0n1=gp3")
     return device.strip(), kind.strip()
+
+
+def _nvml_open() -> tuple[Any, list[Any]]:
+    """NVML's source and devices, or (None, []) with a warning where NVML is not there (no
+    driver, no GPU): the agent then reports storage only."""
+    try:
+        from collectors.nvml import NvmlSource
+
+        nvml = NvmlSource()
+        return nvml, nvml.open()
+    except Exception as exc:  # pynvml raises its own NVMLError subclasses, or ImportError
+        log.warning(
+            "NVML is not available on this host (%s: %s): reporting storage only. Install "
+            "the NVIDIA driver to report GPUs, or pass --no-gpu on hosts without GPUs.",
+            type(exc).__name__,
+            exc,
+        )
+        return None, []
+
+
+def startup_summary(server: str, hostname: str, gpus: list[Any], storage: list[Any]) -> str:
+    """What the agent will report, for the person who just started it."""
+    lines = [f"reporting {hostname} to {server}:"]
+    if gpus:
+        for d in gpus:
+            memory = f"{d.mem_total_bytes / 2**30:.0f} GiB" if d.mem_total_bytes else "memory ?"
+            mig = f" (MIG {d.mig_instance_id} of {d.mig_parent_uuid})" if d.mig_parent_uuid else ""
+            name = d.name or "unknown model"
+            lines.append(f"  GPU {d.index}: {name}, {memory}, {d.uuid}{mig}")
+    else:
+        lines.append("  no GPUs (storage only)")
+    for s in storage:
+        size = f"{s.capacity_bytes / 1e9:,.0f} GB" if s.capacity_bytes else "size unknown"
+        fs = f"{s.filesystem} on {s.mount_point}" if s.mount_point else "not mounted"
+        lines.append(f"  storage {s.name}: {s.kind}, {size}, {fs}")
+    if not storage:
+        lines.append("  no storage devices found")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,31 +455,38 @@ def main(argv: list[str] | None = None) -> int:
         help="priced volume type of a storage device, e.g. nvme0n1=gp3 (repeatable)",
     )
     parser.add_argument("--no-gpu", action="store_true", help="storage only (hosts without NVML)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="stop after this many seconds (0: run until stopped); for a first try",
+    )
     args = parser.parse_args(argv)
     if not args.key:
         parser.error("--key (or FRAMEOPS_API_KEY) is required")
     if args.interval <= 0 or args.flush_every < 1:
         parser.error("--interval must be positive and --flush-every at least 1")
+    if args.duration < 0:
+        parser.error("--duration must be at least 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    from collectors.storage import StorageSource
+    from collectors.storage import StorageSource, storage_devices
 
     sources: dict[str, SampleSource] = {"storage": StorageSource(hostname=args.hostname)}
     devices: list[Any] = []
     interconnect = None if args.interconnect == "auto" else args.interconnect
     if not args.no_gpu:
-        from collectors.nvml import NvmlSource
-
-        nvml = NvmlSource()
-        devices = nvml.open()
-        sources = {"gpu": nvml, **sources}
-        if interconnect is None:
-            interconnect = nvml.interconnect()
-        log.info(
-            "NVML: %d device(s): %s",
-            len(devices),
-            ", ".join(f"{d.index}:{d.name}" for d in devices),
-        )
+        nvml, devices = _nvml_open()
+        if nvml is not None:
+            sources = {"gpu": nvml, **sources}
+            if interconnect is None:
+                interconnect = nvml.interconnect()
+    try:
+        storage = storage_devices()
+    except OSError as exc:
+        log.warning("storage devices could not be listed: %s", exc)
+        storage = []
+    log.info("%s", startup_summary(args.server, args.hostname, devices, storage))
     agent = Agent(
         server=args.server,
         key=args.key,
@@ -416,9 +502,12 @@ def main(argv: list[str] | None = None) -> int:
             pricing_model=args.pricing_model,
             interconnect=interconnect,
             volume_types=dict(args.volume_type),
+            storage=storage,
         ),
+        storage_devices=storage_devices,
     )
     stopping = False
+    deadline = time.monotonic() + args.duration if args.duration else None
 
     def stop(*_: object) -> None:
         nonlocal stopping
@@ -426,7 +515,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    agent.run(interval_s=args.interval, flush_every=args.flush_every, should_stop=lambda: stopping)
+    agent.run(
+        interval_s=args.interval,
+        flush_every=args.flush_every,
+        should_stop=lambda: stopping or (deadline is not None and time.monotonic() >= deadline),
+    )
     log.info("stopped: %s", agent.stats)
     return 0
 

@@ -8,6 +8,7 @@ completed request, ``util_pct`` the share of wall time the device was busy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import statistics
@@ -86,6 +87,60 @@ def mounts(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class StorageDeviceInfo:
+    """A block device as FrameOps registers it: named as its samples name it (the disk,
+    e.g. ``nvme0n1``, not a partition), with its first mounted filesystem."""
+
+    name: str
+    kind: str
+    capacity_bytes: int | None
+    filesystem: str = ""
+    mount_point: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "capacity_bytes": self.capacity_bytes,
+            "filesystem": self.filesystem,
+            "mount_point": self.mount_point,
+        }
+
+
+def disk_of(device: str) -> str:
+    """The disk a partition lives on: /dev/nvme0n1p2 -> nvme0n1, /dev/sda1 -> sda."""
+    name = Path(device).name
+    if name.startswith(("nvme", "mmcblk")) and "p" in name[4:]:
+        head, _, tail = name.rpartition("p")
+        return head if tail.isdigit() else name
+    return name.rstrip("0123456789") or name
+
+
+def storage_devices(
+    *, found: list[Mount] | None = None, sys_block: Path = Path("/sys/block")
+) -> list[StorageDeviceInfo]:
+    """Local disks with a mounted filesystem, and network filesystems (named by their
+    mount point's device), with capacity from sysfs (the whole disk) or the filesystem."""
+    out: dict[str, StorageDeviceInfo] = {}
+    for mount in found if found is not None else mounts():
+        if mount.kind == "network":
+            name = mount.device
+        else:
+            name = disk_of(mount.device)
+            if name.startswith(_IGNORED_PREFIXES) or not mount.device.startswith("/dev/"):
+                continue
+        if name in out:
+            continue
+        capacity = mount.capacity_bytes
+        with contextlib.suppress(OSError, ValueError):
+            capacity = int((sys_block / name / "size").read_text()) * 512
+        out[name] = StorageDeviceInfo(
+            name, mount.kind, capacity, mount.filesystem, mount.mount_point
+        )
+    return sorted(out.values(), key=lambda d: d.name)
 
 
 class StorageSource:
@@ -211,3 +266,49 @@ def probe(directory: str | Path, *, size_mib: int = 64, block_kib: int = 1024) -
         write_p99_ms=_p99(write_ms),
         read_p99_ms=_p99(read_ms),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m collectors.storage``: what the agent would report for this host."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m collectors.storage",
+        description="Show this host's storage devices and one reading of each, as the agent "
+        "reports them; --probe DIR also measures a directory with the active probe.",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between the two counter reads"
+    )
+    parser.add_argument("--probe", metavar="DIR", help="run the write/read probe in DIR")
+    parser.add_argument("--probe-mib", type=int, default=64, help="probe file size (MiB)")
+    args = parser.parse_args(argv)
+    if args.interval <= 0:
+        parser.error("--interval must be positive")
+    devices = storage_devices()
+    print(f"{len(devices)} storage device(s):", file=sys.stderr)
+    for d in devices:
+        size = f"{d.capacity_bytes / 1e9:,.0f} GB" if d.capacity_bytes else "size unknown"
+        where = f"{d.filesystem} on {d.mount_point}" if d.mount_point else "not mounted"
+        print(f"  {d.name}: {d.kind}, {size}, {where}", file=sys.stderr)
+    source = StorageSource()
+    source.sample()
+    time.sleep(args.interval)
+    readings = source.sample()
+    for reading in readings:
+        print(json.dumps(reading.as_json()))
+    print(f"{len(readings)} reading(s) over {args.interval:g} s", file=sys.stderr)
+    if args.probe:
+        try:
+            result = probe(args.probe, size_mib=args.probe_mib)
+        except (ValueError, OSError) as exc:
+            print(f"probe: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(result.__dict__))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -130,3 +130,62 @@ def test_interconnect_is_pcie_without_active_links():
     assert "interconnect" not in node_registration(
         hostname="h", site="s", provider="aws", region="", instance_type=None, devices=[]
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_agent_without_nvml_reports_storage_and_says_why(server, tmp_path, caplog):
+    import logging
+
+    from collectors.agent import main
+
+    _, key = api_key_create(name="agent cpu-1", scopes=["ingest:write"])
+    caplog.set_level(logging.INFO, logger="frameops.agent")
+    code = main(["--server", server.url, "--key", key, "--hostname", "cpu-1", "--site", "lab",
+                 "--spool", str(tmp_path / "spool"), "--interval", "0.2", "--flush-every", "2",
+                 "--duration", "1", "--volume-type", "vda=gp3"])  # fmt: skip
+    assert code == 0
+    text = caplog.text
+    assert "NVML is not available on this host" in text  # no driver on this machine
+    assert "--no-gpu" in text
+    assert "reporting cpu-1 to http://127.0.0.1" in text
+    assert "no GPUs (storage only)" in text
+    assert "registered node cpu-1" in text
+    node = Node.objects.get(hostname="cpu-1")
+    devices = list(StorageDevice.objects.filter(node=node))
+    assert devices, "the host's disks are registered"
+    assert all(d.capacity_bytes for d in devices if d.name != "vda" or d.kind)
+    mounted = [d for d in devices if d.mount_point]
+    assert mounted and all(d.filesystem and d.capacity_bytes for d in mounted)
+
+
+def test_startup_summary_lists_gpus_and_storage():
+    from collectors.agent import startup_summary
+    from collectors.storage import StorageDeviceInfo
+
+    nvml = NvmlSource(FakeNvml())
+    text = startup_summary("https://fo.example", "gpu-a1", nvml.open(),
+                           [StorageDeviceInfo("nvme0n1", "local-nvme", 4 * 10**12, "xfs", "/scratch")])  # fmt: skip
+    assert "reporting gpu-a1 to https://fo.example:" in text
+    assert "GPU 0: NVIDIA H100 80GB HBM3, 80 GiB, GPU-h100" in text
+    assert "(MIG 1 of GPU-h100)" in text
+    assert "storage nvme0n1: local-nvme, 4,000 GB, xfs on /scratch" in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_changed_storage_device_registers_the_node_again(server, tmp_path):
+    from collectors.storage import StorageDeviceInfo
+
+    _, key = api_key_create(name="agent st-1", scopes=["ingest:write"])
+    disks = [StorageDeviceInfo("nvme0n1", "local-nvme", 10**12, "xfs", "/scratch")]
+    agent = Agent(server=server.url, key=key, sources={}, spool=Spool(tmp_path / "s", max_bytes=2**20),
+                  registration=node_registration(hostname="st-1", site="lab", provider="on-prem", region="",
+                                                 instance_type=None, devices=[], storage=disks,
+                                                 volume_types={"nvme0n1": "local-nvme-gen4"}),
+                  storage_devices=lambda: disks, rescan_s=0)  # fmt: skip
+    agent.flush()
+    device = StorageDevice.objects.get(node__hostname="st-1", name="nvme0n1")
+    assert (device.capacity_bytes, device.volume_type) == (10**12, "local-nvme-gen4")
+    disks = [StorageDeviceInfo("nvme0n1", "local-nvme", 2 * 10**12, "xfs", "/scratch")]  # grown
+    agent.flush()
+    device.refresh_from_db()
+    assert (device.capacity_bytes, device.volume_type) == (2 * 10**12, "local-nvme-gen4")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections import namedtuple
 from datetime import UTC, datetime
 
@@ -72,3 +73,43 @@ def test_active_probe_writes_and_reads_a_scratch_directory(tmp_path):
     assert list(tmp_path.iterdir()) == []  # cleans up after itself
     with pytest.raises(ValueError, match="not a directory"):
         probe(tmp_path / "missing")
+
+
+def test_devices_are_disks_with_their_filesystem_and_capacity(tmp_path):
+    from collectors.storage import Mount, storage_devices
+
+    (tmp_path / "nvme0n1").mkdir()
+    (tmp_path / "nvme0n1" / "size").write_text("7814037168\n")  # 512-byte sectors: 4 TB
+    found = [
+        Mount("/dev/nvme0n1p2", "/scratch", "xfs", "local-nvme", 3_900_000_000_000),
+        Mount("/dev/nvme0n1p1", "/boot", "vfat", "local-nvme", 500_000_000),
+        Mount("/dev/sda1", "/", "ext4", "local-ssd", 250_000_000_000),
+        Mount("server:/latents", "/mnt/latents", "nfs4", "network", 10**14),
+        Mount("/dev/loop3", "/snap/x", "squashfs", "local-ssd", 10**8),
+    ]
+    devices = {d.name: d for d in storage_devices(found=found, sys_block=tmp_path)}
+    assert set(devices) == {"nvme0n1", "sda", "server:/latents"}
+    nvme = devices["nvme0n1"]
+    assert (nvme.kind, nvme.capacity_bytes, nvme.filesystem, nvme.mount_point) == (
+        "local-nvme", 7814037168 * 512, "xfs", "/scratch",
+    )  # fmt: skip
+    assert devices["sda"].capacity_bytes == 250_000_000_000  # no sysfs entry: the filesystem's
+    assert devices["server:/latents"].kind == "network"
+
+
+def test_storage_command_shows_devices_and_a_reading(capsys):
+    from collectors.storage import main
+
+    assert main(["--interval", "0.2"]) == 0
+    out, err = capsys.readouterr()
+    assert "storage device(s):" in err
+    assert "reading(s) over 0.2 s" in err
+    for line in out.splitlines():
+        assert {"device", "read_bytes_per_s", "await_ms", "util_pct"} <= set(json.loads(line))
+
+
+def test_storage_command_refuses_a_bad_probe_directory(capsys, tmp_path):
+    from collectors.storage import main
+
+    assert main(["--interval", "0.1", "--probe", str(tmp_path / "missing")]) == 2
+    assert "is not a directory" in capsys.readouterr().err

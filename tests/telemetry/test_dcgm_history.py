@@ -63,16 +63,16 @@ def history(tmp_path: Path) -> Iterator[Callable[[dict[str, list[tuple[float, fl
         log = (tmp_path / "prometheus.log").open("w")
         procs.append(
             subprocess.Popen(  # noqa: S603
-                [
+                [  # noqa: S607
                     "prometheus",
                     f"--config.file={config}",
-                    f"--storage.tsdb.path={data}",  # noqa: S607
+                    f"--storage.tsdb.path={data}",
                     f"--web.listen-address=127.0.0.1:{port}",
                     "--storage.tsdb.retention.time=30d",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
         )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -124,7 +124,7 @@ def test_a_pull_50_hours_behind_catches_up_in_chunks(history, settings):
     url = history({"DCGM_FI_DEV_GPU_UTIL": [(t0 + 15 * i, 50.0) for i in range(steps)]})
     # Prometheus itself refuses the whole outage in one query (over 11,000 points).
     behind = NOW - timedelta(hours=50)
-    with pytest.raises(Exception, match="11,000|11000|exceeded maximum resolution"):
+    with pytest.raises(Exception, match=r"11,000|11000|exceeded maximum resolution"):
         query_prometheus(url, start=behind, end=NOW - timedelta(minutes=1), step_s=15)
 
     PullWatermark.objects.create(source=f"dcgm:{url}", until=behind)
