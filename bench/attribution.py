@@ -139,8 +139,9 @@ def main() -> None:
                     "INSERT INTO telemetry_gpuminute (gpu_id, ts, samples, covered_s, busy_s, "
                     "util_mean_pct, util_max_pct, mem_pressure_s, throttle_power_cap_s, "
                     "throttle_hw_slowdown_s, throttle_sw_thermal_s, throttle_hw_thermal_s, "
-                    "throttle_power_brake_s, energy_j) "
-                    "SELECT g.id, m, 4, 60, 60, u, u, 0, 0, 0, 0, 0, 0, 24000 FROM fleet_gpu g "
+                    "throttle_power_brake_s, energy_j, util_s, mem_s, clock_s, power_s) "
+                    "SELECT g.id, m, 4, 60, 60, u, u, 0, 0, 0, 0, 0, 0, 24000, 60, 0, 0, 0 "
+                    "FROM fleet_gpu g "
                     "CROSS JOIN generate_series(%s::timestamptz, %s::timestamptz - interval '1 minute', "
                     "interval '1 minute') AS m "
                     "CROSS JOIN LATERAL (SELECT (20 + (g.id * 37 + extract(epoch FROM m)::int / 60) %% 80)::float8 AS u) x",

@@ -1,6 +1,7 @@
 """Ingest benchmark: the project's write path against raw COPY and Django bulk_create.
 
-Generates realistic 1 Hz samples for 512 GPUs (2,000,000 by default), writes them
+Generates realistic 1 Hz samples for 512 GPUs (2,000,000 by default) in the order agents
+send them (time-major: each host's 8 GPUs for the same seconds per batch), writes them
 through the ingest store path into PostgreSQL, then writes identical rows with a raw
 psycopg COPY into an identical bare table (same columns and CHECKs, no indexes, no
 foreign key) and with Django ``bulk_create``, all in batches of the same size. Also times
@@ -29,43 +30,55 @@ from _setup import bench_database, timed
 VRAM = 85520809984
 
 
+FLUSH_S = 10  # the agent's default: --interval 1, --flush-every 10
+GPUS_PER_HOST = 8
+
+
 def make_records(gpu_uuids: list[str], samples: int, start: datetime) -> list:  # type: ignore[type-arg]
+    """Samples in the order agents send them (time-major): every ``FLUSH_S`` seconds each
+    host pushes its 8 GPUs' samples of those seconds, second by second; hosts one after
+    another. Batches cut from this list therefore hold whole hosts for the same seconds,
+    as the server receives them, not one GPU's whole series."""
     from collectors.records import GpuSample
 
     rng = random.Random(7)
     seconds = -(-samples // len(gpu_uuids))
+    busy_until = [0] * len(gpu_uuids)
+    energy = [rng.randrange(10**9) for _ in gpu_uuids]
+    hosts = [
+        range(h, min(h + GPUS_PER_HOST, len(gpu_uuids)))
+        for h in range(0, len(gpu_uuids), GPUS_PER_HOST)
+    ]
     out = []
-    for uuid in gpu_uuids:
-        busy_until = 0
-        energy = rng.randrange(10**9)
-        for t in range(seconds):
-            if len(out) >= samples:
-                break
-            if t >= busy_until and rng.random() < 0.01:
-                busy_until = t + rng.randrange(60, 900)
-            busy = t < busy_until
-            util = rng.uniform(70, 100) if busy else 0.0
-            power = rng.uniform(450, 700) if busy else rng.uniform(60, 90)
-            energy += int(power * 1000)
-            out.append(
-                GpuSample(
-                    gpu_uuid=uuid,
-                    ts=start + timedelta(seconds=t),
-                    sm_util_pct=util,
-                    mem_used_bytes=int(VRAM * (rng.uniform(0.6, 0.97) if busy else 0.01)),
-                    mem_total_bytes=VRAM,
-                    power_w=power,
-                    power_limit_w=700.0,
-                    temp_c=rng.uniform(60, 84) if busy else 35.0,
-                    sm_clock_mhz=rng.choice((1755, 1980)) if busy else 345,
-                    sm_clock_max_mhz=1980,
-                    clocks_event_reasons=rng.choice((0, 0, 0, 4)) if busy else 1,
-                    pcie_tx_bytes_per_s=rng.uniform(1e8, 2e9) if busy else 0.0,
-                    pcie_rx_bytes_per_s=rng.uniform(1e8, 5e8) if busy else 0.0,
-                    energy_mj=energy,
-                )
-            )
-    return out
+    for window in range(0, seconds, FLUSH_S):
+        for host in hosts:
+            for t in range(window, min(window + FLUSH_S, seconds)):
+                for g in host:
+                    if t >= busy_until[g] and rng.random() < 0.01:
+                        busy_until[g] = t + rng.randrange(60, 900)
+                    busy = t < busy_until[g]
+                    util = rng.uniform(70, 100) if busy else 0.0
+                    power = rng.uniform(450, 700) if busy else rng.uniform(60, 90)
+                    energy[g] += int(power * 1000)
+                    out.append(
+                        GpuSample(
+                            gpu_uuid=gpu_uuids[g],
+                            ts=start + timedelta(seconds=t),
+                            sm_util_pct=util,
+                            mem_used_bytes=int(VRAM * (rng.uniform(0.6, 0.97) if busy else 0.01)),
+                            mem_total_bytes=VRAM,
+                            power_w=power,
+                            power_limit_w=700.0,
+                            temp_c=rng.uniform(60, 84) if busy else 35.0,
+                            sm_clock_mhz=rng.choice((1755, 1980)) if busy else 345,
+                            sm_clock_max_mhz=1980,
+                            clocks_event_reasons=rng.choice((0, 0, 0, 4)) if busy else 1,
+                            pcie_tx_bytes_per_s=rng.uniform(1e8, 2e9) if busy else 0.0,
+                            pcie_rx_bytes_per_s=rng.uniform(1e8, 5e8) if busy else 0.0,
+                            energy_mj=energy[g],
+                        )
+                    )
+    return out[:samples]
 
 
 def dcgm_scrape(gpus: int) -> str:
