@@ -5,11 +5,15 @@
 
 It registers its node and GPUs (``POST /api/v1/nodes``), then polls every ``--interval``
 seconds and pushes gzip NDJSON batches every ``--flush-every`` polls. When the server is
-unreachable or answers 5xx/429, a batch is appended to the on-disk spool; spooled batches
-are replayed oldest first, before new data, once the server answers again. The spool is
-bounded: when full, the oldest batches are dropped and counted. The server stores each
-(gpu, ts) once, so a batch retried after a lost response is counted as duplicates, not
-stored twice.
+away (unreachable, 502/503/504, 429, or the key refused), a batch is appended to the
+on-disk spool; spooled batches are replayed oldest first, before new data, once the server
+answers again. A batch the server fails on (another 5xx) is retried with exponential
+backoff while later batches go ahead; after ``MAX_ATTEMPTS`` it is set aside in the
+spool's ``dead-letter`` folder with the server's answer, counted and logged, as is a batch
+the server refuses (4xx). Lines the server rejects one by one (a 200 with ``rejected``)
+are never retried. The spool is bounded: when full, the oldest batches are dropped and
+counted. The server stores each (gpu, ts) once, so a batch retried after a lost response
+is counted as duplicates, not stored twice.
 """
 
 from __future__ import annotations
@@ -48,6 +52,25 @@ class PushError(Exception):
 class BatchRefused(Exception):
     """The server refused the batch for good (4xx): spooling it would not help."""
 
+    def __init__(self, message: str, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+class BatchFailed(Exception):
+    """The server is up but failed on this batch (a 5xx other than 502/503/504): retried
+    with backoff, then set aside, while later batches go ahead."""
+
+    def __init__(self, message: str, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+MAX_ATTEMPTS = 5
+RETRY_BASE_S = 2.0
+RETRY_MAX_S = 300.0
+SERVER_AWAY = (429, 502, 503, 504)  # a proxy or an overloaded server: keep and wait
+
 
 @dataclass
 class AgentStats:
@@ -61,6 +84,9 @@ class AgentStats:
     dropped_batches: int = 0
     dropped_samples: int = 0
     refused_batches: int = 0
+    failed_attempts: int = 0
+    dead_letter_batches: int = 0
+    dead_letter_samples: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -80,13 +106,19 @@ class Spool:
     def __len__(self) -> int:
         return len(self._files())
 
-    def append(self, kind: str, body: bytes, lines: int) -> tuple[int, int]:
-        """Write one gzip batch; returns (batches, samples) dropped to stay under the bound."""
+    def write(self, kind: str, body: bytes, lines: int) -> Path:
+        """Write one gzip batch (``last`` names it)."""
         self._seq += 1
         path = self.directory / f"{self._seq:012d}-{kind}-{lines}.ndjson.gz"
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(body)
         os.replace(tmp, path)  # a crash never leaves half a batch to replay
+        self.last = path
+        return path
+
+    def append(self, kind: str, body: bytes, lines: int) -> tuple[int, int]:
+        """Write one gzip batch; returns (batches, samples) dropped to stay under the bound."""
+        self.write(kind, body, lines)
         dropped = dropped_lines = 0
         files = self._files()
         total = sum(p.stat().st_size for p in files)
@@ -100,6 +132,21 @@ class Spool:
 
     def pending(self) -> list[tuple[Path, str, bytes]]:
         return [(p, p.name.split("-")[1], p.read_bytes()) for p in self._files()]
+
+    @property
+    def dead_letter(self) -> Path:
+        return self.directory / "dead-letter"
+
+    def set_aside(self, path: Path, *, reason: str, answer: str, attempts: int) -> int:
+        """Move a batch to ``dead-letter/`` with the server's answer beside it; returns its
+        sample count."""
+        self.dead_letter.mkdir(exist_ok=True)
+        target = self.dead_letter / path.name
+        os.replace(path, target)
+        note = {"reason": reason, "answer": answer[:4000], "attempts": attempts,
+                "set_aside_at": datetime.now(UTC).isoformat()}  # fmt: skip
+        target.with_name(target.name + ".json").write_text(json.dumps(note, indent=1))
+        return int(path.name.split("-")[2].split(".")[0])
 
 
 class Agent:
@@ -115,6 +162,8 @@ class Agent:
         timeout_s: float = 10.0,
         storage_devices: Callable[[], list[Any]] | None = None,
         rescan_s: float = 300.0,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_base_s: float = RETRY_BASE_S,
     ) -> None:
         self.server = server.rstrip("/")
         self.sources = sources
@@ -131,6 +180,10 @@ class Agent:
         self._storage_devices = storage_devices
         self._rescan_s = rescan_s
         self._scanned_at = time.monotonic()
+        # Spooled batches the server failed on: file name -> (attempts, retry not before).
+        self._attempts: dict[str, tuple[int, float]] = {}
+        self.max_attempts = max_attempts
+        self.retry_base_s = retry_base_s
 
     # --- polling -----------------------------------------------------------------------
 
@@ -159,8 +212,10 @@ class Agent:
             )
         except requests.RequestException as exc:
             raise PushError(f"{path}: {exc}") from exc
-        if response.status_code in (429,) or response.status_code >= 500:
+        if response.status_code in SERVER_AWAY:
             raise PushError(f"{path}: HTTP {response.status_code}")
+        if response.status_code >= 500:
+            raise BatchFailed(f"{path}: HTTP {response.status_code}", response.text[:4000])
         if response.status_code in (401, 403):
             # The key is wrong or lacks ingest:write: keep the data until an operator fixes it.
             raise PushError(f"{path}: HTTP {response.status_code} {response.text[:200]}")
@@ -169,7 +224,10 @@ class Agent:
         except ValueError as exc:
             raise PushError(f"{path}: unreadable response") from exc
         if response.status_code >= 400:
-            raise BatchRefused(f"{path}: HTTP {response.status_code} {payload.get('message', '')}")
+            raise BatchRefused(
+                f"{path}: HTTP {response.status_code} {payload.get('message', '')}",
+                response.text[:4000],
+            )
         return payload
 
     def _rescan_storage(self) -> None:
@@ -238,9 +296,24 @@ class Agent:
         self._count(self._post(path, body, gzipped=True))
         self.stats.pushed_batches += 1
 
+    def _set_aside(self, path: Path, exc: BatchRefused | BatchFailed, attempts: int) -> None:
+        samples = self.spool.set_aside(path, reason=str(exc), answer=exc.answer, attempts=attempts)
+        self._attempts.pop(path.name, None)
+        self.stats.dead_letter_batches += 1
+        self.stats.dead_letter_samples += samples
+        self._error(
+            f"batch {path.name} ({samples} samples) set aside in {self.spool.dead_letter} "
+            f"after {attempts} attempt(s): {exc}"
+        )
+
     def _replay(self) -> bool:
-        """Push spooled batches oldest first; False when the server is still away."""
+        """Push spooled batches oldest first; False when the server is still away. A batch
+        the server fails on waits out its backoff while the later ones go ahead."""
+        now = time.monotonic()
         for path, kind, body in self.spool.pending():
+            attempts, retry_at = self._attempts.get(path.name, (0, 0.0))
+            if retry_at > now:
+                continue
             try:
                 self._send(kind, body)
             except PushError as exc:
@@ -248,10 +321,24 @@ class Agent:
                 return False
             except BatchRefused as exc:
                 self.stats.refused_batches += 1
-                self._error(f"spooled batch refused and removed: {exc}")
+                self._set_aside(path, exc, attempts + 1)
+                continue
+            except BatchFailed as exc:
+                self._failed(path, exc, attempts + 1)
+                continue
             path.unlink(missing_ok=True)
+            self._attempts.pop(path.name, None)
             self.stats.replayed_batches += 1
         return True
+
+    def _failed(self, path: Path, exc: BatchFailed, attempts: int) -> None:
+        self.stats.failed_attempts += 1
+        if attempts >= self.max_attempts:
+            self._set_aside(path, exc, attempts)
+            return
+        delay = min(self.retry_base_s * 2 ** (attempts - 1), RETRY_MAX_S)
+        self._attempts[path.name] = (attempts, time.monotonic() + delay)
+        self._error(f"batch {path.name} failed (attempt {attempts}), retry in {delay:.0f} s: {exc}")
 
     def flush(self) -> None:
         batches = []
@@ -266,6 +353,7 @@ class Agent:
             self._error(str(exc))
             server_up = False
         for kind, body, count in batches:
+            failed: BatchFailed | None = None
             if server_up:
                 try:
                     self._send(kind, body)
@@ -275,9 +363,14 @@ class Agent:
                     server_up = False
                 except BatchRefused as exc:
                     self.stats.refused_batches += 1
-                    self._error(str(exc))
+                    path = self.spool.write(kind, body, count)
+                    self._set_aside(path, exc, 1)
                     continue
+                except BatchFailed as exc:
+                    failed = exc
             dropped, dropped_lines = self.spool.append(kind, body, count)
+            if failed is not None:
+                self._failed(self.spool.last, failed, 1)
             self.stats.spooled_batches += 1
             self.stats.dropped_batches += dropped
             self.stats.dropped_samples += dropped_lines

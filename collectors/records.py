@@ -71,27 +71,29 @@ class StorageSample:
         return {k: v for k, v in out.items() if v is not None}
 
 
-# name -> (integer?, minimum, maximum or None)
-GPU_MEASUREMENTS: dict[str, tuple[bool, float, float | None]] = {
+INT8_MAX = 2**63 - 1
+# name -> (integer?, minimum, maximum). Every bound fits the database column (int4, int8,
+# double) and is far beyond any real GPU, so a value outside is a sender's bug, refused.
+GPU_MEASUREMENTS: dict[str, tuple[bool, float, float]] = {
     "sm_util_pct": (False, 0, 100),
-    "mem_used_bytes": (True, 0, None),
-    "mem_total_bytes": (True, 0, None),
-    "power_w": (False, 0, None),
-    "power_limit_w": (False, 0, None),
+    "mem_used_bytes": (True, 0, INT8_MAX),
+    "mem_total_bytes": (True, 0, INT8_MAX),
+    "power_w": (False, 0, 100_000),
+    "power_limit_w": (False, 0, 100_000),
     "temp_c": (False, -40, 150),
-    "sm_clock_mhz": (True, 0, None),
-    "sm_clock_max_mhz": (True, 0, None),
-    "clocks_event_reasons": (True, 0, 2**63 - 1),
-    "pcie_tx_bytes_per_s": (False, 0, None),
-    "pcie_rx_bytes_per_s": (False, 0, None),
-    "energy_mj": (True, 0, 2**63 - 1),
+    "sm_clock_mhz": (True, 0, 100_000),
+    "sm_clock_max_mhz": (True, 0, 100_000),
+    "clocks_event_reasons": (True, 0, INT8_MAX),
+    "pcie_tx_bytes_per_s": (False, 0, 1e13),
+    "pcie_rx_bytes_per_s": (False, 0, 1e13),
+    "energy_mj": (True, 0, INT8_MAX),
 }
-STORAGE_MEASUREMENTS: dict[str, tuple[bool, float, float | None]] = {
-    "read_bytes_per_s": (False, 0, None),
-    "write_bytes_per_s": (False, 0, None),
-    "read_iops": (False, 0, None),
-    "write_iops": (False, 0, None),
-    "await_ms": (False, 0, None),
+STORAGE_MEASUREMENTS: dict[str, tuple[bool, float, float]] = {
+    "read_bytes_per_s": (False, 0, 1e13),
+    "write_bytes_per_s": (False, 0, 1e13),
+    "read_iops": (False, 0, 1e10),
+    "write_iops": (False, 0, 1e10),
+    "await_ms": (False, 0, 1e9),
     "util_pct": (False, 0, 100),
 }
 STORAGE_KINDS = ("local-nvme", "local-ssd", "hdd", "network")
@@ -116,7 +118,10 @@ def parse_ts(value: Any, *, field: str = "ts", now: datetime | None = None) -> d
         raise RecordError(field, f"{value!r} is not an RFC 3339 timestamp string")
     if ts.tzinfo is None:
         raise RecordError(field, f"{value!r} has no time zone; add 'Z' or an offset")
-    ts = ts.astimezone(UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise RecordError(field, f"{value!r} is outside the range of dates") from None
     now = now or datetime.now(UTC)
     if ts > now + MAX_FUTURE:
         raise RecordError(field, f"{format_ts(ts)} is in the future (server time {format_ts(now)})")
@@ -125,15 +130,16 @@ def parse_ts(value: Any, *, field: str = "ts", now: datetime | None = None) -> d
     return ts
 
 
-def _measurement(name: str, value: Any, spec: tuple[bool, float, float | None]) -> float | int:
+def _measurement(name: str, value: Any, spec: tuple[bool, float, float]) -> float | int:
     integer, low, high = spec
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RecordError(name, f"{value!r} is not a number")
+        raise RecordError(name, f"{_shown(value)} is not a number")
     if isinstance(value, float) and not math.isfinite(value):
         raise RecordError(name, f"{value!r} is not a finite number")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise RecordError(name, f"{value!r} is out of range (must be {bound})")
+    if value < low or value > high:
+        raise RecordError(
+            name, f"{_shown(value)} is out of range (must be between {low:g} and {high:g})"
+        )
     if integer:
         if isinstance(value, float):
             if not value.is_integer():
@@ -143,11 +149,19 @@ def _measurement(name: str, value: Any, spec: tuple[bool, float, float | None]) 
     return float(value)
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message, cut short (a sender may send megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}… ({len(text)} characters)"
+
+
 def _text(name: str, value: Any, *, max_length: int) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise RecordError(name, f"{value!r} must be a non-empty string")
+        raise RecordError(name, f"{_shown(value)} must be a non-empty string")
     if len(value) > max_length:
         raise RecordError(name, f"is {len(value)} characters long; at most {max_length}")
+    if "\x00" in value:
+        raise RecordError(name, "contains a NUL character")
     return value.strip()
 
 
@@ -216,6 +230,6 @@ def storage_sample_from_mapping(data: Any, *, now: datetime | None = None) -> St
             values[name] = _text(name, data[name], max_length=255)
     if data.get("capacity_bytes") is not None:
         values["capacity_bytes"] = _measurement(
-            "capacity_bytes", data["capacity_bytes"], (True, 0, None)
+            "capacity_bytes", data["capacity_bytes"], (True, 0, INT8_MAX)
         )
     return StorageSample(**values)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -17,9 +16,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import Scope
+from finops.api.params import (
+    ParameterError,
+    as_validation_error,
+    month_parse,
+    query_choice,
+    time_parse,
+)
 from finops.api.permissions import request_teams
 from finops.costing.exports import focus_csv, focus_entries, focus_etag, focus_json, invoice
-from finops.costing.selectors import AllocationQuery, QueryError, allocation_report, parse_window
+from finops.costing.selectors import MAX_WINDOW, AllocationQuery, QueryError, allocation_report
 
 
 class AllocationApi(APIView):
@@ -64,12 +70,17 @@ class FocusExportApi(APIView):
             errors = {name: ["is required (RFC 3339)"] for name in missing}
             raise serializers.ValidationError(errors)
         try:
-            start, end = parse_window(f"{params['start']},{params['end']}")
-        except QueryError as exc:
-            raise serializers.ValidationError({"start,end": [exc.message]}) from exc
-        fmt = params.get("format", "csv")
-        if fmt not in ("csv", "json"):
-            raise serializers.ValidationError({"format": ["use csv or json"]})
+            start = time_parse(params["start"], parameter="start")
+            end = time_parse(params["end"], parameter="end")
+            fmt = query_choice(params, "format", ("csv", "json")) or "csv"
+        except ParameterError as exc:
+            raise as_validation_error(exc) from exc
+        if end <= start:
+            raise serializers.ValidationError({"end": ["must be after start"]})
+        if end - start > MAX_WINDOW:
+            raise serializers.ValidationError(
+                {"end": [f"at most {MAX_WINDOW.days} days after start"]}
+            )
         teams, all_teams = request_teams(request)
         entries = focus_entries(start=start, end=end, teams=teams, all_teams=all_teams)
         etag = f'"{focus_etag(entries)}"'
@@ -99,9 +110,10 @@ class InvoiceApi(APIView):
         team = get_object_or_404(teams, slug=slug)
         period = request.query_params.get("period", "")
         try:
-            period_start = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
-        except ValueError:
-            raise serializers.ValidationError({"period": [f"{period!r} is not YYYY-MM"]}) from None
+            period_start = month_parse(period, parameter="period")
+            query_choice(request.query_params, "format", ("csv", "json"))
+        except ParameterError as exc:
+            raise as_validation_error(exc) from exc
         body = invoice(team=team, period_start=period_start)
         if request.query_params.get("format") == "csv":
             out = io.StringIO()

@@ -13,9 +13,21 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
+from finops.api.params import (
+    FiniteFloatField,
+    ParameterError,
+    ZonedDateTimeField,
+    as_validation_error,
+    query_bool,
+    query_choice,
+    query_time,
+)
 from finops.api.permissions import request_teams
 from finops.jobs.models import JobStatus, RenderJob
 from finops.jobs.services import AllocationIn, job_judge, job_record
+
+INT4_MAX = 2**31 - 1  # PositiveIntegerField
+INT8_MAX = 2**63 - 1  # BigIntegerField
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -52,9 +64,11 @@ class JobApi(APIView):
 
     class GpuIn(serializers.Serializer):
         uuid = serializers.CharField(max_length=96)
-        start = serializers.DateTimeField()
-        end = serializers.DateTimeField(required=False, allow_null=True)
-        vram_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        start = ZonedDateTimeField()
+        end = ZonedDateTimeField(required=False, allow_null=True)
+        vram_bytes = serializers.IntegerField(
+            min_value=0, max_value=INT8_MAX, required=False, allow_null=True
+        )
 
     class JobEventSerializer(serializers.Serializer):
         source = serializers.CharField(max_length=100)
@@ -65,29 +79,45 @@ class JobApi(APIView):
         clip_id = serializers.CharField(max_length=200, required=False, allow_null=True)
         model = serializers.CharField(max_length=200, required=False, allow_blank=True)
         model_version = serializers.CharField(max_length=64, required=False, allow_blank=True)
-        queued_at = serializers.DateTimeField(required=False, allow_null=True)
-        started_at = serializers.DateTimeField(required=False, allow_null=True)
-        finished_at = serializers.DateTimeField(required=False, allow_null=True)
-        frames = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-        fps = serializers.FloatField(min_value=0.001, required=False, allow_null=True)
-        width = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-        height = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-        steps = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        queued_at = ZonedDateTimeField(required=False, allow_null=True)
+        started_at = ZonedDateTimeField(required=False, allow_null=True)
+        finished_at = ZonedDateTimeField(required=False, allow_null=True)
+        frames = serializers.IntegerField(
+            min_value=0, max_value=INT4_MAX, required=False, allow_null=True
+        )
+        fps = FiniteFloatField(min_value=0.001, max_value=10_000, required=False, allow_null=True)
+        width = serializers.IntegerField(
+            min_value=1, max_value=INT4_MAX, required=False, allow_null=True
+        )
+        height = serializers.IntegerField(
+            min_value=1, max_value=INT4_MAX, required=False, allow_null=True
+        )
+        steps = serializers.IntegerField(
+            min_value=0, max_value=INT4_MAX, required=False, allow_null=True
+        )
         usable = serializers.BooleanField(required=False, allow_null=True)
-        quality_score = serializers.FloatField(
-            min_value=0, max_value=1, required=False, allow_null=True
+        quality_score = FiniteFloatField(min_value=0, max_value=1, required=False, allow_null=True)
+        target_seconds = FiniteFloatField(
+            min_value=0.001, max_value=1e7, required=False, allow_null=True
         )
-        target_seconds = serializers.FloatField(min_value=0.001, required=False, allow_null=True)
-        peak_vram_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-        step_time_s = serializers.FloatField(min_value=0, required=False, allow_null=True)
-        cache_hit_rate = serializers.FloatField(
-            min_value=0, max_value=1, required=False, allow_null=True
+        peak_vram_bytes = serializers.IntegerField(
+            min_value=0, max_value=INT8_MAX, required=False, allow_null=True
         )
-        io_read_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-        io_write_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+        step_time_s = FiniteFloatField(min_value=0, max_value=1e7, required=False, allow_null=True)
+        cache_hit_rate = FiniteFloatField(min_value=0, max_value=1, required=False, allow_null=True)
+        io_read_bytes = serializers.IntegerField(
+            min_value=0, max_value=INT8_MAX, required=False, allow_null=True
+        )
+        io_write_bytes = serializers.IntegerField(
+            min_value=0, max_value=INT8_MAX, required=False, allow_null=True
+        )
         compute_device = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        compute_seconds = serializers.FloatField(min_value=0, required=False, allow_null=True)
-        error = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+        compute_seconds = FiniteFloatField(
+            min_value=0, max_value=1e9, required=False, allow_null=True
+        )
+        error = serializers.CharField(
+            max_length=10_000, required=False, allow_null=True, allow_blank=True
+        )
         gpus = serializers.ListField(child=serializers.DictField(), required=False, max_length=256)
 
         def validate_gpus(self, value: list[dict[str, Any]]) -> list[AllocationIn]:
@@ -136,23 +166,24 @@ class JobApi(APIView):
         jobs = jobs.prefetch_related("allocations__gpu")
         params = request.query_params
         if "team" in params:
+            if not request_teams(request)[0].filter(slug=params["team"]).exists():
+                # Another team's slug is answered like one that does not exist.
+                raise exceptions.NotFound(f"no team {params['team'][:64]!r} visible to this caller")
             jobs = jobs.filter(team__slug=params["team"])
-        if "status" in params:
-            if params["status"] not in JobStatus.values:
-                raise serializers.ValidationError(
-                    {"status": f"use one of {', '.join(JobStatus.values)}"}
-                )
-            jobs = jobs.filter(status=params["status"])
-        for name, lookup in (("since", "started_at__gte"), ("until", "started_at__lt")):
-            if name in params:
-                value = (
-                    serializers.DateTimeField().to_internal_value(params[name])
-                    if params[name]
-                    else None
-                )
-                jobs = jobs.filter(**{lookup: value})
-        if "usable" in params:
-            jobs = jobs.filter(usable={"true": True, "false": False}.get(params["usable"]))
+        try:
+            wanted_status = query_choice(params, "status", JobStatus.values)
+            since, until = query_time(params, "since"), query_time(params, "until")
+            usable = query_bool(params, "usable")
+        except ParameterError as exc:
+            raise as_validation_error(exc) from exc
+        if wanted_status is not None:
+            jobs = jobs.filter(status=wanted_status)
+        if since is not None:
+            jobs = jobs.filter(started_at__gte=since)
+        if until is not None:
+            jobs = jobs.filter(started_at__lt=until)
+        if usable is not None:
+            jobs = jobs.filter(usable=usable)
         paginator = JobPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobOutputSerializer(page, many=True).data)
@@ -164,9 +195,7 @@ class JobDetailApi(APIView):
 
     class JudgeSerializer(serializers.Serializer):
         usable = serializers.BooleanField(allow_null=True)
-        quality_score = serializers.FloatField(
-            min_value=0, max_value=1, required=False, allow_null=True
-        )
+        quality_score = FiniteFloatField(min_value=0, max_value=1, required=False, allow_null=True)
 
     def get_permissions(self):  # type: ignore[no-untyped-def]
         self.required_scopes = (

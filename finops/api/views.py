@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
+from finops.api.params import ZonedDateTimeField
 from finops.api.permissions import request_scopes, request_teams
 from finops.fleet.models import GpuModel, Node
 from finops.pricing.selectors import price_resolve
@@ -110,7 +111,7 @@ class PriceResolveApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         node = serializers.CharField(max_length=255)
-        at = serializers.DateTimeField(required=False)
+        at = ZonedDateTimeField(required=False, max_future=None)
 
     @extend_schema(parameters=[InputSerializer], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:

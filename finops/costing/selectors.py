@@ -32,6 +32,7 @@ from django.db.models.functions import Cast, Concat, Round, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
+from finops.api.params import ParameterError, time_parse
 from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry, OutputDay
 from finops.costing.money import money_str, quantity_str
 from finops.jobs.models import JobStatus, RenderJob
@@ -85,12 +86,14 @@ def parse_window(value: str, *, now: datetime | None = None) -> tuple[datetime, 
     now = now or timezone.now()
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     value = (value or "").strip()
-    match = re.fullmatch(r"(\d+)([hd])", value)
+    match = re.fullmatch(r"(\d{1,12})([hd])", value)
     if match:
         amount = int(match.group(1))
-        span = timedelta(hours=amount) if match.group(2) == "h" else timedelta(days=amount)
         if amount < 1:
             raise QueryError("window", "must be at least 1h")
+        span = timedelta(hours=amount) if match.group(2) == "h" else timedelta(days=amount)
+        if span > MAX_WINDOW:
+            raise QueryError("window", f"{value!r} is longer than {MAX_WINDOW.days} days")
         start, end = now - span, now
     elif value == "today":
         start, end = today, today + timedelta(days=1)
@@ -105,22 +108,19 @@ def parse_window(value: str, *, now: datetime | None = None) -> tuple[datetime, 
     elif "," in value:
         raw_start, _, raw_end = value.partition(",")
         try:
-            start = datetime.fromisoformat(raw_start.strip().replace("Z", "+00:00"))
-            end = datetime.fromisoformat(raw_end.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise QueryError(
-                "window", f"{value!r} is not two RFC 3339 times separated by a comma"
-            ) from None
-        if start.tzinfo is None or end.tzinfo is None:
-            raise QueryError("window", "both times need a zone (Z or an offset)")
+            start = time_parse(raw_start, parameter="window")
+            end = time_parse(raw_end, parameter="window")
+        except ParameterError as exc:
+            raise QueryError("window", f"START,END: {exc.message}") from None
     else:
         raise QueryError(
-            "window", f"{value!r}: use 7d, 24h, today, yesterday, lastweek, thismonth or START,END"
+            "window",
+            f"{value[:40]!r}: use 7d, 24h, today, yesterday, lastweek, thismonth or START,END",
         )
     if end <= start:
         raise QueryError("window", "end must be after start")
     if end - start > MAX_WINDOW:
-        raise QueryError("window", "is longer than 366 days")
+        raise QueryError("window", f"is longer than {MAX_WINDOW.days} days")
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
@@ -147,16 +147,16 @@ class AllocationQuery:
             )
         step = params.get("step", "window")
         if step not in STEPS:
-            raise QueryError("step", f"{step!r}: use {', '.join(STEPS)}")
+            raise QueryError("step", f"{step[:40]!r}: use {', '.join(STEPS)}")
         idle = params.get("idle", "separate")
         if idle not in IDLE_POLICIES:
-            raise QueryError("idle", f"{idle!r}: use {', '.join(IDLE_POLICIES)}")
+            raise QueryError("idle", f"{idle[:40]!r}: use {', '.join(IDLE_POLICIES)}")
         basis = params.get("basis", Basis.ALLOCATION)
         if basis not in Basis.values:
-            raise QueryError("basis", f"{basis!r}: use {', '.join(Basis.values)}")
+            raise QueryError("basis", f"{basis[:40]!r}: use {', '.join(Basis.values)}")
         share_by = params.get("share_idle_by", "fleet")
         if share_by not in ("fleet", "node"):
-            raise QueryError("share_idle_by", f"{share_by!r}: use fleet or node")
+            raise QueryError("share_idle_by", f"{share_by[:40]!r}: use fleet or node")
         if step == "1h" and end - start > timedelta(days=31):
             raise QueryError("step", "1h steps are limited to windows of 31 days")
         return cls(start, end, aggregate, step, idle, basis, share_by)

@@ -69,7 +69,10 @@ def job_record(
         job = RenderJob(source=source, external_id=external_id, team=team)
     elif job.team_id != team.pk:
         raise ValidationError(
-            {"team": f"job {source}:{external_id} belongs to team {job.team.slug}, not {team.slug}"}
+            {
+                "external_id": f"job {source}:{external_id} is already reported for another "
+                "team; use an external_id of your own"
+            }
         )
     if not created and RANK[status] < RANK[job.status]:
         raise ValidationError({"status": f"cannot go from {job.status} back to {status}"})

@@ -87,16 +87,27 @@ def decode_body(body: bytes, *, content_encoding: str = "", max_bytes: int | Non
         raise BatchError(
             f"Content-Encoding {content_encoding!r} is not supported; use gzip.", status=415
         )
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = decompressor.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BatchError(f"Body is not valid gzip: {exc}") from exc
-    if len(out) > limit or decompressor.unconsumed_tail:
-        raise BatchError(f"Decompressed body is larger than the {limit}-byte limit.", status=413)
-    if not decompressor.eof:
-        raise BatchError("Body is truncated gzip.")
-    return out
+    # Every gzip member is decoded (a body of several is one stream: RFC 1952); anything
+    # after the last member that is not another member is refused, never ignored.
+    out = bytearray()
+    data = body
+    while True:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out += decompressor.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise BatchError(f"Body is not valid gzip: {exc}") from exc
+        if len(out) > limit or decompressor.unconsumed_tail:
+            raise BatchError(
+                f"Decompressed body is larger than the {limit}-byte limit.", status=413
+            )
+        if not decompressor.eof:
+            raise BatchError("Body is truncated gzip.")
+        data = decompressor.unused_data
+        if not data:
+            return bytes(out)
+        if not data.startswith(b"\x1f\x8b"):
+            raise BatchError(f"Body has {len(data)} bytes after the gzip stream that are not gzip.")
 
 
 def iter_batch(text: bytes) -> Iterator[tuple[int, Any]]:
@@ -107,8 +118,12 @@ def iter_batch(text: bytes) -> Iterator[tuple[int, Any]]:
     if stripped[:1] == b"[":
         try:
             items = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            raise BatchError("Body is not valid JSON: nested too deeply.") from None
+        except ValueError as exc:  # JSONDecodeError, bad UTF-8, a number of 4,300+ digits
             raise BatchError(f"Body is not valid JSON: {exc}") from exc
+        if not isinstance(items, list):
+            raise BatchError("Body is not a JSON array of samples.")
         yield from enumerate(items, start=1)
         return
     for number, raw in enumerate(text.split(b"\n"), start=1):
@@ -116,7 +131,9 @@ def iter_batch(text: bytes) -> Iterator[tuple[int, Any]]:
             continue
         try:
             yield number, json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            yield number, RecordError("(line)", "not valid JSON: nested too deeply")
+        except ValueError as exc:
             yield number, RecordError("(line)", f"not valid JSON: {exc}")
 
 

@@ -189,3 +189,76 @@ def test_a_changed_storage_device_registers_the_node_again(server, tmp_path):
     agent.flush()
     device.refresh_from_db()
     assert (device.capacity_bytes, device.volume_type) == (2 * 10**12, "local-nvme-gen4")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_the_server_fails_on_is_set_aside_and_later_batches_go_ahead(server, tmp_path):
+    import gzip
+    import json
+
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    poison = (t0 + timedelta(seconds=7)).isoformat().replace("+00:00", "Z")
+    inner = server.app
+
+    def failing_on_one_batch(environ, start_response):  # type: ignore[no-untyped-def]
+        if environ["PATH_INFO"].endswith("/gpu-samples"):
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            if poison.encode() in gzip.decompress(body):
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+                return [b"boom: this batch breaks the server"]
+            import io
+
+            environ["wsgi.input"] = io.BytesIO(body)
+        return inner(environ, start_response)
+
+    server.stop()
+    server.app = failing_on_one_batch
+    server.start()
+    agent = _agent(server, tmp_path)
+    agent.max_attempts, agent.retry_base_s = 3, 0.0
+    devices = 4
+    for second in range(30):
+        agent.poll(now=t0 + timedelta(seconds=second))
+        if second % 5 == 4:
+            agent.flush()
+    assert agent.stats.failed_attempts == 3  # the first try and two replays
+    assert agent.stats.dead_letter_batches == 1
+    assert agent.stats.dead_letter_samples == 5 * devices
+    assert len(agent.spool) == 0  # nothing waits behind it
+    assert GpuSample.objects.count() == 25 * devices  # every other batch stored, once
+    assert not GpuSample.objects.filter(ts=t0 + timedelta(seconds=7)).exists()
+    (note,) = (tmp_path / "spool" / "dead-letter").glob("*.json")
+    recorded = json.loads(note.read_text())
+    assert recorded["attempts"] == 3
+    assert "HTTP 500" in recorded["reason"]
+    assert "boom" in recorded["answer"]
+
+
+def test_rejected_lines_are_counted_not_retried(tmp_path):
+    class Answer:
+        status_code = 200
+        text = ""
+
+        def json(self):  # type: ignore[no-untyped-def]
+            return {"accepted": 3, "duplicate": 0, "rejected": 1,
+                    "errors": [{"line": 2, "field": "power_w", "message": "is out of range"}]}  # fmt: skip
+
+    class Session:
+        headers: dict[str, str] = {}
+        posts = 0
+
+        def post(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            Session.posts += 1
+            return Answer()
+
+    nvml = NvmlSource(FakeNvml())
+    nvml.open()
+    agent = Agent(server="http://127.0.0.1:9", key="k", sources={"gpu": nvml},
+                  spool=Spool(tmp_path / "s", max_bytes=2**20), session=Session())  # type: ignore[arg-type]  # fmt: skip
+    agent.poll()
+    agent.flush()
+    agent.flush()
+    assert Session.posts == 1
+    assert (agent.stats.accepted, agent.stats.rejected) == (3, 1)
+    assert len(agent.spool) == 0
+    assert any("power_w" in e for e in agent.stats.errors)

@@ -103,4 +103,4 @@ def test_focus_export_names_missing_or_bad_bounds(billing):
         "/api/v1/export/focus", {"start": "2026-11-03T00:00:00Z", "end": "2026-11-02T00:00:00Z"}
     )
     assert backwards.status_code == 400
-    assert "end must be after start" in str(backwards.json()["extra"]["fields"])
+    assert backwards.json()["extra"]["fields"] == {"end": ["must be after start"]}
