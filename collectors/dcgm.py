@@ -197,7 +197,7 @@ def parse_exposition(text: str, *, scraped_at: datetime | None = None) -> ParseR
         if len(parts) > 1:
             try:
                 stamps[device.key] = datetime.fromtimestamp(int(parts[1]) / 1000, tz=UTC)
-            except ValueError:
+            except (ValueError, OverflowError, OSError):  # not a number, or beyond the calendar
                 result.skip(number, f"{name} timestamp {parts[1]!r} is not a number")
     for key, values in per_device.items():
         mapping = values_to_sample(key, stamps.get(key, scraped_at), values)
@@ -321,7 +321,12 @@ def samples_from_range_series(
                 grid.setdefault((device.key, float(stamp)), {})[name] = value
     throttle = _throttled_seconds(counters, step_s)
     for key, values in grid.items():
-        mapping = values_to_sample(key[0], datetime.fromtimestamp(key[1], tz=UTC), values)
+        try:
+            ts = datetime.fromtimestamp(key[1], tz=UTC)
+        except (ValueError, OverflowError, OSError):
+            result.skip(0, f"device {key[0]}: timestamp {key[1]} is beyond the calendar")
+            continue
+        mapping = values_to_sample(key[0], ts, values)
         pieces = [mapping]
         if key in throttle and "clocks_event_reasons" not in mapping:
             pieces = _split_by_throttle(mapping, throttle[key], step_s)

@@ -280,7 +280,7 @@ REST_FRAMEWORK = {
         "sustained": env_str("API_THROTTLE_SUSTAINED", "20000/day"),
     },
     "EXCEPTION_HANDLER": "finops.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "finops.api.schema.FrameOpsAutoSchema",
     # `format` is an endpoint parameter here (format=csv), not DRF's renderer override.
     "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": None,

@@ -9,13 +9,20 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import Scope
+from finops.api.docs_schema import (
+    ALLOCATION_PARAMETERS,
+    FOCUS_PARAMETERS,
+    INVOICE_PARAMETERS,
+    AllocationReportSerializer,
+    InvoiceSerializer,
+)
 from finops.api.params import (
     ParameterError,
     as_validation_error,
@@ -32,8 +39,9 @@ class AllocationApi(APIView):
     """``GET /api/v1/allocation?window=7d&aggregate=team&step=1d&idle=separate&basis=allocation``"""
 
     required_scopes = (Scope.BILLING_READ, Scope.READ)
+    may_404 = True  # ?team= of a team the caller may not see
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=ALLOCATION_PARAMETERS, responses=AllocationReportSerializer)
     def get(self, request: Request) -> Response:
         try:
             query = AllocationQuery.from_params(request.query_params)
@@ -58,10 +66,12 @@ class FocusExportApi(APIView):
     required_scopes = (Scope.BILLING_READ,)
 
     @extend_schema(
+        parameters=FOCUS_PARAMETERS,
         responses={
             (200, "text/csv"): OpenApiTypes.STR,
-            (200, "application/json"): OpenApiTypes.OBJECT,
-        }
+            (200, "application/json"): {"type": "array", "items": {"type": "object"}},
+            304: OpenApiResponse(description="Not modified since the ETag in If-None-Match."),
+        },
     )
     def get(self, request: Request) -> HttpResponseBase:
         params = request.query_params
@@ -104,7 +114,13 @@ class InvoiceApi(APIView):
 
     required_scopes = (Scope.BILLING_READ,)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=INVOICE_PARAMETERS,
+        responses={
+            (200, "application/json"): InvoiceSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
     def get(self, request: Request, slug: str) -> HttpResponseBase:
         teams, _ = request_teams(request)
         team = get_object_or_404(teams, slug=slug)

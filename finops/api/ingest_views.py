@@ -13,6 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import Scope
+from finops.api.docs_schema import (
+    GpuSampleInSerializer,
+    IngestResultSerializer,
+    NodeOutputSerializer,
+)
 from finops.api.errors import error_body
 from finops.fleet.models import Interconnect, PricingModel, Provider, StorageKind
 from finops.fleet.services import GpuRegistration, StorageRegistration, node_register
@@ -114,7 +119,12 @@ class NodeRegisterApi(APIView):
                     )
             return regs
 
-    @extend_schema(request=NodeInputSerializer, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        request=NodeInputSerializer,
+        responses={200: NodeOutputSerializer, 201: NodeOutputSerializer},
+        description="Register a node and its GPUs and storage devices, idempotent by hostname: "
+        "201 when it creates the node. Omitted node fields keep their values.",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.NodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -169,8 +179,14 @@ class _BatchIngestApi(APIView):
     service: Callable[..., IngestResult]
 
     @extend_schema(
-        request={"application/x-ndjson": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
-        responses=OpenApiTypes.OBJECT,
+        request={
+            "application/x-ndjson": OpenApiTypes.STR,
+            "application/json": GpuSampleInSerializer(many=True),
+        },
+        responses=IngestResultSerializer,
+        description="A batch: a JSON array or NDJSON (one record a line), optionally gzip "
+        "(Content-Encoding). Each bad line is rejected on its own (listed in `errors`); "
+        "a body that cannot be read at all, or with no line accepted, is a 400.",
     )
     def post(self, request: Request) -> Response:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
+from finops.api.docs_schema import JOB_LIST_PARAMETERS
 from finops.api.params import (
     FiniteFloatField,
     ParameterError,
@@ -30,9 +31,16 @@ INT4_MAX = 2**31 - 1  # PositiveIntegerField
 INT8_MAX = 2**63 - 1  # BigIntegerField
 
 
+class JobGpuOutSerializer(serializers.Serializer):
+    uuid = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(allow_null=True)
+    vram_bytes = serializers.IntegerField(allow_null=True)
+
+
 class JobOutputSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    clip_id = serializers.CharField(source="clip.external_id", default=None)
+    clip_id = serializers.CharField(source="clip.external_id", default=None, allow_null=True)
     model = serializers.CharField(source="model_name")
     gpus = serializers.SerializerMethodField()
 
@@ -45,11 +53,18 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "compute_device", "compute_seconds", "error", "gpus",
         ]  # fmt: skip
 
+    @extend_schema_field(JobGpuOutSerializer(many=True))
     def get_gpus(self, job: RenderJob) -> list[dict[str, Any]]:
         return [
             {"uuid": a.gpu.uuid, "start": a.start, "end": a.end, "vram_bytes": a.vram_bytes}
             for a in job.allocations.all()
         ]
+
+
+class JobPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The next page; null at the end.")
+    previous = serializers.URLField(allow_null=True)
+    results = JobOutputSerializer(many=True)
 
 
 class JobPagination(CursorPagination):
@@ -61,6 +76,8 @@ class JobPagination(CursorPagination):
 
 class JobApi(APIView):
     """``POST /api/v1/jobs``: one job event. ``GET /api/v1/jobs``: jobs, newest first."""
+
+    may_404 = True  # ?team= of a team the caller may not see
 
     class GpuIn(serializers.Serializer):
         uuid = serializers.CharField(max_length=96)
@@ -138,7 +155,12 @@ class JobApi(APIView):
         )
         return super().get_permissions()
 
-    @extend_schema(request=JobEventSerializer, responses=JobOutputSerializer)
+    @extend_schema(
+        request=JobEventSerializer,
+        responses={200: JobOutputSerializer, 201: JobOutputSerializer},
+        description="One job event, idempotent by source + external_id: 201 when it creates "
+        "the job, 200 when it updates it. Times need a zone; docs/costing.md lists the bounds.",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.JobEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -158,7 +180,9 @@ class JobApi(APIView):
         body = JobOutputSerializer(job).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(operation_id="jobs_list", responses=JobOutputSerializer(many=True))
+    @extend_schema(
+        operation_id="jobs_list", parameters=JOB_LIST_PARAMETERS, responses=JobPageSerializer
+    )
     def get(self, request: Request) -> Response:
         jobs = RenderJob.objects.filter(team__in=request_teams(request)[0]).select_related(
             "team", "clip"

@@ -57,10 +57,14 @@ class TeamOutputSerializer(serializers.ModelSerializer):
         fields = ["slug", "name", "currency", "monthly_budget", "created_at"]
 
 
+class TeamPageSerializer(serializers.Serializer):
+    results = TeamOutputSerializer(many=True)
+
+
 class TeamListApi(APIView):
     required_scopes = ANY_READ
 
-    @extend_schema(operation_id="teams_list", responses=OpenApiTypes.OBJECT)
+    @extend_schema(operation_id="teams_list", responses=TeamPageSerializer)
     def get(self, request: Request) -> Response:
         teams = request_teams(request)[0].order_by("slug")
         return Response({"results": TeamOutputSerializer(teams, many=True).data})
@@ -97,7 +101,10 @@ class GpuModelListApi(APIView):
                 "notes",
             ]
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    class PageSerializer(serializers.Serializer):
+        results = serializers.ListField(child=serializers.DictField())
+
+    @extend_schema(responses=PageSerializer)
     def get(self, request: Request) -> Response:
         models = GpuModel.objects.order_by("name")
         return Response({"results": self.OutputSerializer(models, many=True).data})
@@ -108,6 +115,7 @@ class PriceResolveApi(APIView):
     applies to a node at a time, and why."""
 
     required_scopes = ANY_READ
+    may_404 = True  # an unknown node
 
     class InputSerializer(serializers.Serializer):
         node = serializers.CharField(max_length=255)

@@ -123,11 +123,21 @@ def test_plan_prices_a_usable_second_with_the_loaded_rates(capsys):
     rows = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)["gpus"]}
     h100_row = rows["H100 SXM"]
     assert h100_row["price_source"] == "cheapest on-demand rate"
-    workload = Workload(PRESETS["wan-1.3b-shape"], 480, 832, 81, regen_rate=0.5)
-    seconds = workload.flops_per_clip / (989.5e12 * 0.37)
-    expected = seconds / 3600 * 3.0 / (81 / 16 * 0.5)
-    assert float(h100_row["cost_per_usable_second"]) == pytest.approx(expected, rel=1e-3)
+    # $3 per GPU-hour over the row's own time per clip, per usable second: 81 frames at
+    # 16 fps, half of the attempts usable (each usable clip takes two).
+    expected = h100_row["seconds_per_clip"] / 3600 * 3.0 / (81 / 16 * 0.5)
+    assert float(h100_row["cost_per_usable_second"]) == pytest.approx(expected, rel=2e-3)
+    # A faster GPU takes less time per clip: the H200 has more memory bandwidth, the L4
+    # about a tenth of the H100's compute.
+    assert rows["L4"]["seconds_per_clip"] > 5 * h100_row["seconds_per_clip"]
     assert rows["L4"]["cost_per_usable_second"] is None  # no price loaded for it
+    # Every attempt usable: half the cost per usable second.
+    main(["plan", "--shape", "wan-1.3b", "--height", "480", "--width", "832", "--frames", "81",
+          "--json"])  # fmt: skip
+    once = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)["gpus"]}["H100 SXM"]
+    assert float(once["cost_per_usable_second"]) == pytest.approx(
+        float(h100_row["cost_per_usable_second"]) / 2, rel=2e-3
+    )
 
 
 def test_plan_marks_what_does_not_fit():

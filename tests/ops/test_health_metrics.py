@@ -12,11 +12,10 @@ def test_health_is_200_when_database_answers(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["database"] == {
-        "ok": True,
-        "vendor": "postgresql",
-        "latency_ms": body["database"]["latency_ms"],
-    }
+    database = body["database"]
+    assert (database["ok"], database["vendor"]) == (True, "postgresql")
+    assert isinstance(database["latency_ms"], float)
+    assert 0 < database["latency_ms"] < 5000  # one round trip to the local database
 
 
 def test_health_is_503_json_when_database_fails(client, monkeypatch):
