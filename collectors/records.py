@@ -105,23 +105,30 @@ def format_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def parse_ts(value: Any, *, field: str = "ts", now: datetime | None = None) -> datetime:
-    """An RFC 3339 timestamp with a zone (or an aware datetime), as UTC."""
+def aware_utc(value: Any, *, field: str) -> datetime:
+    """An RFC 3339 time with a zone (or an aware datetime) as UTC, or RecordError naming
+    ``field``: not a time, no zone, or beyond the calendar once in UTC."""
     if isinstance(value, datetime):
         ts = value
-    elif isinstance(value, str):
+    elif isinstance(value, str) and value.strip():
         try:
-            ts = datetime.fromisoformat(value)
+            ts = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise RecordError(field, f"{value!r} is not an RFC 3339 timestamp") from None
+            raise RecordError(field, f"{value[:60]!r} is not an RFC 3339 timestamp") from None
     else:
-        raise RecordError(field, f"{value!r} is not an RFC 3339 timestamp string")
+        raise RecordError(field, f"{_shown(value)} is not an RFC 3339 timestamp string")
     if ts.tzinfo is None:
         raise RecordError(field, f"{value!r} has no time zone; add 'Z' or an offset")
     try:
-        ts = ts.astimezone(UTC)
+        return ts.astimezone(UTC)
     except (OverflowError, ValueError):
         raise RecordError(field, f"{value!r} is outside the range of dates") from None
+
+
+def parse_ts(value: Any, *, field: str = "ts", now: datetime | None = None) -> datetime:
+    """An RFC 3339 timestamp with a zone (or an aware datetime), as UTC, from 2015 to
+    ``MAX_FUTURE`` ahead of ``now``."""
+    ts = aware_utc(value, field=field)
     now = now or datetime.now(UTC)
     if ts > now + MAX_FUTURE:
         raise RecordError(field, f"{format_ts(ts)} is in the future (server time {format_ts(now)})")

@@ -13,6 +13,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from collectors.records import RecordError, aware_utc
+
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 # How far ahead of the server's clock a job's times may be (a farm's clock runs ahead).
@@ -29,21 +31,10 @@ class ParameterError(ValueError):
 
 def time_parse(value: Any, *, parameter: str) -> datetime:
     """An RFC 3339 time with a zone, in [EARLIEST, LATEST), as UTC."""
-    if isinstance(value, datetime):
-        ts = value
-    elif isinstance(value, str) and value.strip():
-        try:
-            ts = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ParameterError(parameter, f"{value[:60]!r} is not an RFC 3339 time") from None
-    else:
-        raise ParameterError(parameter, "needs an RFC 3339 time, e.g. 2026-11-02T10:00:00Z")
-    if ts.tzinfo is None:
-        raise ParameterError(parameter, f"{value!r} has no time zone; add 'Z' or an offset")
     try:
-        ts = ts.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise ParameterError(parameter, f"{value!r} is outside the range of dates") from None
+        ts = aware_utc(value, field=parameter)
+    except RecordError as exc:
+        raise ParameterError(parameter, exc.message) from None
     if not EARLIEST <= ts < LATEST:
         raise ParameterError(
             parameter, f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)"
