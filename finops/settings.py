@@ -8,6 +8,7 @@ checks in ``finops.ops.checks`` refuse the dangerous combinations.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dj_database_url
@@ -297,6 +298,40 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- Insights ---------------------------------------------------------------------------
+# Failure-pattern thresholds (DESIGN "Failure patterns"); every finding records the ones it
+# used. INSIGHTS_THRESHOLDS_JSON='{"idle_share": 0.4}' overrides any of them.
+INSIGHTS_THRESHOLDS: dict[str, float] = {
+    # memory underinvestment
+    "memory_pressure_share": 0.20,  # busy time with memory >= TELEMETRY_MEMORY_PRESSURE_FRACTION
+    "memory_oom_share": 0.05,  # OOM attempts among attempts
+    "memory_pressure_util_pct": 60.0,  # SM utilisation while under pressure below this
+    # premature horizontal scaling
+    "scaling_efficiency": 0.70,  # throughput per GPU, multi-GPU / single-GPU jobs
+    "scaling_util_pct": 50.0,  # mean per-GPU utilisation of multi-GPU jobs
+    # thermal throttling / power capping
+    "thermal_share": 0.05,  # busy time with reasons 0x8, 0x20, 0x40
+    "thermal_clock_ratio": 0.85,  # or SM clock below this share of max while busy
+    "power_share": 0.10,  # busy time with reasons 0x4, 0x80
+    "power_near_limit": 0.90,  # mean power / TDP while capped at least this
+    # I/O starvation
+    "io_gpu_util_pct": 30.0,  # GPU utilisation dips below this inside jobs...
+    "io_await_ms": 20.0,  # ...while storage await exceeds this...
+    "io_storage_util_pct": 90.0,  # ...or storage utilisation exceeds this
+    "io_stalled_share": 0.10,  # stalled share of held GPU time to report
+    # regeneration waste
+    "regen_attempts_per_clip": 2.0,
+    "regen_cost_share": 0.30,
+    "regen_target_attempts": 1.5,  # the attempt rate the fix is priced at
+    # idle capacity
+    "idle_share": 0.30,
+    # model cost regression
+    "regression_increase": 0.20,
+}
+INSIGHTS_THRESHOLDS.update(json.loads(env_str("INSIGHTS_THRESHOLDS_JSON") or "{}"))
+# A finding its refresh window no longer sees this many times in a row resolves itself.
+INSIGHTS_RESOLVE_AFTER_RUNS = env_int("INSIGHTS_RESOLVE_AFTER_RUNS", 3, minimum=1)
 
 CACHES = {
     "default": (

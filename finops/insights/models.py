@@ -28,6 +28,7 @@ class ScopeKind(models.TextChoices):
     NODE = "node", "Node"
     GPU = "gpu", "GPU"
     GPU_MODEL = "gpu_model", "GPU model"
+    MODEL = "model", "Model"
     JOB = "job", "Job"
 
 
@@ -59,6 +60,19 @@ class Finding(models.Model):
     window_end = models.DateTimeField()
     evidence = models.JSONField(default=dict, help_text="The numbers behind the finding.")
     est_monthly_waste = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    waste = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        default=0,
+        help_text="Waste in the window, from the ledger (never more than the scope's cost).",
+    )
+    thresholds = models.JSONField(default=dict, blank=True, help_text="The thresholds used.")
+    window_s = models.PositiveIntegerField(
+        default=86400, help_text="Length of the refresh window that found it (24 h, 7 d…)."
+    )
+    missed_runs = models.PositiveSmallIntegerField(
+        default=0, help_text="Refreshes of its window length in a row that did not see it."
+    )
     currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
     recommendation = models.TextField(blank=True)
     action = models.JSONField(
@@ -77,6 +91,9 @@ class Finding(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(est_monthly_waste__gte=0), name="finding_waste_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(waste__gte=0), name="finding_window_waste_non_negative"
             ),
             models.CheckConstraint(
                 condition=Q(window_end__gt=F("window_start")), name="finding_window_positive"

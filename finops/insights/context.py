@@ -1,0 +1,239 @@
+"""What the detectors read, loaded once per window as pandas frames: the fleet, GPU-hour
+rollups, the ledger summed by GPU, node, team and job, the jobs with their GPU time, and
+(for I/O) GPU minutes and storage minutes. Detectors are vectorised over these frames.
+
+Money is the allocation basis of the ledger (what was paid for the time held); a finding's
+waste is a part of it and never more than its scope's cost in the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.db.models import (
+    Count,
+    DecimalField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Min,
+    Q,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest, Least, TruncMinute
+
+from finops.costing.models import Bucket, LedgerEntry
+from finops.fleet.models import Gpu
+from finops.jobs.models import GpuAllocation, JobStatus, RenderJob
+from finops.telemetry.models import GpuHour, GpuMinute, StorageSample
+
+FAILED = (JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED)
+
+
+def _frame(rows: Any, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(rows), columns=columns)
+
+
+@dataclass
+class Context:
+    start: datetime
+    end: datetime
+    gpus: pd.DataFrame
+    hours: pd.DataFrame
+    ledger_gpu: pd.DataFrame  # gpu_id, node_id, bucket, component, amount
+    ledger_node: pd.DataFrame  # node_id, bucket, component, amount (all lines of the node)
+    ledger_team: pd.DataFrame  # team_id, component, regeneration, amount
+    jobs: pd.DataFrame
+    currency: str = "USD"
+    thresholds: dict[str, float] = field(default_factory=dict)
+    _minutes: pd.DataFrame | None = None
+    _storage: pd.DataFrame | None = None
+
+    @property
+    def window_s(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    @property
+    def month_factor(self) -> Decimal:
+        """Money in the window -> money per 30 days."""
+        return Decimal(30 * 86400) / Decimal(repr(self.window_s))
+
+    @classmethod
+    def load(cls, *, start: datetime, end: datetime) -> Context:
+        gpus = _frame(
+            Gpu.objects.filter(mig_parent__isnull=True).values_list(
+                "id", "uuid", "node_id", "node__hostname", "node__interconnect", "model__name",
+                "vram_bytes", "model__vram_bytes", "model__tdp_w", "node__site__provider",
+                "node__instance_type", "node__pricing_model",
+            ),
+            ["gpu_id", "uuid", "node_id", "hostname", "interconnect", "gpu_model", "vram_bytes",
+             "model_vram_bytes", "tdp_w", "provider", "instance_type", "pricing_model"],
+        )  # fmt: skip
+        if len(gpus):
+            gpus["vram_bytes"] = gpus["vram_bytes"].fillna(gpus["model_vram_bytes"])
+        hours = _frame(
+            GpuHour.objects.filter(ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True)
+            .values_list("gpu_id", "ts", "covered_s", "busy_s", "util_mean_pct",
+                         "mem_pressure_s", "throttle_power_cap_s", "throttle_hw_slowdown_s",
+                         "throttle_sw_thermal_s", "throttle_hw_thermal_s",
+                         "throttle_power_brake_s", "clock_ratio_mean", "clock_s",
+                         "power_mean_w", "power_s", "mem_frac_max"),
+            ["gpu_id", "ts", "covered_s", "busy_s", "util_mean_pct", "mem_pressure_s",
+             "power_cap_s", "hw_slowdown_s", "sw_thermal_s", "hw_thermal_s", "power_brake_s",
+             "clock_ratio_mean", "clock_s", "power_mean_w", "power_s", "mem_frac_max"],
+        )  # fmt: skip
+        numeric = [c for c in hours.columns if c not in ("gpu_id", "ts")]
+        hours[numeric] = hours[numeric].apply(pd.to_numeric, errors="coerce")
+        lines = LedgerEntry.objects.filter(window_start__gte=start, window_start__lt=end)
+        ledger_gpu = _frame(
+            lines.filter(gpu__isnull=False)
+            .values("gpu_id", "node_id", "bucket", "component")
+            .annotate(total=Sum("amount"), hours=Sum("quantity"))
+            .values_list("gpu_id", "node_id", "bucket", "component", "total", "hours")
+            .order_by(),
+            ["gpu_id", "node_id", "bucket", "component", "amount", "quantity"],
+        )
+        ledger_node = _frame(
+            lines.values("node_id", "bucket", "component")
+            .annotate(total=Sum("amount"))
+            .values_list("node_id", "bucket", "component", "total")
+            .order_by(),
+            ["node_id", "bucket", "component", "amount"],
+        )
+        regen = Q(job__usable=False) | Q(job__status__in=FAILED)
+        ledger_team = _frame(
+            lines.filter(bucket=Bucket.TEAM)
+            .values("team_id", "component")
+            .annotate(
+                total=Sum("amount"),
+                regen=Coalesce(
+                    Sum("amount", filter=regen), Value(Decimal(0)), output_field=DecimalField()
+                ),
+            )
+            .values_list("team_id", "component", "total", "regen")
+            .order_by(),
+            ["team_id", "component", "amount", "regeneration"],
+        )
+        job_cost = dict(
+            lines.filter(job__isnull=False)
+            .values("job_id")
+            .annotate(total=Sum("amount"))
+            .values_list("job_id", "total")
+            .order_by()
+        )
+        jobs = cls._jobs(start, end, job_cost)
+        return cls(start=start, end=end, gpus=gpus, hours=hours, ledger_gpu=ledger_gpu,
+                   ledger_node=ledger_node, ledger_team=ledger_team, jobs=jobs,
+                   thresholds=dict(settings.INSIGHTS_THRESHOLDS))  # fmt: skip
+
+    @staticmethod
+    def _jobs(start: datetime, end: datetime, job_cost: dict[int, Decimal]) -> pd.DataFrame:
+        """Jobs that held a GPU in the window (or finished in it), with their GPU count,
+        GPU-seconds inside the window, first GPU, and ledger cost in the window."""
+        held = ExpressionWrapper(
+            Least(Coalesce(F("allocations__end"), Value(end)), Value(end))
+            - Greatest(F("allocations__start"), Value(start)),
+            output_field=DurationField(),
+        )
+        overlapping = Q(allocations__start__lt=end) & (
+            Q(allocations__end__isnull=True) | Q(allocations__end__gt=start)
+        )
+        rows = (
+            RenderJob.objects.filter(overlapping | Q(finished_at__gte=start, finished_at__lt=end))
+            .annotate(
+                gpu_count=Count("allocations__gpu", distinct=True),
+                gpu_seconds_d=Sum(held, filter=overlapping),
+                first_gpu=Min("allocations__gpu_id"),
+            )
+            .values_list("id", "team_id", "project", "model_name", "model_version", "status",
+                         "usable", "clip_id", "frames", "fps", "steps", "width", "height",
+                         "peak_vram_bytes", "step_time_s", "finished_at", "started_at",
+                         "gpu_count", "gpu_seconds_d", "first_gpu", "source", "external_id")
+            .order_by()
+        )  # fmt: skip
+        jobs = _frame(rows, ["job_id", "team_id", "project", "model_name", "model_version",
+                             "status", "usable", "clip_id", "frames", "fps", "steps", "width",
+                             "height", "peak_vram_bytes", "step_time_s", "finished_at",
+                             "started_at", "gpu_count", "gpu_seconds_d", "first_gpu", "source",
+                             "external_id"])  # fmt: skip
+        if not len(jobs):
+            jobs["gpu_seconds"] = []
+            jobs["cost"] = []
+            jobs["usable_seconds"] = []
+            return jobs
+        for column in ("frames", "fps", "steps", "width", "height", "peak_vram_bytes",
+                       "step_time_s", "gpu_count", "first_gpu"):  # fmt: skip
+            jobs[column] = pd.to_numeric(jobs[column], errors="coerce")
+        jobs["gpu_seconds"] = [
+            max(d.total_seconds(), 0.0) if isinstance(d, timedelta) else 0.0
+            for d in jobs["gpu_seconds_d"]
+        ]
+        jobs["cost"] = jobs["job_id"].map(job_cost).fillna(Decimal(0))
+        jobs["seconds"] = (jobs["frames"].astype(float) / jobs["fps"].astype(float)).fillna(0.0)
+        # A clip's seconds count once: its first usable attempt finished in the window.
+        finished = (
+            jobs["finished_at"].notna()
+            & (jobs["finished_at"] >= start)
+            & (jobs["finished_at"] < end)
+        )
+        usable = jobs[finished & (jobs["usable"] == True)].sort_values("finished_at")  # noqa: E712
+        keyed = usable["clip_id"].fillna(-usable["job_id"])
+        first = usable[~keyed.duplicated()]
+        jobs["usable_seconds"] = 0.0
+        jobs.loc[first.index, "usable_seconds"] = first["seconds"]
+        return jobs
+
+    # --- lazily loaded minute data (I/O starvation only) --------------------------------
+
+    def minutes(self) -> pd.DataFrame:
+        if self._minutes is None:
+            self._minutes = _frame(
+                GpuMinute.objects.filter(
+                    ts__gte=self.start, ts__lt=self.end, gpu__mig_parent__isnull=True
+                ).values_list("gpu_id", "ts", "covered_s", "util_mean_pct"),
+                ["gpu_id", "ts", "covered_s", "util_mean_pct"],
+            )
+        return self._minutes
+
+    def storage_minutes(self) -> pd.DataFrame:
+        """Per node and minute: the worst await and utilisation of its devices, and whether
+        a network device served it."""
+        if self._storage is None:
+            self._storage = _frame(
+                StorageSample.objects.filter(ts__gte=self.start, ts__lt=self.end)
+                .annotate(minute=TruncMinute("ts"))
+                .values("device__node_id", "minute")
+                .annotate(await_ms=Max("await_ms"), util_pct=Max("util_pct"))
+                .values_list("device__node_id", "minute", "await_ms", "util_pct")
+                .order_by(),
+                ["node_id", "ts", "await_ms", "util_pct"],
+            )
+        return self._storage
+
+    def allocations(self) -> pd.DataFrame:
+        return _frame(
+            GpuAllocation.objects.filter(start__lt=self.end)
+            .filter(Q(end__isnull=True) | Q(end__gt=self.start))
+            .values_list("job_id", "gpu_id", "start", "end"),
+            ["job_id", "gpu_id", "start", "end"],
+        )
+
+    # --- money by scope -------------------------------------------------------------------
+
+    def cost_of_gpus(self, gpu_ids: Any) -> pd.Series:
+        """Ledger cost per GPU (every bucket and component of its lines)."""
+        frame = self.ledger_gpu[self.ledger_gpu["gpu_id"].isin(list(gpu_ids))]
+        return frame.groupby("gpu_id")["amount"].sum()
+
+    def busy_cost_of_gpus(self) -> pd.Series:
+        """Per GPU: the cost of the time jobs held it (team GPU lines) plus unallocated
+        busy time: what throttling slows down."""
+        frame = self.ledger_gpu[self.ledger_gpu["component"].eq("gpu")]
+        return frame.groupby("gpu_id")["amount"].sum()

@@ -1,0 +1,135 @@
+"""Memory underinvestment, per GPU model: busy time with memory at or above the pressure
+fraction >= 20% while SM utilisation during pressure stays under 60% (the GPU waits on
+memory, offloads or re-tiles), or OOM attempts >= 5% of attempts.
+
+Waste: the OOM attempts' cost plus the pressured busy cost's unused share
+(1 - utilisation during pressure). Fix: the next VRAM tier that fits the observed peak, at
+its resolved price (the cheapest on-demand rate, else the model's default), or latent
+caching, tiled VAE decode and fewer frames per segment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from finops.fleet.models import GpuModel
+from finops.insights.context import Context
+from finops.insights.detectors import Draft, dec, fix_action, money, severity_of
+from inference.plan import prices_load
+
+HEADROOM = 1.10  # the next tier must hold the peak with 10% to spare
+
+
+def detect(ctx: Context) -> list[Draft]:
+    t = ctx.thresholds
+    hours, gpus, jobs = ctx.hours, ctx.gpus, ctx.jobs
+    if not len(hours) or not len(gpus):
+        return []
+    h = hours.merge(gpus[["gpu_id", "gpu_model", "vram_bytes"]], on="gpu_id")
+    h = h[h["gpu_model"].notna()]
+    h = h.assign(util_p=h["util_mean_pct"].fillna(0) * h["mem_pressure_s"])
+    by_model = h.groupby("gpu_model").agg(
+        busy_s=("busy_s", "sum"), pressure_s=("mem_pressure_s", "sum"), util_p=("util_p", "sum"),
+        mem_frac_max=("mem_frac_max", "max"), vram_bytes=("vram_bytes", "max"),
+    )  # fmt: skip
+    by_model = by_model[by_model["busy_s"] > 0]
+    by_model["pressure_share"] = by_model["pressure_s"] / by_model["busy_s"]
+    by_model["util_during_pressure"] = (by_model["util_p"] / by_model["pressure_s"]).where(
+        by_model["pressure_s"] > 0
+    )
+    model_of_gpu = gpus.set_index("gpu_id")["gpu_model"]
+    j = jobs.assign(gpu_model=jobs["first_gpu"].map(model_of_gpu))
+    attempts = j.groupby("gpu_model")["job_id"].count()
+    ooms = j[j["status"] == "oom"]
+    oom_count = ooms.groupby("gpu_model")["job_id"].count()
+    oom_cost = ooms.groupby("gpu_model")["cost"].sum()
+    peak_job = j.groupby("gpu_model")["peak_vram_bytes"].max()
+    usable = j.groupby("gpu_model")["usable_seconds"].sum()
+    gpu_cost = ctx.ledger_gpu.merge(gpus[["gpu_id", "gpu_model"]], on="gpu_id")
+    scope_cost = gpu_cost.groupby("gpu_model")["amount"].sum()
+    busy_cost = gpu_cost[gpu_cost["component"] == "gpu"].groupby("gpu_model")["amount"].sum()
+    hours_paid = (
+        gpu_cost[gpu_cost["component"].isin(["gpu", "idle"])].groupby("gpu_model")["quantity"].sum()
+    )
+    catalog = {m.name: m for m in GpuModel.objects.all()}
+    prices = prices_load({}, use_database=True)
+    drafts = []
+    for model in sorted(set(by_model.index) | set(oom_count.index)):
+        row = by_model.loc[model] if model in by_model.index else None
+        share = float(row["pressure_share"]) if row is not None else 0.0
+        util_p = row["util_during_pressure"] if row is not None else np.nan
+        n_attempts = int(attempts.get(model, 0))
+        oom_share = oom_count.get(model, 0) / n_attempts if n_attempts else 0.0
+        pressured = share >= t["memory_pressure_share"] and (
+            util_p != util_p or util_p < t["memory_pressure_util_pct"]
+        )
+        if not (pressured or oom_share >= t["memory_oom_share"]):
+            continue
+        cost = scope_cost.get(model, Decimal(0))
+        lost = dec(share * (1 - (0.0 if util_p != util_p else util_p) / 100))
+        waste = oom_cost.get(model, Decimal(0)) + busy_cost.get(model, Decimal(0)) * lost
+        if row is not None and row["vram_bytes"] == row["vram_bytes"]:
+            vram = int(row["vram_bytes"])
+        else:
+            vram = int(catalog[model].vram_bytes) if model in catalog else 0
+        peak = max(float(peak_job.get(model) or 0),
+                   float(row["mem_frac_max"] or 0) * vram if row is not None else 0.0)  # fmt: skip
+        tier = _next_tier(catalog, prices, vram, peak)
+        paid_hours = hours_paid.get(model, Decimal(0))
+        current_price = (cost / paid_hours) if paid_hours else None
+        saved, assumptions = waste, ["the OOM retries and the memory stalls go away"]
+        details: dict[str, object] = {"current_gpu": model, "current_vram_gib": round(vram / 2**30)}
+        if tier is not None and current_price:
+            name, tier_price, tier_vram = tier
+            moved = (cost - waste) * (tier_price / current_price)
+            saved = cost - moved
+            details.update({"to_gpu": name, "to_vram_gib": round(tier_vram / 2**30),
+                            "to_price_per_gpu_hour": str(tier_price),
+                            "current_price_per_gpu_hour": str(money(current_price))})  # fmt: skip
+            assumptions.append(f"the work runs as fast on {name} as on {model}, at its price")
+        fix = (
+            f"Move these jobs to {tier[0]} ({round(tier[2] / 2**30)} GB), which holds the "
+            f"observed peak of {peak / 1e9:.1f} GB"
+            if tier
+            else "No larger catalog GPU with a price fits the peak"
+        ) + "; or cut the peak: latent caching, tiled VAE decode, fewer frames per segment."
+        drafts.append(Draft(
+            pattern="memory_underinvestment", scope_kind="gpu_model", scope_key=model,
+            team_id=None,
+            evidence={
+                "memory_pressure_share_of_busy": round(share, 4),
+                "util_during_pressure_pct": round(float(util_p), 1) if util_p == util_p else None,
+                "attempts": n_attempts, "oom_attempts": int(oom_count.get(model, 0)),
+                "oom_share": round(float(oom_share), 4),
+                "oom_cost": str(money(oom_cost.get(model, Decimal(0)))),
+                "peak_vram_bytes": int(peak), "vram_bytes": vram,
+            },
+            waste=waste, scope_cost=cost,
+            recommendation=f"{model} GPUs spent {share:.0%} of their busy time at the memory "
+            f"limit and {float(oom_share):.0%} of attempts ran out of memory. {fix}",
+            action=fix_action(kind="vram_tier", scope_cost=cost, saved=max(saved, Decimal(0)),
+                              usable_seconds=float(usable.get(model, 0.0)),
+                              assumptions=assumptions, **details),
+            thresholds={k: t[k] for k in ("memory_pressure_share", "memory_oom_share",
+                                          "memory_pressure_util_pct")},
+            severity=severity_of(max(share / t["memory_pressure_share"],
+                                     oom_share / t["memory_oom_share"]), 1.0),
+        ))  # fmt: skip
+    return drafts
+
+
+def _next_tier(
+    catalog: dict[str, GpuModel], prices: dict[str, tuple[Decimal, str]], vram: int, peak: float
+) -> tuple[str, Decimal, int] | None:
+    """The cheapest priced catalog GPU with more VRAM than ``vram`` that holds ``peak``."""
+    fits = [
+        (prices[name][0], m.vram_bytes, name)
+        for name, m in catalog.items()
+        if name in prices and m.vram_bytes and m.vram_bytes > vram
+        and m.vram_bytes >= peak * HEADROOM
+    ]  # fmt: skip
+    if not fits:
+        return None
+    price, tier_vram, name = min(fits)
+    return name, price, tier_vram

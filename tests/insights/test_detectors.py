@@ -1,0 +1,253 @@
+"""Each failure pattern on a small hand-built fleet: it fires with its evidence and waste
+worked out by hand, and a near miss just under its threshold does not. One hour window,
+H100 SXM GPUs at a $4 per GPU-hour override unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from finops.costing.engine import ledger_recompute
+from finops.fleet.models import Gpu, GpuModel, Node, Site, StorageDevice
+from finops.insights.models import Finding
+from finops.insights.services import findings_refresh
+from finops.jobs.models import JobStatus
+from finops.jobs.services import AllocationIn, job_record
+from finops.telemetry.models import GpuHour, GpuMinute, StorageSample
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 2, 10, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def node(name: str, gpus: int = 1, *, price: int = 4, model: str = "H100 SXM",
+         interconnect: str = "nvlink") -> list[Gpu]:  # fmt: skip
+    site, _ = Site.objects.get_or_create(slug="lab", defaults={"provider": "on-prem"})
+    n = Node.objects.create(site=site, hostname=name, price_override_per_gpu_hour=price,
+                            interconnect=interconnect)  # fmt: skip
+    catalog = GpuModel.objects.get(name=model)
+    return [
+        Gpu.objects.create(
+            node=n, uuid=f"GPU-{name}-{i}", index=i, model=catalog, vram_bytes=catalog.vram_bytes
+        )  # fmt: skip
+        for i in range(gpus)
+    ]
+
+
+def hour(gpu: Gpu, **values: Any) -> None:
+    defaults = {"covered_s": 3600, "busy_s": 3600, "util_mean_pct": 90.0, "samples": 3600}
+    GpuHour.objects.create(gpu=gpu, ts=T0, **{**defaults, **values})
+
+
+counter = iter(range(10**6))
+
+
+def job(team, gpus: list[tuple[Gpu, float, float]], **fields: Any):  # type: ignore[no-untyped-def]
+    fields.setdefault("status", JobStatus.SUCCEEDED)
+    fields.setdefault("started_at", min(at(a) for _, a, _ in gpus))
+    fields.setdefault("finished_at", max(at(b) for _, _, b in gpus))
+    return job_record(source="farm", external_id=f"j{next(counter)}", team=team,
+                      allocations=[AllocationIn(uuid=g.uuid, start=at(a), end=at(b)) for g, a, b in gpus],
+                      **fields)[0]  # fmt: skip
+
+
+def refresh() -> dict[str, list[Finding]]:
+    ledger_recompute(start=T0, end=T1)
+    findings_refresh(start=T0, end=T1, now=T1)
+    out: dict[str, list[Finding]] = {}
+    for f in Finding.objects.all():
+        out.setdefault(f.pattern, []).append(f)
+    return out
+
+
+def test_a_clean_fleet_has_no_findings(team_a):
+    gpus = node("clean-1", 2)
+    for g in gpus:
+        hour(g, clock_ratio_mean=1.0, clock_s=3600)
+        job(team_a, [(g, 0, 60)], usable=True, frames=81, fps=16, steps=50, clip_id=f"c-{g.pk}")
+    assert refresh() == {}
+
+
+@pytest.mark.parametrize(("second_gpu_until", "fires"), [(0, True), (45, False)])
+def test_idle_capacity(team_a, second_gpu_until, fires):
+    # 2 GPUs paid for the hour ($8); GPU 0 held all hour, GPU 1 for 0 or 45 minutes:
+    # idle $4.00 (50%) or $1.00 (12.5%, under 30%).
+    g0, g1 = node("idle-1", 2)
+    hour(g0)
+    hour(g1, busy_s=0, util_mean_pct=0.0)
+    job(team_a, [(g0, 0, 60)])
+    if second_gpu_until:
+        job(team_a, [(g1, 0, second_gpu_until)])
+    found = refresh().get("idle_capacity", [])
+    assert bool(found) is fires
+    if fires:
+        (f,) = found
+        assert (f.scope_kind, f.scope_key) == ("node", "idle-1")
+        assert f.evidence["idle_share"] == 0.5
+        assert f.waste == Decimal("4.00")
+        assert f.est_monthly_waste == Decimal("2880.00")  # 4.00 x 720 hours
+        assert f.action["release_gpus"] == 1
+        assert f.thresholds == {"idle_share": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("attempts", "fires"), [([False, False, True], True), ([True, True, True, False, True], False)]
+)
+def test_regeneration_waste(team_a, attempts, fires):
+    # Each attempt holds a GPU for 15 minutes: $1.00. Three attempts of one clip, two unusable:
+    # 3 attempts per usable clip, $2.00 of $3.00 regeneration. The near miss: four clips,
+    # one rendered twice: 1.25 attempts per clip, 20% of the cost.
+    (g,) = node("regen-1")
+    hour(g)
+    for i, usable in enumerate(attempts):
+        clip = "c1" if fires or i >= 3 else f"c{i}"
+        job(team_a, [(g, 15 * i % 60, 15 * i % 60 + 15)], usable=usable, frames=80, fps=16,
+            steps=50, clip_id=clip, finished_at=at(15 * i % 60 + 15))  # fmt: skip
+    found = refresh().get("regeneration_waste", [])
+    assert bool(found) is fires
+    if fires:
+        (f,) = found
+        assert f.evidence["attempts_per_usable_clip"] == 3.0
+        assert f.evidence["regeneration_cost_share"] == pytest.approx(0.6667, abs=1e-4)
+        assert f.waste == Decimal("2.00")
+        # At 1.5 attempts per clip the team pays half: $1.50 for 5 usable seconds.
+        assert f.action["projected_cost"] == "1.50"
+        assert f.action["current_cost_per_usable_second"] == "0.600000"
+        assert f.action["projected_cost_per_usable_second"] == "0.300000"
+
+
+@pytest.mark.parametrize(("thermal_s", "clock", "fires"), [(600, 0.8, True), (100, 0.9, False)])
+def test_thermal_throttling(team_a, thermal_s, clock, fires):
+    # Busy all hour, $4.00 held by a job; 600 s (16.7%) under sw thermal at 80% clock:
+    # waste (1 - 0.8) x 4.00 = 0.80. Near miss: 100 s (2.8%) at 90%.
+    (g,) = node("hot-1")
+    hour(g, throttle_sw_thermal_s=thermal_s, clock_ratio_mean=clock, clock_s=3600)
+    job(team_a, [(g, 0, 60)])
+    found = refresh()
+    assert bool(found.get("thermal_throttling")) is fires
+    assert "power_capping" not in found
+    if fires:
+        (f,) = found["thermal_throttling"]
+        assert (f.scope_kind, f.scope_key) == ("gpu", "GPU-hot-1-0")
+        assert f.evidence["throttled_share_of_busy"] == pytest.approx(0.1667, abs=1e-4)
+        assert f.evidence["clock_ratio_while_busy"] == 0.8
+        assert f.waste == Decimal("0.80")
+
+
+@pytest.mark.parametrize(("power_w", "fires"), [(690.0, True), (400.0, False)])
+def test_power_capping(team_a, power_w, fires):
+    # 720 s of 3600 busy (20%) power-capped at 90% clock; drawing 690 W of a 700 W TDP:
+    # waste (1 - 0.9) x 4.00 = 0.40. Near miss: the same bits at 400 W (not at the limit).
+    (g,) = node("cap-1")
+    hour(g, throttle_power_cap_s=720, clock_ratio_mean=0.9, clock_s=3600, power_mean_w=power_w,
+         power_s=3600)  # fmt: skip
+    job(team_a, [(g, 0, 60)])
+    found = refresh()
+    assert bool(found.get("power_capping")) is fires
+    assert "thermal_throttling" not in found
+    if fires:
+        (f,) = found["power_capping"]
+        assert f.evidence["power_over_tdp"] == pytest.approx(0.986, abs=1e-3)
+        assert f.waste == Decimal("0.40")
+
+
+@pytest.mark.parametrize(("pressure_s", "fires"), [(1800, True), (600, False)])
+def test_memory_underinvestment(team_a, pressure_s, fires):
+    # Half the busy hour at the memory limit with 40% SM utilisation: waste
+    # 4.00 x 0.5 x (1 - 0.4) = 1.20. The fix: the H200 (141 GB) at its $5 default rate for
+    # the remaining $2.80 of work: 2.80 x 5 / 4 = $3.50. Near miss: 600 s (16.7%).
+    GpuModel.objects.filter(name="H200").update(default_price_per_gpu_hour=5)
+    (g,) = node("mem-1")
+    hour(g, mem_pressure_s=pressure_s, util_mean_pct=40.0, mem_frac_max=0.99)
+    job(team_a, [(g, 0, 60)], peak_vram_bytes=79 * 10**9)
+    found = refresh().get("memory_underinvestment", [])
+    assert bool(found) is fires
+    if fires:
+        (f,) = found
+        assert (f.scope_kind, f.scope_key) == ("gpu_model", "H100 SXM")
+        assert f.evidence["memory_pressure_share_of_busy"] == 0.5
+        assert f.evidence["util_during_pressure_pct"] == 40.0
+        assert f.waste == Decimal("1.20")
+        assert f.action["to_gpu"] == "H200"
+        assert f.action["projected_cost"] == "3.50"
+
+
+@pytest.mark.parametrize(("multi_minutes", "fires"), [(15, True), (10, False)])
+def test_premature_horizontal_scaling(team_a, multi_minutes, fires):
+    # Single-GPU jobs: 81 frames x 50 steps in 30 GPU-minutes (2.25 per GPU-second). A
+    # 4-GPU job of the same work in 15 minutes uses 60 GPU-minutes: 50% efficiency, its
+    # $4.00 half wasted. Near miss: in 10 minutes, 40 GPU-minutes: 75%.
+    single, multi = node("one-1", 2), node("pcie-4", 4, interconnect="pcie")
+    for g in [*single, *multi]:
+        hour(g)
+    for g in single:
+        job(team_a, [(g, 0, 30)], model_name="wan-14b", width=1280, height=720, frames=81, steps=50)
+    job(team_a, [(g, 0, multi_minutes) for g in multi], model_name="wan-14b", width=1280,
+        height=720, frames=81, steps=50)  # fmt: skip
+    found = refresh().get("premature_horizontal_scaling", [])
+    assert bool(found) is fires
+    if fires:
+        (f,) = found
+        assert f.scope_key == "studio-a:wan-14b:1280x720"
+        assert f.evidence["scaling_efficiency"] == 0.5
+        assert f.evidence["interconnect"] == ["pcie"]
+        assert f.waste == Decimal("2.00")
+
+
+@pytest.mark.parametrize(("stalled_minutes", "fires"), [(20, True), (5, False)])
+def test_io_starvation(team_a, stalled_minutes, fires):
+    # A job holds the GPU all hour; for 20 minutes its utilisation is 10% while the node's
+    # NVMe answers in 50 ms: 1200 of 3600 held seconds stalled, $4.00 x 1/3 = $1.33.
+    (g,) = node("io-1")
+    hour(g)
+    device = StorageDevice.objects.create(node=g.node, name="nvme0n1", kind="local-nvme")
+    for m in range(60):
+        stalled = m < stalled_minutes
+        GpuMinute.objects.create(gpu=g, ts=at(m), covered_s=60, busy_s=60, samples=60,
+                                 util_mean_pct=10.0 if stalled else 90.0)  # fmt: skip
+        StorageSample.objects.create(device=device, ts=at(m), await_ms=50.0 if stalled else 2.0,
+                                     util_pct=40.0)  # fmt: skip
+    job(team_a, [(g, 0, 60)])
+    found = refresh().get("io_starvation", [])
+    assert bool(found) is fires
+    if fires:
+        (f,) = found
+        assert f.evidence["stalled_gpu_s"] == 1200.0
+        assert f.evidence["stalled_share"] == pytest.approx(0.3333, abs=1e-4)
+        assert f.evidence["storage_await_ms_while_stalled"] == 50.0
+        assert f.waste == Decimal("1.33")
+
+
+@pytest.mark.parametrize(("new_minutes", "fires"), [(15.0, True), (11.0, False)])
+def test_model_cost_regression(team_a, new_minutes, fires):
+    # Version 2.1: two usable 5.0625 s clips of 10 GPU-minutes ($0.67 each); version 2.2:
+    # two of 15 minutes ($1.00): +50% per usable second; waste 2 x $0.33 = $0.67.
+    # Near miss: 11 minutes, +10%.
+    (g,) = node("ver-1")
+    hour(g)
+    cursor = 0.0
+    for version, minutes in (
+        ("2.1", 10.0),
+        ("2.1", 10.0),
+        ("2.2", new_minutes),
+        ("2.2", new_minutes),
+    ):
+        job(team_a, [(g, cursor, cursor + minutes)], model_name="wan-1.3b", model_version=version,
+            width=832, height=480, frames=81, fps=16, usable=True, clip_id=f"c{cursor}")  # fmt: skip
+        cursor += minutes
+    found = refresh().get("model_cost_regression", [])
+    assert bool(found) is fires
+    if fires:
+        (f,) = found
+        assert f.evidence["increase"] == pytest.approx(0.5, abs=1e-4)
+        assert (f.evidence["version"], f.evidence["previous_version"]) == ("2.2", "2.1")
+        assert f.waste == Decimal("0.67")
