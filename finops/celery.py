@@ -59,6 +59,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "costing-recompute-recent": periodic("finops.costing.tasks.recompute_recent", every_s=300),
     # Daily: reload the price catalogs listed in PRICE_SOURCES.
     "pricing-refresh": periodic("finops.pricing.tasks.refresh_prices", every_s=86400),
+    # Hourly: the failure-pattern detectors over the trailing 24 h; daily over 7 days.
+    "insights-detect-day": periodic("finops.insights.tasks.detect_last_day", every_s=3600),
+    "insights-detect-week": periodic("finops.insights.tasks.detect_last_week", every_s=86400),
     # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.
     "telemetry-purge-raw-samples": periodic(
         "finops.telemetry.tasks.purge_raw_samples", every_s=3600

@@ -297,6 +297,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets share the field name "status": name each.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "finops.jobs.models.JobStatus",
+        "FindingStatusEnum": "finops.insights.models.FindingStatus",
+    },
 }
 
 # --- Insights ---------------------------------------------------------------------------

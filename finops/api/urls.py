@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from finops.api import billing_views, ingest_views, job_views, views
+from finops.api import billing_views, ingest_views, insight_views, job_views, views
 
 app_name = "api"
 
@@ -18,6 +18,9 @@ urlpatterns = [
     path(
         "jobs/<str:source>/<str:external_id>", job_views.JobDetailApi.as_view(), name="job-detail"
     ),
+    path("findings", insight_views.FindingListApi.as_view(), name="findings"),
+    path("findings/<int:pk>", insight_views.FindingDetailApi.as_view(), name="finding-detail"),
+    path("savings", insight_views.SavingsApi.as_view(), name="savings"),
     path("pricing/resolve", views.PriceResolveApi.as_view(), name="pricing-resolve"),
     path("nodes", ingest_views.NodeRegisterApi.as_view(), name="node-register"),
     path(

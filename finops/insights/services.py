@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from finops.insights.context import Context
-from finops.insights.detectors import Draft, all_detectors, money
+from finops.insights.detectors import CENT, Draft, all_detectors, money
 from finops.insights.models import Finding, FindingStatus
 
 
@@ -63,7 +63,10 @@ def findings_refresh(
         existing = {f.dedup_key: f for f in rows}
         for draft in drafts:
             report.by_pattern[draft.pattern] = report.by_pattern.get(draft.pattern, 0) + 1
-            waste = money(min(max(draft.waste, Decimal(0)), max(draft.scope_cost, Decimal(0))))
+            cap = max(draft.scope_cost, Decimal(0))
+            waste = money(min(max(draft.waste, Decimal(0)), cap))
+            if waste > cap:  # rounding up must not pass the scope's cost
+                waste = cap.quantize(CENT, rounding=ROUND_DOWN)
             values = {
                 "pattern": draft.pattern, "severity": draft.severity,
                 "scope_kind": draft.scope_kind, "scope_key": draft.scope_key[:200],

@@ -38,7 +38,7 @@ def node(name: str, gpus: int = 1, *, price: int = 4, model: str = "H100 SXM",
     return [
         Gpu.objects.create(
             node=n, uuid=f"GPU-{name}-{i}", index=i, model=catalog, vram_bytes=catalog.vram_bytes
-        )  # fmt: skip
+        )
         for i in range(gpus)
     ]
 

@@ -73,8 +73,12 @@ def detect(ctx: Context) -> list[Draft]:
             vram = int(row["vram_bytes"])
         else:
             vram = int(catalog[model].vram_bytes) if model in catalog else 0
-        peak = max(float(peak_job.get(model) or 0),
-                   float(row["mem_frac_max"] or 0) * vram if row is not None else 0.0)  # fmt: skip
+        job_peak = peak_job.get(model)
+        seen = row["mem_frac_max"] if row is not None else None
+        peak = max(
+            float(job_peak) if job_peak is not None and job_peak == job_peak else 0.0,
+            float(seen) * vram if seen is not None and seen == seen else 0.0,
+        )
         tier = _next_tier(catalog, prices, vram, peak)
         paid_hours = hours_paid.get(model, Decimal(0))
         current_price = (cost / paid_hours) if paid_hours else None
