@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "finops.jobs",
     "finops.costing",
     "finops.insights",
+    "finops.simulation",
     "finops.alerts",
     "finops.reports",
     "finops.api",
@@ -319,7 +320,7 @@ INSIGHTS_THRESHOLDS: dict[str, float] = {
     "thermal_share": 0.05,  # busy time with reasons 0x8, 0x20, 0x40
     "thermal_clock_ratio": 0.85,  # or SM clock below this share of max while busy
     "power_share": 0.10,  # busy time with reasons 0x4, 0x80
-    "power_near_limit": 0.90,  # mean power / TDP while capped at least this
+    "power_near_limit": 0.80,  # mean power / TDP in the hours it was capped at least this
     # I/O starvation
     "io_gpu_util_pct": 30.0,  # GPU utilisation dips below this inside jobs...
     "io_await_ms": 20.0,  # ...while storage await exceeds this...

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from finops.simulation.studio import FAULTS, studio_clear, studio_simulate
+
+
+class Command(BaseCommand):
+    help = (
+        "Write a simulated studio (labelled 'sim-' / '(simulated)') through the same services "
+        "as real data, with known faults and decoys, and its ground truth as JSON; --clear "
+        "removes every simulated row."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--days", type=int, default=7)
+        parser.add_argument("--gpus", type=int, default=64, help="at least 64 (8 nodes of 8)")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--faults", default="all",
+            help=f"comma-separated, 'all' or 'none'; of: {', '.join(FAULTS)}",
+        )  # fmt: skip
+        parser.add_argument("--truth", default="var/simulated-studio-truth.json",
+                            help="where the ground truth is written")  # fmt: skip
+        parser.add_argument("--clear", action="store_true", help="remove the simulated studio")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["clear"]:
+            counts = studio_clear()
+            self.stdout.write(self.style.SUCCESS(
+                "Removed the simulated studio: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            ))  # fmt: skip
+            return
+        if not 1 <= options["days"] <= 60:
+            raise CommandError("--days must be between 1 and 60")
+        spec = options["faults"]
+        faults = list(FAULTS) if spec == "all" else [] if spec == "none" else spec.split(",")
+        try:
+            truth = studio_simulate(
+                days=options["days"], gpus=options["gpus"], seed=options["seed"], faults=faults,
+                progress=lambda text: self.stderr.write(f"  {text}"),
+            )  # fmt: skip
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        path = Path(options["truth"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(truth), indent=1))
+        self.stdout.write(self.style.SUCCESS(
+            f"Simulated {options['days']} days of {options['gpus']} GPUs with "
+            f"{len(truth.faults)} faults; ground truth in {path}"
+        ))  # fmt: skip

@@ -1,0 +1,516 @@
+"""A simulated studio with known faults, written through the same services as real data.
+
+Nodes are registered (``node_register``), prices loaded (``price_offers_load``), jobs
+reported (``job_record``), one GPU sample a minute and storage samples stored through the
+ingest path, then rolled up and costed. Every name says "sim": sites, nodes, teams (named
+"… (simulated)"), price SKUs and the job source, so the data is labelled wherever a person
+sees it, and ``studio_clear`` removes exactly those rows.
+
+Faults, one per failure pattern, each with a decoy just under its threshold (so a detector
+that fires too easily is caught); ``GroundTruth`` lists the (pattern, scope kind, scope
+key) each injected fault must produce.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from collectors.pricing.offers import PriceOffer
+from collectors.records import GpuSample, StorageSample
+from finops.accounts.models import Team
+from finops.costing.engine import ledger_recompute
+from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, LedgerPrice, OutputDay
+from finops.fleet.models import Node, Site
+from finops.fleet.services import GpuRegistration, StorageRegistration, node_register
+from finops.insights.models import Finding
+from finops.jobs.models import Clip, JobStatus, RenderJob
+from finops.jobs.services import AllocationIn, job_record
+from finops.pricing.models import PriceRate
+from finops.pricing.services import price_offers_load
+from finops.telemetry.ingest import gpu_samples_store, storage_samples_store
+from finops.telemetry.models import RollupBacklog
+from finops.telemetry.rollups import rollups_recompute
+
+PREFIX = "sim-"
+SOURCE = "sim-farm"
+FAULTS = (
+    "idle_capacity",
+    "regeneration_waste",
+    "thermal_throttling",
+    "power_capping",
+    "memory_underinvestment",
+    "premature_horizontal_scaling",
+    "io_starvation",
+    "model_cost_regression",
+)
+# (GPU model, reported name, VRAM GiB, interconnect, price per GPU-hour, TDP W)
+TIERS = [
+    ("L4", "NVIDIA L4", 24, "pcie", Decimal("0.80"), 72),
+    ("L40S", "NVIDIA L40S", 48, "pcie", Decimal("1.90"), 350),
+    ("H100 SXM", "NVIDIA H100 80GB HBM3", 80, "nvlink", Decimal("4.00"), 700),
+    ("H200", "NVIDIA H200", 141, "nvlink", Decimal("5.00"), 700),
+]
+TEAMS = [
+    ("sim-studio-a", "Studio A (simulated)"),
+    ("sim-studio-b", "Studio B (simulated)"),
+    ("sim-studio-c", "Studio C (simulated)"),
+]
+# Workloads: model, version, resolution, minutes per clip on one GPU (from the planner's
+# shapes: Wan 1.3B and 14B, a HunyuanVideo-size model), frames, steps.
+WORKLOADS = [
+    ("wan2.1-t2v-1.3b", "2.1", (832, 480), 8),
+    ("wan2.1-t2v-14b", "2.1", (1280, 720), 25),
+    ("hunyuan-video", "1.0", (1280, 720), 30),
+]
+
+
+@dataclass
+class GroundTruth:
+    faults: list[dict[str, str]] = field(default_factory=list)
+    decoys: list[dict[str, str]] = field(default_factory=list)
+    start: str = ""
+    end: str = ""
+
+    def add(self, pattern: str, kind: str, key: str, *, decoy: bool = False) -> None:
+        (self.decoys if decoy else self.faults).append(
+            {"pattern": pattern, "scope_kind": kind, "scope_key": key}
+        )
+
+
+@dataclass
+class _Gpu:
+    uuid: str
+    host: str
+    tier: tuple[Any, ...]
+    # minute-level overrides set by faults
+    thermal_share: float = 0.0
+    thermal_clock: float = 1.0
+    power_share: float = 0.0
+    power_clock: float = 1.0
+    pressure_share: float = 0.0
+    pressure_util: float = 85.0
+    busy_share: float = 0.9  # share of the day jobs hold it
+    stalled_share: float = 0.0  # held minutes waiting on (network) storage
+
+
+def studio_clear() -> dict[str, int]:
+    """Remove every simulated row (and only those)."""
+    with transaction.atomic():
+        nodes = list(Node.objects.filter(hostname__startswith=PREFIX).values_list("id", flat=True))
+        teams = list(Team.objects.filter(slug__startswith=PREFIX).values_list("id", flat=True))
+        counts = {
+            "ledger": LedgerEntry.objects.filter(node_id__in=nodes).delete()[0]
+            + LedgerEntry.objects.filter(team_id__in=teams).delete()[0],
+            "findings": Finding.objects.filter(team_id__in=teams).delete()[0]
+            + Finding.objects.filter(scope_key__startswith=PREFIX).delete()[0]
+            + Finding.objects.filter(scope_key__startswith=f"GPU-{PREFIX}").delete()[0],
+        }
+        LedgerPrice.objects.filter(node_id__in=nodes).delete()
+        LedgerDay.objects.filter(node_id__in=nodes).delete()
+        OutputDay.objects.filter(team_id__in=teams).delete()
+        counts["jobs"] = RenderJob.objects.filter(source=SOURCE).delete()[0]
+        Clip.objects.filter(team_id__in=teams).delete()
+        counts["fleet rows"] = Node.objects.filter(id__in=nodes).delete()[0]
+        counts["teams"] = Team.objects.filter(id__in=teams).delete()[0]
+        counts["sites"] = Site.objects.filter(slug__startswith=PREFIX).delete()[0]
+        counts["prices"] = PriceRate.objects.filter(sku__startswith=PREFIX).delete()[0]
+    return counts
+
+
+def studio_simulate(
+    *,
+    days: int,
+    gpus: int,
+    seed: int,
+    faults: list[str] | None = None,
+    end: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> GroundTruth:
+    """Write ``days`` of a ``gpus``-GPU studio ending at ``end`` (the last whole hour)."""
+    faults = list(FAULTS) if faults is None else faults
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown:
+        raise ValueError(f"unknown faults {', '.join(unknown)}; use {', '.join(FAULTS)}")
+    if gpus < 64:
+        raise ValueError("a simulated studio needs at least 64 GPUs (8 nodes of 8, two per tier)")
+    say = progress or (lambda _: None)
+    rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+    end = (end or timezone.now()).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    truth = GroundTruth(start=start.isoformat(), end=end.isoformat())
+    teams = {
+        slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
+        for slug, name in TEAMS
+    }
+    _prices(start)
+    fleet = _fleet(gpus, faults, truth)
+    say(f"{len(fleet)} GPUs on {len({g.host for g in fleet})} nodes registered")
+    jobs = _jobs(fleet, teams, start, end, rng, faults, truth)
+    say(f"{jobs} jobs reported")
+    day = start
+    while day < end:
+        chunk_end = min(day + timedelta(days=1), end)
+        _telemetry(fleet, day, chunk_end, rng)
+        say(f"telemetry {day:%Y-%m-%d} written")
+        day = chunk_end
+    rollups_recompute(start=start, end=end)
+    # The rollups above cover what ingest queued for late samples.
+    RollupBacklog.objects.filter(
+        start__gte=start - timedelta(minutes=5), end__lte=end + timedelta(minutes=5)
+    ).delete()
+    ledger_recompute(start=start, end=end)
+    DirtyWindow.objects.filter(window_start__gte=start, window_start__lt=end).delete()
+    say("rolled up and costed")
+    return truth
+
+
+def _prices(start: datetime) -> None:
+    offers = [
+        PriceOffer(
+            provider="other",
+            sku=f"{PREFIX}{name.lower().replace(' ', '-')}x8",
+            region="",
+            pricing_model="on-demand",
+            gpu_model=name,
+            gpus_per_unit=8,
+            price_per_unit_hour=price * 8,
+            currency="USD",
+            valid_from=start - timedelta(days=1),
+            raw_reference={"line": i + 2},
+        )
+        for i, (name, _, _, _, price, _) in enumerate(TIERS)
+    ]
+    offers.append(
+        PriceOffer(
+            provider="other",
+            sku=f"{PREFIX}nvme",
+            region="",
+            pricing_model="on-demand",
+            gpu_model="",
+            gpus_per_unit=1,
+            price_per_unit_hour=Decimal(0),
+            currency="USD",
+            storage_per_gb_month=Decimal("0.08"),
+            valid_from=start - timedelta(days=1),
+            raw_reference={"line": 99},
+        )
+    )
+    price_offers_load(offers=offers, source="csv", history=True)
+
+
+def _fleet(gpus: int, faults: list[str], truth: GroundTruth) -> list[_Gpu]:
+    nodes = max(gpus // 8, 4)
+    fleet: list[_Gpu] = []
+    for n in range(nodes):
+        tier = TIERS[n % len(TIERS)]
+        host = f"{PREFIX}{tier[0].lower().replace(' ', '-')}-{n:03d}"
+        # An L40S node reading latents from network storage (the I/O fault).
+        network = n == 1 and "io_starvation" in faults
+        node_register(
+            hostname=host,
+            site=f"{PREFIX}cloud",
+            provider="other",
+            instance_type=f"{PREFIX}{tier[0].lower().replace(' ', '-')}x8",
+            pricing_model="on-demand",
+            interconnect=tier[3],
+            gpus=[
+                GpuRegistration(
+                    uuid=f"GPU-{host}-{i}", index=i, model=tier[1], mem_total_bytes=tier[2] * 2**30
+                )
+                for i in range(8)
+            ],
+            storage=[
+                StorageRegistration(
+                    name="nvme0n1",
+                    kind="network" if network else "local-nvme",
+                    volume_type=f"{PREFIX}nvme",
+                    capacity_bytes=4 * 10**12,
+                )
+            ],
+        )
+        fleet += [_Gpu(f"GPU-{host}-{i}", host, tier) for i in range(8)]
+    by_host: dict[str, list[_Gpu]] = {}
+    for g in fleet:
+        by_host.setdefault(g.host, []).append(g)
+    hosts = list(by_host)
+    # Hosts by tier position: 0 L4, 1 L40S, 2 H100, 3 H200, then again.
+    if "idle_capacity" in faults:
+        for g in by_host[hosts[4]]:
+            g.busy_share = 0.45  # 55% of paid time idle
+        for g in by_host[hosts[7]]:
+            g.busy_share = 0.78  # decoy: about 22% idle
+        truth.add("idle_capacity", "node", hosts[7], decoy=True)
+        truth.add("idle_capacity", "node", hosts[4])
+    if "thermal_throttling" in faults:
+        hot, warm = by_host[hosts[2]][0], by_host[hosts[2]][1]
+        hot.thermal_share, hot.thermal_clock = 0.20, 0.70
+        warm.thermal_share, warm.thermal_clock = 0.03, 0.97  # decoy
+        truth.add("thermal_throttling", "gpu", hot.uuid)
+        truth.add("thermal_throttling", "gpu", warm.uuid, decoy=True)
+    if "power_capping" in faults:
+        capped, near = by_host[hosts[3]][0], by_host[hosts[3]][1]
+        capped.power_share, capped.power_clock = 0.25, 0.85
+        near.power_share, near.power_clock = 0.07, 0.97  # decoy
+        truth.add("power_capping", "gpu", capped.uuid)
+        truth.add("power_capping", "gpu", near.uuid, decoy=True)
+    if "memory_underinvestment" in faults:
+        for host in hosts[0::4]:  # every L4
+            for g in by_host[host]:
+                g.pressure_share, g.pressure_util = 0.45, 40.0
+        for g in by_host[hosts[1]]:  # decoy: L40S at 12% pressure
+            g.pressure_share, g.pressure_util = 0.12, 80.0
+        truth.add("memory_underinvestment", "gpu_model", "L4")
+    if "io_starvation" in faults:
+        for g in by_host[hosts[1]]:
+            g.stalled_share = 0.30
+        for g in by_host[hosts[2]]:
+            g.stalled_share = 0.04  # decoy: local NVMe with a few slow minutes
+        truth.add("io_starvation", "node", hosts[1])
+        truth.add("io_starvation", "node", hosts[2], decoy=True)
+    return fleet
+
+
+def _jobs(
+    fleet: list[_Gpu],
+    teams: dict[str, Team],
+    start: datetime,
+    end: datetime,
+    rng: random.Random,
+    faults: list[str],
+    truth: GroundTruth,
+) -> int:
+    count = 0
+    team_slugs = list(teams)
+    span_min = int((end - start).total_seconds() // 60)
+    by_host: dict[str, list[_Gpu]] = {}
+    for g in fleet:
+        by_host.setdefault(g.host, []).append(g)
+    hosts = list(by_host)
+    scaling_host = hosts[5 % len(hosts)]  # an L40S node over PCIe
+    decoy_host = hosts[6 % len(hosts)]  # an H100 node over NVLink
+    clip = 0
+
+    def report(
+        team: Team,
+        gpus: list[_Gpu],
+        a: float,
+        b: float,
+        model: tuple[Any, ...],
+        *,
+        version: str | None = None,
+        usable: bool = True,
+        status: str = JobStatus.SUCCEEDED,
+        peak: int | None = None,
+    ) -> None:
+        nonlocal count
+        name, default_version, (w, h), _ = model
+        job_record(
+            source=SOURCE,
+            external_id=f"job-{count}",
+            team=team,
+            status=status,
+            clip_id=f"{team.slug}-clip-{clip}",
+            project=rng.choice(["trailer", "ads", "series"]),
+            model_name=name,
+            model_version=version or default_version,
+            width=w,
+            height=h,
+            frames=81,
+            fps=16.0,
+            steps=50,
+            usable=usable if status == JobStatus.SUCCEEDED else False,
+            peak_vram_bytes=peak,
+            queued_at=start + timedelta(minutes=a),
+            started_at=start + timedelta(minutes=a),
+            finished_at=start + timedelta(minutes=b),
+            allocations=[
+                AllocationIn(
+                    uuid=g.uuid,
+                    start=start + timedelta(minutes=a),
+                    end=start + timedelta(minutes=b),
+                )
+                for g in gpus
+            ],
+        )
+        count += 1
+
+    for host, gpus in by_host.items():
+        if host in (scaling_host, decoy_host):
+            continue
+        for g in gpus:
+            cursor = rng.uniform(0, 10)
+            tier_index = TIERS.index(g.tier)
+            model = WORKLOADS[min(tier_index, 1)] if g.tier[0] != "H200" else WORKLOADS[2]
+            if g.tier[0] == "L4":
+                model = WORKLOADS[0]
+            while cursor < span_min - 5:
+                length = model[3] * rng.uniform(0.8, 1.2)
+                b = min(cursor + length, span_min)
+                team_slug = rng.choice(team_slugs)
+                team = teams[team_slug]
+                regenerating = team_slug == "sim-studio-c" and "regeneration_waste" in faults
+                usable_p = 0.3 if regenerating else 0.9
+                oom = g.pressure_share > 0.3 and rng.random() < 0.10
+                version = None
+                if (
+                    "model_cost_regression" in faults
+                    and team_slug == "sim-studio-a"
+                    and model is WORKLOADS[0]
+                ):
+                    late = cursor > span_min / 2
+                    version = "2.2" if late else "2.1"
+                    if late:
+                        b = min(cursor + length * 1.6, span_min)  # 2.2 takes 60% longer
+                usable = rng.random() < usable_p
+                report(
+                    team,
+                    [g],
+                    cursor,
+                    b,
+                    model,
+                    version=version,
+                    usable=usable,
+                    status=JobStatus.OOM if oom else JobStatus.SUCCEEDED,
+                    peak=int(g.tier[2] * 2**30 * (0.97 if g.pressure_share > 0.3 else 0.6)),
+                )
+                if usable or not regenerating:
+                    clip += 1
+                gap = length * (1 - g.busy_share) / max(g.busy_share, 0.05)
+                cursor = b + gap * rng.uniform(0.8, 1.2)
+    # Horizontal scaling: the same model and resolution on 4 GPUs and on 1.
+    for host, efficiency, model in (
+        (scaling_host, 0.5, WORKLOADS[2]),
+        (decoy_host, 0.85, WORKLOADS[1]),
+    ):
+        gpus = by_host[host]
+        team = teams["sim-studio-b"]
+        single = model[3]
+        # Four GPUs render one clip each; the other four render clips together.
+        for g in gpus[:4]:
+            cursor = rng.uniform(0, 3)
+            while cursor < span_min - single:
+                report(team, [g], cursor, cursor + single, model)
+                clip += 1
+                cursor += single * 1.05
+        if "premature_horizontal_scaling" in faults or host == decoy_host:
+            multi = single / (4 * efficiency)
+            cursor = 0.0
+            while cursor < span_min - multi:
+                report(team, gpus[4:8], cursor, cursor + multi, model)
+                clip += 1
+                cursor += multi * 1.05
+        else:
+            for g in gpus[4:8]:
+                cursor = rng.uniform(0, 3)
+                while cursor < span_min - single:
+                    report(team, [g], cursor, cursor + single, model)
+                    clip += 1
+                    cursor += single * 1.05
+    name, _, (w, h), _ = WORKLOADS[2]
+    if "premature_horizontal_scaling" in faults:
+        truth.add("premature_horizontal_scaling", "model", f"sim-studio-b:{name}:{w}x{h}")
+    name, _, (w, h), _ = WORKLOADS[1]
+    truth.add("premature_horizontal_scaling", "model", f"sim-studio-b:{name}:{w}x{h}", decoy=True)
+    if "regeneration_waste" in faults:
+        truth.add("regeneration_waste", "team", "sim-studio-c")
+    if "model_cost_regression" in faults:
+        name, _, (w, h), _ = WORKLOADS[0]
+        truth.add("model_cost_regression", "model", f"sim-studio-a:{name}:{w}x{h}:2.2")
+    return count
+
+
+def _telemetry(fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Random) -> None:
+    """One sample a minute per GPU (held minutes busy, the rest idle) and one storage sample
+    a minute per node, through the ingest store path."""
+    from finops.jobs.models import GpuAllocation
+
+    minutes = int((end - start).total_seconds() // 60)
+    stamps = [start + timedelta(minutes=m) for m in range(minutes)]
+    held: dict[str, np.ndarray] = {}
+    for uuid, a, b in GpuAllocation.objects.filter(
+        gpu__uuid__in=[g.uuid for g in fleet], start__lt=end, end__gt=start
+    ).values_list("gpu__uuid", "start", "end"):
+        mask = held.setdefault(uuid, np.zeros(minutes, dtype=bool))
+        lo = max(int((a - start).total_seconds() // 60), 0)
+        hi = min(int(-(-(b - start).total_seconds() // 60)), minutes)
+        mask[lo:hi] = True
+    nprng = np.random.default_rng(rng.randrange(2**32))
+    records: list[tuple[int, GpuSample]] = []
+    stalled_hosts: dict[str, np.ndarray] = {}
+    for g in fleet:
+        busy = held.get(g.uuid, np.zeros(minutes, dtype=bool))
+        vram = g.tier[2] * 2**30
+        tdp = g.tier[5]
+        draw = nprng.random(minutes)
+        util = np.where(busy, nprng.uniform(75, 98, minutes), 0.0)
+        mem = np.where(busy, 0.6, 0.02)
+        reasons = np.zeros(minutes, dtype=np.int64)
+        clock = np.ones(minutes)
+        power = np.where(busy, 0.88 * tdp, 0.15 * tdp)
+        thermal = busy & (draw < g.thermal_share)
+        reasons[thermal] |= 0x20
+        clock[thermal] = g.thermal_clock
+        capped = busy & (draw >= 1 - g.power_share)
+        reasons[capped] |= 0x4
+        clock[capped] = g.power_clock
+        power[capped] = 0.98 * tdp
+        pressure = busy & (nprng.random(minutes) < g.pressure_share)
+        mem = np.where(pressure, 0.96, mem)
+        util = np.where(pressure, g.pressure_util, util)
+        if g.stalled_share:  # GPUs waiting on latents
+            stalled = busy & (nprng.random(minutes) < g.stalled_share)
+            util = np.where(stalled, 15.0, util)
+            stalled_hosts[g.host] = (
+                stalled_hosts.get(g.host, np.zeros(minutes, dtype=bool)) | stalled
+            )
+        energy = np.cumsum(power * 60 * 1000).astype(np.int64)
+        for m in range(minutes):
+            records.append(
+                (
+                    len(records) + 1,
+                    GpuSample(
+                        gpu_uuid=g.uuid,
+                        ts=stamps[m],
+                        sm_util_pct=float(util[m]),
+                        mem_used_bytes=int(vram * mem[m]),
+                        mem_total_bytes=vram,
+                        power_w=float(power[m]),
+                        sm_clock_mhz=int(1980 * clock[m]),
+                        sm_clock_max_mhz=1980,
+                        clocks_event_reasons=int(reasons[m]),
+                        energy_mj=int(energy[m]) + 10**9,
+                    ),
+                )
+            )
+        if len(records) > 200_000:
+            gpu_samples_store(records=records)
+            records = []
+    if records:
+        gpu_samples_store(records=records)
+    storage: list[tuple[int, StorageSample]] = []
+    for host in sorted({g.host for g in fleet}):
+        stalled = stalled_hosts.get(host, np.zeros(minutes, dtype=bool))
+        for m in range(minutes):
+            storage.append(
+                (
+                    len(storage) + 1,
+                    StorageSample(
+                        hostname=host,
+                        device="nvme0n1",
+                        ts=stamps[m],
+                        read_bytes_per_s=2e9,
+                        await_ms=60.0 if stalled[m] else 1.5,
+                        util_pct=95.0 if stalled[m] else 30.0,
+                    ),
+                )
+            )
+    storage_samples_store(records=storage)
