@@ -59,6 +59,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "costing-recompute-recent": periodic("finops.costing.tasks.recompute_recent", every_s=300),
     # Daily: reload the price catalogs listed in PRICE_SOURCES.
     "pricing-refresh": periodic("finops.pricing.tasks.refresh_prices", every_s=86400),
+    # Every minute: the alert rules, then their notices.
+    "alerts-evaluate": periodic("finops.alerts.tasks.evaluate", every_s=60),
     # Hourly: the failure-pattern detectors over the trailing 24 h; daily over 7 days.
     "insights-detect-day": periodic("finops.insights.tasks.detect_last_day", every_s=3600),
     "insights-detect-week": periodic("finops.insights.tasks.detect_last_week", every_s=86400),

@@ -339,6 +339,18 @@ INSIGHTS_THRESHOLDS.update(json.loads(env_str("INSIGHTS_THRESHOLDS_JSON") or "{}
 # A finding its refresh window no longer sees this many times in a row resolves itself.
 INSIGHTS_RESOLVE_AFTER_RUNS = env_int("INSIGHTS_RESOLVE_AFTER_RUNS", 3, minimum=1)
 
+# --- Alerts -------------------------------------------------------------------------------
+# The address people open FrameOps at, for links in notifications.
+FRAMEOPS_BASE_URL = env_str("FRAMEOPS_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Webhooks go to public http(s) addresses only, unless a host is listed here (an internal
+# receiver you trust).
+ALERT_WEBHOOK_ALLOWED_HOSTS = [
+    h.strip() for h in env_str("ALERT_WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()
+]
+ALERT_WEBHOOK_TIMEOUT_S = env_float("ALERT_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1, maximum=60)
+ALERT_DELIVERY_ATTEMPTS = env_int("ALERT_DELIVERY_ATTEMPTS", 4, minimum=1)
+ALERT_DELIVERY_BACKOFF_S = env_float("ALERT_DELIVERY_BACKOFF_S", 2.0, minimum=0, maximum=600)
+
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}

@@ -171,6 +171,14 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"], name="notification_status_idx")]
+        constraints = [
+            # Recorded before sending: a firing or resolved notice exists once per channel.
+            models.UniqueConstraint(
+                fields=["alert", "channel", "kind"],
+                condition=Q(kind__in=["firing", "resolved"]),
+                name="notification_once_per_alert_kind_channel",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.alert} -> {self.channel} ({self.status})"
