@@ -24,13 +24,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from finops.accounts.models import Team
 from finops.alerts.models import Alert, AlertRule, AlertState, RuleKind
 from finops.costing.models import Bucket, LedgerEntry
-from finops.fleet.models import Gpu
+from finops.fleet.models import Gpu, Node
 from finops.jobs.models import GpuAllocation
 from finops.telemetry.models import GpuMinute
 
@@ -107,6 +107,16 @@ def observe(rule: AlertRule, *, now: datetime) -> list[Observation]:
                 out.append(
                     Observation(labels[gid]["gpu"], (now - seen).total_seconds(), labels[gid])
                 )
+        # The node as a whole: silent when its freshest GPU is (it inhibits its GPUs').
+        for host, site, seen in (
+            Node.objects.filter(gpus__retired_at__isnull=True)
+            .values("hostname", "site__slug")
+            .annotate(seen=Max("gpus__last_seen_at"))
+            .values_list("hostname", "site__slug", "seen")
+        ):
+            if seen is not None:
+                out.append(Observation(f"node:{host}", (now - seen).total_seconds(),
+                                       {"node": host, "site": site}))  # fmt: skip
     elif rule.kind == RuleKind.BUDGET:
         out = _budgets(rule, now=now)
     if rule.team_id is not None and rule.kind != RuleKind.BUDGET:

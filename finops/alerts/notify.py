@@ -62,6 +62,23 @@ def silenced(alert: Alert, now: datetime) -> bool:
     return False
 
 
+# Rule kinds whose alert on a node mutes the same kind on that node's GPUs: a silent
+# node's GPUs are silent too; a node on its power brake caps every GPU.
+INHIBITING = ("telemetry_stale", "power_capping")
+
+
+def inhibited(alert: Alert) -> bool:
+    """A GPU's alert is muted while its node has a firing alert of the same rule kind."""
+    node = alert.labels.get("node")
+    if not alert.labels.get("gpu") or not node or alert.rule.kind not in INHIBITING:
+        return False
+    return (
+        Alert.objects.filter(state=AlertState.FIRING, rule__kind=alert.rule.kind, labels__node=node)
+        .exclude(labels__has_key="gpu")
+        .exists()
+    )
+
+
 def notifications_record(
     *, fired: list[int], resolved: list[int], now: datetime | None = None
 ) -> list[Notification]:
@@ -77,7 +94,7 @@ def notifications_record(
             planned.append((alert, NotificationKind.REPEAT))
     rows = []
     for alert, kind in planned:
-        if silenced(alert, now):
+        if silenced(alert, now) or inhibited(alert):
             continue
         for channel in alert.rule.channels.filter(enabled=True):
             try:

@@ -225,3 +225,21 @@ def test_webhooks_to_private_addresses_are_refused(settings):
     ):
         with pytest.raises(DeliveryError):
             _safe_url(url)
+
+
+def test_a_silent_node_inhibits_its_gpus_stale_alerts(receiver):
+    from django.utils import timezone
+
+    channel = Channel.objects.create(name="ops-hook", kind="webhook", target=receiver.url)
+    rule = AlertRule.objects.get(name="Telemetry stale")
+    AlertRule.objects.exclude(pk=rule.pk).update(enabled=False)
+    rule.channels.add(channel)
+    gpus = _fleet(3)
+    now = timezone.now()
+    Gpu.objects.filter(pk__in=[g.pk for g in gpus]).update(last_seen_at=now - timedelta(minutes=10))
+    report = rules_evaluate(now=now)
+    assert len(report.fired) == 4  # three GPUs and their node
+    tick_notify(fired=report.fired, resolved=[], now=now)
+    ((_, body),) = receiver.received
+    assert [a["labels"].get("gpu") for a in body["alerts"]] == [None]  # the node only
+    assert body["alerts"][0]["labels"]["node"] == "hot-1"
