@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from finops.api import billing_views, ingest_views, insight_views, job_views, views
+from finops.api import (
+    alert_views,
+    billing_views,
+    ingest_views,
+    insight_views,
+    job_views,
+    views,
+)
 
 app_name = "api"
 
@@ -21,6 +28,12 @@ urlpatterns = [
     path("findings", insight_views.FindingListApi.as_view(), name="findings"),
     path("findings/<int:pk>", insight_views.FindingDetailApi.as_view(), name="finding-detail"),
     path("savings", insight_views.SavingsApi.as_view(), name="savings"),
+    path("alerts", alert_views.AlertListApi.as_view(), name="alerts"),
+    path("alert-rules", alert_views.AlertRuleListApi.as_view(), name="alert-rules"),
+    path("alert-rules/<int:pk>", alert_views.AlertRuleDetailApi.as_view(), name="alert-rule"),
+    path("silences", alert_views.SilenceListApi.as_view(), name="silences"),
+    path("channels", alert_views.ChannelListApi.as_view(), name="channels"),
+    path("channels/<int:pk>/test", alert_views.ChannelTestApi.as_view(), name="channel-test"),
     path("pricing/resolve", views.PriceResolveApi.as_view(), name="pricing-resolve"),
     path("nodes", ingest_views.NodeRegisterApi.as_view(), name="node-register"),
     path(
