@@ -217,7 +217,11 @@ class ChannelTestApi(APIView):
     required_scopes = ANY_READ
     may_404 = True
 
-    @extend_schema(request=None, responses={200: serializers.DictField()})
+    class ResultSerializer(serializers.Serializer):
+        delivered = serializers.BooleanField()
+        error = serializers.CharField(required=False)
+
+    @extend_schema(request=None, responses={200: ResultSerializer})
     def post(self, request: Request, pk: int) -> Response:
         channel = get_object_or_404(_visible(request, Channel.objects), pk=pk)
         _may_write(request, channel.team)
