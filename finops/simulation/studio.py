@@ -358,9 +358,20 @@ def _jobs(
                 team_slug = rng.choice(team_slugs)
                 team = teams[team_slug]
                 regenerating = team_slug == "sim-studio-c" and "regeneration_waste" in faults
-                usable_p = 0.3 if regenerating else 0.9
+                # studio-b is the regeneration decoy: 1.4 attempts a clip, 28% of its cost.
+                decoy_team = team_slug == "sim-studio-b" and "regeneration_waste" in faults
+                usable_p = 0.3 if regenerating else 0.72 if decoy_team else 0.9
                 oom = g.pressure_share > 0.3 and rng.random() < 0.10
                 version = None
+                if (
+                    "model_cost_regression" in faults
+                    and team_slug == "sim-studio-b"
+                    and model is WORKLOADS[1]
+                ):  # the decoy: 2.2 takes 10% longer
+                    late = cursor > span_min / 2
+                    version = "2.2" if late else "2.1"
+                    if late:
+                        b = min(cursor + length * 1.1, span_min)
                 if (
                     "model_cost_regression" in faults
                     and team_slug == "sim-studio-a"
@@ -422,9 +433,12 @@ def _jobs(
     truth.add("premature_horizontal_scaling", "model", f"sim-studio-b:{name}:{w}x{h}", decoy=True)
     if "regeneration_waste" in faults:
         truth.add("regeneration_waste", "team", "sim-studio-c")
+        truth.add("regeneration_waste", "team", "sim-studio-b", decoy=True)
     if "model_cost_regression" in faults:
         name, _, (w, h), _ = WORKLOADS[0]
         truth.add("model_cost_regression", "model", f"sim-studio-a:{name}:{w}x{h}:2.2")
+        name, _, (w, h), _ = WORKLOADS[1]
+        truth.add("model_cost_regression", "model", f"sim-studio-b:{name}:{w}x{h}:2.2", decoy=True)
     return count
 
 
