@@ -165,6 +165,10 @@ class Notification(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    group_key = models.CharField(
+        max_length=300, blank=True, help_text="Rule and group labels (the node) it is sent with."
+    )
+    recorded_at = models.DateTimeField(null=True, blank=True, help_text="The tick that made it.")
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

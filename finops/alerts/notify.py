@@ -96,17 +96,38 @@ def notifications_record(
     for alert, kind in planned:
         if silenced(alert, now) or inhibited(alert):
             continue
+        group = group_key_of(alert)
         for channel in alert.rule.channels.filter(enabled=True):
             try:
                 with transaction.atomic():
                     rows.append(
-                        Notification.objects.create(alert=alert, channel=channel, kind=kind)
+                        Notification.objects.create(
+                            alert=alert,
+                            channel=channel,
+                            kind=kind,
+                            group_key=group,
+                            recorded_at=now,
+                        )
                     )
             except IntegrityError:
                 continue  # already recorded (a retried tick): never twice
         alert.last_notified_at = now
         alert.save(update_fields=["last_notified_at"])
     return rows
+
+
+def group_labels_of(alert: Alert) -> dict[str, str]:
+    """Alerts are grouped by their node (teams for budgets), as Alertmanager's grouping by
+    a label."""
+    for label in ("node", "team"):
+        if alert.labels.get(label):
+            return {label: alert.labels[label]}
+    return {}
+
+
+def group_key_of(alert: Alert) -> str:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(group_labels_of(alert).items()))
+    return f"{alert.rule_id}:{{{labels}}}"[:300]
 
 
 @dataclass
@@ -124,16 +145,49 @@ class Group:
 
 
 def groups_of(rows: list[Notification]) -> list[Group]:
-    by_key: dict[tuple[int, int, str, str], list[Notification]] = defaultdict(list)
+    by_key: dict[tuple[int, str, str], list[Notification]] = defaultdict(list)
     for n in rows:
-        node = n.alert.labels.get("node") or n.alert.labels.get("team", "")
-        by_key[(n.channel_id, n.alert.rule_id, n.kind, node)].append(n)
-    groups = []
-    for (_, _, kind, node), items in by_key.items():
-        label = "node" if items[0].alert.labels.get("node") else "team"
-        groups.append(Group(items[0].channel, items[0].alert.rule.name, kind,
-                            {label: node} if node else {}, items))  # fmt: skip
-    return groups
+        by_key[(n.channel_id, n.group_key or group_key_of(n.alert), n.kind)].append(n)
+    return [
+        Group(
+            items[0].channel, items[0].alert.rule.name, kind, group_labels_of(items[0].alert), items
+        )
+        for (_, _, kind), items in by_key.items()
+    ]
+
+
+def due_groups(now: datetime) -> list[Group]:
+    """Pending notices whose group may be sent now, as Alertmanager times them: a group's
+    first message waits ``group_wait_s`` (rule params; 0 by default: the tick that fired
+    it) for more alerts to join; after a message, new alerts of the group wait
+    ``group_interval_s`` (300 s by default) from it."""
+    pending = list(
+        Notification.objects.filter(status=NotificationStatus.PENDING).select_related(
+            "alert__rule", "channel"
+        )
+    )
+    due = []
+    for group in groups_of(pending):
+        params = group.notifications[0].alert.rule.params or {}
+        last_sent = (
+            Notification.objects.filter(
+                channel=group.channel,
+                group_key=group.notifications[0].group_key,
+                status=NotificationStatus.SENT,
+            )
+            .order_by("-sent_at")
+            .values_list("sent_at", flat=True)
+            .first()
+        )
+        first = min(n.recorded_at or now for n in group.notifications)
+        if last_sent is None:
+            ready = (now - first).total_seconds() >= float(params.get("group_wait_s", 0))
+        else:
+            wait = float(params.get("group_interval_s", 300))
+            ready = (now - last_sent).total_seconds() >= wait
+        if ready:
+            due.append(group)
+    return due
 
 
 def cost_context(alert: Alert) -> dict[str, Any]:
@@ -270,7 +324,11 @@ def _email(group: Group) -> None:
 
 
 def group_deliver(
-    group: Group, *, attempts: int | None = None, backoff_s: float | None = None
+    group: Group,
+    *,
+    attempts: int | None = None,
+    backoff_s: float | None = None,
+    sent_at: datetime | None = None,
 ) -> bool:
     """Send one group; retried with exponential backoff; each row records its attempts and
     the last error. True when it was delivered."""
@@ -297,7 +355,7 @@ def group_deliver(
                 time.sleep(backoff_s * 2 ** (attempt - 1))
             continue
         Notification.objects.filter(pk__in=ids).update(
-            status=NotificationStatus.SENT, sent_at=timezone.now(), last_error=""
+            status=NotificationStatus.SENT, sent_at=sent_at or timezone.now(), last_error=""
         )
         return True
     Notification.objects.filter(pk__in=ids).update(status=NotificationStatus.FAILED)
@@ -307,19 +365,15 @@ def group_deliver(
 def tick_notify(*, fired: list[int], resolved: list[int], now: datetime | None = None) -> int:
     """Record this tick's notices, then deliver each group (a failing channel delays no
     other: each group has its own timeouts and retries). Returns the groups delivered."""
-    rows = notifications_record(fired=fired, resolved=resolved, now=now)
-    rows = list(
-        Notification.objects.filter(pk__in=[r.pk for r in rows]).select_related(
-            "alert__rule", "channel"
-        )
-    )
-    groups = groups_of(rows)
+    now = now or timezone.now()
+    notifications_record(fired=fired, resolved=resolved, now=now)
+    groups = due_groups(now)
     if len(groups) <= 1 or connection.in_atomic_block:
-        return sum(group_deliver(g) for g in groups)
+        return sum(group_deliver(g, sent_at=now) for g in groups)
 
     def deliver(group: Group) -> bool:
         try:
-            return group_deliver(group)
+            return group_deliver(group, sent_at=now)
         finally:
             connection.close()  # this thread's own connection
 

@@ -243,3 +243,29 @@ def test_a_silent_node_inhibits_its_gpus_stale_alerts(receiver):
     ((_, body),) = receiver.received
     assert [a["labels"].get("gpu") for a in body["alerts"]] == [None]  # the node only
     assert body["alerts"][0]["labels"]["node"] == "hot-1"
+
+
+def test_alerts_joining_a_notified_group_wait_for_the_group_interval(receiver):
+    channel = Channel.objects.create(name="ops-hook", kind="webhook", target=receiver.url)
+    gpus = _fleet(4)
+    rule = AlertRule.objects.get(name="Thermal throttling")
+    rule.params = {**rule.params, "group_wait_s": 0, "group_interval_s": 600}
+    rule.save()
+    fired = _fire(gpus[:2], channel)  # two GPUs fire at 10:06; the group is told then
+    assert tick_notify(fired=fired, resolved=[], now=T0 + timedelta(minutes=6)) == 1
+    # The node's two other GPUs throttle from 10:06 and fire at 10:12: their notice waits
+    # for the group interval, 10:16.
+    told_at = {}
+    for m in range(6, 18):
+        for g in gpus:
+            minute(g, m, 30.0)
+        now = T0 + timedelta(minutes=m + 1)
+        report = rules_evaluate(now=now)
+        if report.fired:
+            told_at.setdefault("fired", now)
+        if tick_notify(fired=report.fired or [], resolved=[], now=now):
+            told_at.setdefault("sent", now)
+    assert told_at == {"fired": T0 + timedelta(minutes=12), "sent": T0 + timedelta(minutes=16)}
+    assert len(receiver.received) == 2
+    second = receiver.received[1][1]
+    assert sorted(a["labels"]["gpu"] for a in second["alerts"]) == ["GPU-hot-2", "GPU-hot-3"]
