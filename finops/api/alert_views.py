@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Membership, Role, Scope, Team
-from finops.alerts.models import Alert, AlertRule, Channel, ChannelKind, Silence
+from finops.alerts.models import Alert, AlertRule, Channel, ChannelKind, Notification, Silence
 from finops.alerts.notify import DeliveryError, _post, _safe_url
 from finops.api.params import ParameterError, ZonedDateTimeField, as_validation_error, query_choice
 from finops.api.permissions import request_teams
@@ -52,13 +52,22 @@ class TeamSlugField(serializers.SlugRelatedField):
                          required=False, **kwargs)  # fmt: skip
 
 
+class NotificationOutputSerializer(serializers.ModelSerializer):
+    channel = serializers.CharField(source="channel.name")
+
+    class Meta:
+        model = Notification
+        fields = ["channel", "kind", "status", "attempts", "last_error", "created_at", "sent_at"]
+
+
 class AlertOutputSerializer(serializers.ModelSerializer):
     rule = serializers.CharField(source="rule.name")
+    notifications = NotificationOutputSerializer(many=True, read_only=True)
 
     class Meta:
         model = Alert
         fields = ["id", "rule", "dedup_key", "labels", "state", "value", "pending_since",
-                  "fired_at", "resolved_at", "last_notified_at"]  # fmt: skip
+                  "fired_at", "resolved_at", "last_notified_at", "notifications"]  # fmt: skip
 
 
 class AlertsResultSerializer(serializers.Serializer):
@@ -77,7 +86,7 @@ class AlertListApi(APIView):
         except ParameterError as exc:
             raise as_validation_error(exc) from exc
         teams, all_teams = request_teams(request)
-        alerts = Alert.objects.select_related("rule")
+        alerts = Alert.objects.select_related("rule").prefetch_related("notifications__channel")
         visible = Q(rule__team__in=teams) | (
             Q(rule__team__isnull=True) if all_teams else Q(pk=None)
         )

@@ -269,3 +269,19 @@ def test_alerts_joining_a_notified_group_wait_for_the_group_interval(receiver):
     assert len(receiver.received) == 2
     second = receiver.received[1][1]
     assert sorted(a["labels"]["gpu"] for a in second["alerts"]) == ["GPU-hot-2", "GPU-hot-3"]
+
+
+def test_delivery_attempts_are_visible_in_the_api(receiver, api, make_key):
+    receiver.answers = [500]
+    channel = Channel.objects.create(name="flaky", kind="webhook", target=receiver.url)
+    fired = _fire(_fleet(), channel)
+    tick_notify(fired=fired, resolved=[], now=T0 + timedelta(minutes=6))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('read')}")
+    (alert,) = api.get("/api/v1/alerts", {"state": "firing"}).json()["results"]
+    (notice,) = alert["notifications"]
+    assert (notice["channel"], notice["kind"], notice["status"], notice["attempts"]) == (
+        "flaky",
+        "firing",
+        "sent",
+        2,
+    )
