@@ -8,12 +8,12 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope
+from finops.api.pagination import cursor_pagination, page_serializer
 from finops.api.params import ParameterError, as_validation_error, query_choice
 from finops.api.permissions import request_teams
 from finops.costing.selectors import QueryError, parse_window
@@ -40,17 +40,8 @@ class FindingOutputSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class FindingPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = FindingOutputSerializer(many=True)
-
-
-class FindingPagination(CursorPagination):
-    page_size = 50
-    max_page_size = 500
-    page_size_query_param = "page_size"
-    ordering = "-last_seen_at"
+FindingPageSerializer = page_serializer("FindingPage", FindingOutputSerializer)
+FindingPagination = cursor_pagination(ordering="-last_seen_at", page_size=50, max_page_size=500)
 
 
 FINDING_PARAMETERS = [

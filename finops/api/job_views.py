@@ -7,13 +7,13 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
 from finops.api.docs_schema import JOB_LIST_PARAMETERS
+from finops.api.pagination import cursor_pagination, page_serializer
 from finops.api.params import (
     FiniteFloatField,
     ParameterError,
@@ -61,17 +61,8 @@ class JobOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True, help_text="The next page; null at the end.")
-    previous = serializers.URLField(allow_null=True)
-    results = JobOutputSerializer(many=True)
-
-
-class JobPagination(CursorPagination):
-    page_size = 100
-    max_page_size = 1000
-    page_size_query_param = "page_size"
-    ordering = "-created_at"
+JobPageSerializer = page_serializer("JobPage", JobOutputSerializer)
+JobPagination = cursor_pagination(ordering="-created_at", page_size=100, max_page_size=1000)
 
 
 class JobApi(APIView):
