@@ -37,8 +37,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Real services the tests drive: Debian's prometheus (the DCGM pull test starts its own).
-SYSTEM_PACKAGES := prometheus
+# Real services the tests drive: Debian's prometheus (the DCGM pull test starts its own,
+# promtool checks the rules) and chromium (Playwright drives it: never `playwright install`).
+SYSTEM_PACKAGES := prometheus chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -47,10 +48,14 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# First start on an empty database: a labelled simulated studio (3 days, 64 GPUs, one known
+# fault per pattern) so the dashboard has something to show; `simulate_studio --clear`
+# removes it.
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
-	@echo "FrameOps on http://127.0.0.1:$(PORT)/admin/ (health: http://127.0.0.1:$(PORT)/health/)"
+	$(BIN)/python manage.py simulate_studio --if-empty --days 3 --gpus 64 --detect
+	@echo "FrameOps on http://127.0.0.1:$(PORT)/ (sign in as admin; API docs /api/docs/, health /health/)"
 	exec $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install-dev system-deps

@@ -8,6 +8,7 @@ checks in ``finops.ops.checks`` refuse the dangerous combinations.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "finops.costing",
     "finops.insights",
     "finops.simulation",
+    "finops.dashboard",
     "finops.alerts",
     "finops.reports",
     "finops.api",
@@ -144,7 +146,17 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 # Vendored front-end assets (plotly.min.js and the like) live in static/ once there are any.
-STATICFILES_DIRS = [path for path in [BASE_DIR / "static"] if path.is_dir()]
+STATICFILES_DIRS: list[object] = [path for path in [BASE_DIR / "static"] if path.is_dir()]
+# plotly.js as the plotly package ships it, served by this server (no CDN): /static/plotly/.
+STATICFILES_DIRS.append(
+    ("plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data")
+)  # type: ignore[arg-type,union-attr]
+# Static files are also served from the finders (the demo and tests run without
+# collectstatic; production collects them at build time and serves those first).
+WHITENOISE_USE_FINDERS = True
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 if DEBUG:
     # Production fills it with `manage.py collectstatic`; the demo serves from the finders.

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from finops.fleet.models import Node
+from finops.insights.services import findings_refresh
 from finops.simulation.studio import FAULTS, studio_clear, studio_simulate
 
 
@@ -25,9 +29,19 @@ class Command(BaseCommand):
             "--faults", default="all",
             help=f"comma-separated, 'all' or 'none'; of: {', '.join(FAULTS)}",
         )  # fmt: skip
-        parser.add_argument("--truth", default="var/simulated-studio-truth.json",
-                            help="where the ground truth is written")  # fmt: skip
+        parser.add_argument(
+            "--truth",
+            default=str(settings.VAR_DIR / "simulated-studio-truth.json"),
+            help="where the ground truth is written",
+        )
         parser.add_argument("--clear", action="store_true", help="remove the simulated studio")
+        parser.add_argument(
+            "--if-empty", action="store_true",
+            help="only when the database holds no node yet (make run's first start)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--detect", action="store_true", help="run the detectors over the simulated window"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["clear"]:
@@ -35,6 +49,9 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(
                 "Removed the simulated studio: " + ", ".join(f"{v} {k}" for k, v in counts.items())
             ))  # fmt: skip
+            return
+        if options["if_empty"] and Node.objects.exists():
+            self.stdout.write("The database holds a fleet already; nothing simulated.")
             return
         if not 1 <= options["days"] <= 60:
             raise CommandError("--days must be between 1 and 60")
@@ -47,6 +64,11 @@ class Command(BaseCommand):
             )  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if options["detect"]:
+            report = findings_refresh(
+                start=datetime.fromisoformat(truth.start), end=datetime.fromisoformat(truth.end)
+            )
+            self.stderr.write(f"  detectors: {report.found} finding(s)")
         path = Path(options["truth"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(truth), indent=1))

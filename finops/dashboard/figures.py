@@ -1,0 +1,38 @@
+"""Plotly figures for the dashboards: each a pure function from rows (the same rows the
+table under the chart and the CSV show) to a figure. The browser draws them with the
+plotly.js this server serves (no CDN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+LAYOUT = {"margin": {"l": 48, "r": 16, "t": 36, "b": 40}, "height": 320,
+          "font": {"family": "system-ui, sans-serif", "size": 12},
+          "paper_bgcolor": "white", "plot_bgcolor": "white",
+          "legend": {"orientation": "h", "y": -0.2}}  # fmt: skip
+
+
+def spend_by_team_per_day(days: list[dict[str, Any]], currency: str) -> go.Figure:
+    """Stacked daily spend per team (idle as its own series)."""
+    teams = sorted({r["name"] for d in days for r in d["rows"]})
+    figure = go.Figure()
+    for team in teams:
+        totals = [{r["name"]: float(r["total_cost"]) for r in d["rows"]} for d in days]
+        figure.add_bar(name=team, x=[d["start"][:10] for d in days],
+                       y=[t.get(team, 0.0) for t in totals])  # fmt: skip
+    figure.update_layout(barmode="stack", title=f"Spend per day ({currency})",
+                         yaxis_title=currency, **LAYOUT)  # fmt: skip
+    return figure
+
+
+def cost_per_usable_second(rows: list[dict[str, Any]], currency: str) -> go.Figure:
+    shown = [r for r in rows if r["cost_per_usable_second"] is not None]
+    figure = go.Figure(go.Bar(
+        x=[r["name"] for r in shown], y=[float(r["cost_per_usable_second"]) for r in shown],
+        text=[r["cost_per_usable_second"] for r in shown], textposition="outside",
+    ))  # fmt: skip
+    figure.update_layout(title=f"Cost per usable second ({currency})",
+                         yaxis_title=f"{currency} per second", **LAYOUT)  # fmt: skip
+    return figure
