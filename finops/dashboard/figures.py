@@ -36,3 +36,14 @@ def cost_per_usable_second(rows: list[dict[str, Any]], currency: str) -> go.Figu
     figure.update_layout(title=f"Cost per usable second ({currency})",
                          yaxis_title=f"{currency} per second", **LAYOUT)  # fmt: skip
     return figure
+
+
+def planner_costs(rows: list[dict[str, Any]]) -> go.Figure:
+    """Cost per usable second per catalog GPU (those that fit and have a price)."""
+    shown = [r for r in rows if r["fits"] and r["cost_per_usable_second"] is not None]
+    figure = go.Figure(go.Bar(
+        x=[r["gpu"] for r in shown], y=[float(r["cost_per_usable_second"]) for r in shown],
+        text=[f"{float(r['cost_per_usable_second']):.4f}" for r in shown], textposition="outside",
+    ))  # fmt: skip
+    figure.update_layout(title="Predicted cost per usable second (USD)", **LAYOUT)
+    return figure

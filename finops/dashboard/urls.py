@@ -9,6 +9,9 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("findings/", views.findings, name="findings"),
+    path("findings/<int:pk>/judge", views.finding_judge, name="finding-judge"),
+    path("planner/", views.planner, name="planner"),
     path(
         "login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"
     ),

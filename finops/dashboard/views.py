@@ -8,7 +8,9 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from finops.accounts.models import Team
 from finops.accounts.selectors import team_list_visible
@@ -17,10 +19,15 @@ from finops.costing.selectors import AllocationQuery, QueryError, allocation_rep
 from finops.dashboard import figures
 from finops.fleet.models import Site
 from finops.insights.models import FindingStatus
-from finops.insights.selectors import finding_list_visible
+from finops.insights.selectors import finding_list_visible, finding_may_judge
+from finops.insights.services import finding_status_set
 
-WINDOWS = {"7d": "Last 7 days", "24h": "Last 24 hours", "thismonth": "This month",
-           "lastweek": "Last week"}  # fmt: skip
+WINDOWS = {
+    "7d": "Last 7 days",
+    "24h": "Last 24 hours",
+    "thismonth": "This month",
+    "lastweek": "Last week",
+}
 
 
 def _simulated() -> bool:
@@ -36,17 +43,26 @@ def overview(request: HttpRequest) -> HttpResponse:
     window = request.GET.get("window", "7d")
     teams = team_list_visible(user=request.user)
     all_teams = teams.count() == Team.objects.count()
-    context: dict[str, Any] = {"windows": WINDOWS, "window": window, "simulated": _simulated(),
-                               "teams": teams}  # fmt: skip
+    context: dict[str, Any] = {
+        "windows": WINDOWS,
+        "window": window,
+        "simulated": _simulated(),
+        "teams": teams,
+    }
     try:
         query = AllocationQuery.from_params({"window": window, "aggregate": "team", "step": "1d"})
         whole = AllocationQuery.from_params({"window": window, "aggregate": "team"})
     except QueryError as exc:
         context["error"] = f"{exc.parameter}: {exc.message}"
         return render(request, "dashboard/overview.html", context, status=400)
-    previous = AllocationQuery(start=whole.start - (whole.end - whole.start), end=whole.start,
-                               aggregate=("team",), step="window", idle="separate",
-                               basis="allocation")  # fmt: skip
+    previous = AllocationQuery(
+        start=whole.start - (whole.end - whole.start),
+        end=whole.start,
+        aggregate=("team",),
+        step="window",
+        idle="separate",
+        basis="allocation",
+    )
     daily = allocation_report(query=query, teams=teams, all_teams=all_teams)
     report = allocation_report(query=whole, teams=teams, all_teams=all_teams)
     before = allocation_report(query=previous, teams=teams, all_teams=all_teams)
@@ -63,13 +79,162 @@ def overview(request: HttpRequest) -> HttpResponse:
     if not all_teams:
         alerts = alerts.filter(rule__team__in=teams)
     currency = report["currency"]
-    context.update({
-        "currency": currency, "spend": spend, "spend_before": spend_before, "change": change,
-        "change_pct": abs(change) * 100 if change is not None else None,
-        "rows": rows, "team_rows": team_rows, "warnings": report["warnings"],
-        "findings": findings, "alerts": alerts[:10],
-        "savings": sum((f.est_monthly_waste for f in findings), Decimal(0)),
-        "spend_chart": figures.spend_by_team_per_day(daily["steps"], currency).to_json(),
-        "cps_chart": figures.cost_per_usable_second(team_rows, currency).to_json(),
-    })  # fmt: skip
+    context.update(
+        {
+            "currency": currency,
+            "spend": spend,
+            "spend_before": spend_before,
+            "change": change,
+            "change_pct": abs(change) * 100 if change is not None else None,
+            "rows": rows,
+            "team_rows": team_rows,
+            "warnings": report["warnings"],
+            "findings": findings,
+            "alerts": alerts[:10],
+            "savings": sum((f.est_monthly_waste for f in findings), Decimal(0)),
+            "spend_chart": figures.spend_by_team_per_day(daily["steps"], currency).to_json(),
+            "cps_chart": figures.cost_per_usable_second(team_rows, currency).to_json(),
+        }
+    )
     return render(request, "dashboard/overview.html", context)
+
+
+# --- findings ------------------------------------------------------------------------------
+
+
+def _visible_findings(request: HttpRequest) -> Any:
+    teams = team_list_visible(user=request.user)
+    return finding_list_visible(teams=teams, all_teams=teams.count() == Team.objects.count())
+
+
+@login_required
+def findings(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "open")
+    listed = _visible_findings(request).order_by("-est_monthly_waste")
+    if status in FindingStatus.values:
+        listed = listed.filter(status=status)
+    rows = list(listed[:200])
+    may = {f.pk: finding_may_judge(user=request.user, finding=f) for f in rows}
+    if request.GET.get("format") == "csv":
+        return _csv(
+            "findings.csv",
+            [
+                "pattern",
+                "scope",
+                "team",
+                "status",
+                "waste",
+                "monthly",
+                "currency",
+                "recommendation",
+            ],
+            [
+                [
+                    f.pattern,
+                    f"{f.scope_kind} {f.scope_key}",
+                    f.team.slug if f.team else "",
+                    f.status,
+                    f.waste,
+                    f.est_monthly_waste,
+                    f.currency,
+                    f.recommendation,
+                ]
+                for f in rows
+            ],
+        )
+    return render(
+        request,
+        "dashboard/findings.html",
+        {
+            "findings": rows,
+            "may": may,
+            "status": status,
+            "statuses": FindingStatus.choices,
+            "simulated": _simulated(),
+        },
+    )
+
+
+@login_required
+@require_POST
+def finding_judge(request: HttpRequest, pk: int) -> HttpResponse:
+    finding = get_object_or_404(_visible_findings(request), pk=pk)
+    if not finding_may_judge(user=request.user, finding=finding):
+        return HttpResponse("Only the team's managers and admins judge its findings.", status=403)
+    status = request.POST.get("status", "")
+    if status not in (FindingStatus.ACKNOWLEDGED, FindingStatus.RESOLVED, FindingStatus.OPEN):
+        return HttpResponse(
+            f"status: {status[:20]!r} is not acknowledged, resolved or open", status=400
+        )
+    finding_status_set(finding=finding, status=status)
+    return redirect(f"{reverse('dashboard:findings')}?status={request.POST.get('back', 'open')}")
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> HttpResponse:
+    import csv
+
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return response
+
+
+# --- planner -------------------------------------------------------------------------------
+
+SHAPES = {"wan-1.3b": "Wan 2.1 1.3B", "wan-14b": "Wan 2.1 14B", "hunyuan": "HunyuanVideo (13B)"}
+
+
+@login_required
+def planner(request: HttpRequest) -> HttpResponse:
+    """The what-if of ``python -m inference plan`` (the same code; it imports no torch)."""
+    from inference.plan import Workload, plan, prices_load
+    from inference.shapes import shape_get
+
+    form = {
+        "shape": request.GET.get("shape", "wan-1.3b"),
+        "height": request.GET.get("height", "480"),
+        "width": request.GET.get("width", "832"),
+        "frames": request.GET.get("frames", "81"),
+        "steps": request.GET.get("steps", "50"),
+        "regen_rate": request.GET.get("regen_rate", "0.2"),
+    }
+    context: dict[str, Any] = {"form": form, "shapes": SHAPES, "simulated": _simulated()}
+    errors = {}
+    values: dict[str, Any] = {}
+    for name, low, high, cast in (
+        ("height", 64, 2160, int),
+        ("width", 64, 3840, int),
+        ("frames", 1, 1025, int),
+        ("steps", 1, 200, int),
+        ("regen_rate", 0.0, 0.95, float),
+    ):
+        try:
+            values[name] = cast(form[name])
+        except ValueError:
+            errors[name] = f"{form[name][:20]!r} is not a number"
+            continue
+        if not low <= values[name] <= high:
+            errors[name] = f"must be between {low} and {high}"
+    if form["shape"] not in SHAPES:
+        errors["shape"] = f"use one of {', '.join(SHAPES)}"
+    if errors:
+        context["errors"] = errors
+        return render(request, "dashboard/planner.html", context, status=400)
+    workload = Workload(
+        shape_get(f"{form['shape']}-shape"),
+        values["height"],
+        values["width"],
+        values["frames"],
+        steps=values["steps"],
+        regen_rate=values["regen_rate"],
+    )
+    rows = [r.as_dict() for r in plan(workload, prices_load({}, use_database=True))]
+    if request.GET.get("format") == "csv":
+        columns = list(rows[0]) if rows else []
+        return _csv("plan.csv", columns, [[r[c] for c in columns] for r in rows])
+    context.update(
+        {"rows": rows, "chart": figures.planner_costs(rows).to_json(), "tokens": workload.tokens}
+    )
+    return render(request, "dashboard/planner.html", context)

@@ -70,7 +70,10 @@ def test_the_overview_in_a_real_browser(server, team_a, team_b):
     membership_set(user=user, team=team_a, role=Role.ADMIN)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{server.url}/")
         page.fill("#id_username", "maria")
         page.fill("#id_password", "wrong")
@@ -84,7 +87,64 @@ def test_the_overview_in_a_real_browser(server, team_a, team_b):
         assert page.inner_text("#spend").strip() not in ("", "0.00")
         assert len(page.query_selector_all("#findings tbody tr")) == 5
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=False)
         page.select_option("#window", "24h")
         page.wait_for_url("**/?window=24h")
+        page.goto(f"{server.url}/findings/")
+        first = page.query_selector("section.finding")
+        assert first is not None
+        first.query_selector("button[value=acknowledged]").click()
+        page.wait_for_url("**/findings/?status=open")
+        page.goto(f"{server.url}/findings/?status=acknowledged")
+        assert len(page.query_selector_all("section.finding")) == 1
+        page.goto(f"{server.url}/findings/")
+        page.screenshot(path=str(SCREENSHOTS / "findings.png"), full_page=False)
+        page.goto(f"{server.url}/planner/?shape=wan-14b&height=720&width=1280&frames=81")
+        page.wait_for_selector("#plan-chart .main-svg", timeout=20000)
+        page.screenshot(path=str(SCREENSHOTS / "planner.png"), full_page=False)
         browser.close()
+    assert errors == []
+
+
+@pytest.mark.django_db
+def test_findings_page_judges_with_csrf_and_roles(client, team_a, team_b, alice, bob):
+    from datetime import UTC, datetime, timedelta
+
+    from finops.insights.models import Finding
+
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    mine = Finding.objects.create(pattern="regeneration_waste", scope_kind="team", scope_key="studio-a",
+                                  team=team_a, window_start=now - timedelta(hours=1), window_end=now,
+                                  est_monthly_waste=120, waste=1, dedup_key="a", first_seen_at=now,
+                                  last_seen_at=now, recommendation="Preview drafts.")  # fmt: skip
+    theirs = Finding.objects.create(pattern="regeneration_waste", scope_kind="team", scope_key="studio-b",
+                                    team=team_b, window_start=now - timedelta(hours=1), window_end=now,
+                                    dedup_key="b", first_seen_at=now, last_seen_at=now)  # fmt: skip
+    client.force_login(alice)  # manager of studio-a
+    page = client.get("/findings/").content.decode()
+    assert "studio-a" in page and "studio-b" not in page and ">Acknowledge</button>" in page
+    assert client.post(f"/findings/{theirs.pk}/judge", {"status": "resolved"}).status_code == 404
+    assert client.post(f"/findings/{mine.pk}/judge", {"status": "sloth"}).status_code == 400
+    assert client.post(f"/findings/{mine.pk}/judge", {"status": "acknowledged"}).status_code == 302
+    mine.refresh_from_db()
+    assert mine.status == "acknowledged"
+    csv_text = client.get(
+        "/findings/", {"status": "acknowledged", "format": "csv"}
+    ).content.decode()
+    assert "studio-a" in csv_text and "studio-b" not in csv_text
+    client.force_login(bob)  # a viewer of studio-b: sees, may not judge
+    assert ">Acknowledge</button>" not in client.get("/findings/").content.decode()
+    assert client.post(f"/findings/{theirs.pk}/judge", {"status": "resolved"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_planner_page_uses_the_planner_and_names_bad_fields(client, alice):
+    client.force_login(alice)
+    page = client.get(
+        "/planner/", {"shape": "wan-14b", "height": "720", "width": "1280"}
+    ).content.decode()
+    assert "H200" in page and "L4" in page and "plan-chart" in page
+    bad = client.get("/planner/", {"frames": "lots", "regen_rate": "2"})
+    assert bad.status_code == 400
+    assert "frames: &#x27;lots&#x27; is not a number" in bad.content.decode()
+    assert "regen_rate: must be between" in bad.content.decode()
