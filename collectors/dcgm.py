@@ -133,7 +133,9 @@ def values_to_sample(key: str, ts: datetime, values: Mapping[str, float]) -> dic
         if target is not None:
             name, scale = target
             scaled = value * scale
-            out[name] = int(scaled) if name in _INTEGER_FIELDS else scaled
+            # A value too large to scale stays a float: validation refuses it, naming it.
+            whole = name in _INTEGER_FIELDS and math.isfinite(scaled)
+            out[name] = int(scaled) if whole else scaled
     if "sm_util_pct" not in out and GR_ENGINE_ACTIVE in values:
         out["sm_util_pct"] = min(values[GR_ENGINE_ACTIVE] * 100.0, 100.0)
     if FB_TOTAL in values:

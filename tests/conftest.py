@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.test import APIClient
@@ -16,6 +17,11 @@ from rest_framework.test import APIClient
 from finops.accounts.models import Role, Team
 from finops.accounts.services import api_key_create, membership_set, team_create
 from tests.live_server import LiveServer, live_frameops
+
+# Property tests draw the same examples on every run: a failure reproduces, and CI does not
+# depend on what a random seed happened to find.
+hypothesis_settings.register_profile("frameops", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("frameops")
 
 
 @pytest.fixture(autouse=True, scope="session")
