@@ -12,6 +12,7 @@ urlpatterns = [
     path("findings/", views.findings, name="findings"),
     path("findings/<int:pk>/judge", views.finding_judge, name="finding-judge"),
     path("planner/", views.planner, name="planner"),
+    path("fleet/", views.fleet, name="fleet"),
     path(
         "login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"
     ),

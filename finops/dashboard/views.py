@@ -238,3 +238,97 @@ def planner(request: HttpRequest) -> HttpResponse:
         {"rows": rows, "chart": figures.planner_costs(rows).to_json(), "tokens": workload.tokens}
     )
     return render(request, "dashboard/planner.html", context)
+
+
+# --- fleet ---------------------------------------------------------------------------------
+
+REASONS = {
+    "throttle_power_cap_s": "power cap (0x4)",
+    "throttle_hw_slowdown_s": "hw slowdown (0x8)",
+    "throttle_sw_thermal_s": "sw thermal (0x20)",
+    "throttle_hw_thermal_s": "hw thermal (0x40)",
+    "throttle_power_brake_s": "power brake (0x80)",
+}
+
+
+@login_required
+def fleet(request: HttpRequest) -> HttpResponse:
+    """Node-by-hour utilisation and throttled time by reason, from the hour rollups (one
+    grouped query each); the fleet is everyone's, so it is shown to those who see every
+    team."""
+    from django.db.models import Avg, Sum
+    from django.db.models.functions import TruncHour
+
+    from finops.telemetry.models import GpuHour
+
+    teams = team_list_visible(user=request.user)
+    if teams.count() != Team.objects.count():
+        return render(
+            request,
+            "dashboard/fleet.html",
+            {"forbidden": True, "simulated": _simulated()},
+            status=403,
+        )
+    window = request.GET.get("window", "24h")
+    try:
+        query = AllocationQuery.from_params({"window": window})
+    except QueryError as exc:
+        return render(
+            request,
+            "dashboard/fleet.html",
+            {
+                "error": f"{exc.parameter}: {exc.message}",
+                "simulated": _simulated(),
+                "windows": WINDOWS,
+                "window": window,
+            },
+            status=400,
+        )
+    hours = GpuHour.objects.filter(
+        ts__gte=query.start, ts__lt=query.end, gpu__mig_parent__isnull=True
+    )
+    cells = list(
+        hours.annotate(hour=TruncHour("ts"))
+        .values("gpu__node__hostname", "hour")
+        .annotate(util=Avg("util_mean_pct"))
+        .order_by("gpu__node__hostname", "hour")
+    )
+    nodes = sorted({c["gpu__node__hostname"] for c in cells})
+    stamps = sorted({c["hour"] for c in cells})
+    grid = {(c["gpu__node__hostname"], c["hour"]): c["util"] for c in cells}
+    util = [[grid.get((n, h)) for h in stamps] for n in nodes]
+    totals = {
+        r["gpu__node__hostname"]: r
+        for r in hours.values("gpu__node__hostname").annotate(
+            **{k: Sum(k) for k in REASONS}, busy=Sum("busy_s"), covered=Sum("covered_s")
+        )
+    }
+    rows = [
+        {
+            "node": n,
+            "busy_h": (totals[n]["busy"] or 0) / 3600,
+            "covered_h": (totals[n]["covered"] or 0) / 3600,
+            **{label: (totals[n][k] or 0) / 3600 for k, label in REASONS.items()},
+        }
+        for n in nodes
+    ]
+    if request.GET.get("format") == "csv":
+        header = ["node", "busy_h", "covered_h", *REASONS.values()]
+        return _csv("fleet.csv", header, [[r[h] for h in header] for r in rows])
+    return render(
+        request,
+        "dashboard/fleet.html",
+        {
+            "simulated": _simulated(),
+            "windows": WINDOWS,
+            "window": window,
+            "rows": rows,
+            "reasons": list(REASONS.values()),
+            "heatmap": figures.utilisation_heatmap(
+                nodes, [f"{h:%m-%d %H:00}" for h in stamps], util
+            ).to_json(),
+            "throttle": figures.throttle_by_reason(
+                nodes, {label: [(totals[n][k] or 0) for n in nodes] for k, label in REASONS.items()}
+            ).to_json(),
+        },
+    )

@@ -99,6 +99,11 @@ def test_the_overview_in_a_real_browser(server, team_a, team_b):
         assert len(page.query_selector_all("section.finding")) == 1
         page.goto(f"{server.url}/findings/")
         page.screenshot(path=str(SCREENSHOTS / "findings.png"), full_page=False)
+        page.goto(f"{server.url}/fleet/?window=7d")
+        page.wait_for_selector("#heatmap .main-svg", timeout=20000)
+        page.wait_for_selector("#throttle .main-svg", timeout=20000)
+        assert len(page.query_selector_all("#fleet tbody tr")) == 8  # eight simulated nodes
+        page.screenshot(path=str(SCREENSHOTS / "fleet.png"), full_page=False)
         page.goto(f"{server.url}/planner/?shape=wan-14b&height=720&width=1280&frames=81")
         page.wait_for_selector("#plan-chart .main-svg", timeout=20000)
         page.screenshot(path=str(SCREENSHOTS / "planner.png"), full_page=False)
@@ -148,3 +153,13 @@ def test_planner_page_uses_the_planner_and_names_bad_fields(client, alice):
     assert bad.status_code == 400
     assert "frames: &#x27;lots&#x27; is not a number" in bad.content.decode()
     assert "regen_rate: must be between" in bad.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_fleet_page_is_for_callers_who_see_every_team(client, alice, team_b, root):
+    client.force_login(alice)
+    assert client.get("/fleet/").status_code == 403
+    client.force_login(root)
+    page = client.get("/fleet/").content.decode()
+    assert "No GPU telemetry in this window" in page
+    assert client.get("/fleet/", {"window": "sloth"}).status_code == 400
