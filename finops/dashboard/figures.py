@@ -93,3 +93,20 @@ def throttle_by_reason(nodes: list[str], reasons: dict[str, list[float]]) -> go.
         barmode="stack", title="Throttled GPU-hours by reason", yaxis_title="GPU-hours", **LAYOUT
     )
     return figure
+
+
+def cost_per_usable_second_by_project(days: list[dict[str, Any]], currency: str) -> go.Figure:
+    projects = sorted({r["name"] for d in days for r in d["rows"] if r["name"] != "__none__"})
+    figure = go.Figure()
+    for project in projects:
+        values = [
+            {r["name"]: r["cost_per_usable_second"] for r in d["rows"]}.get(project) for d in days
+        ]
+        figure.add_scatter(
+            name=project or "(no project)",
+            mode="lines+markers",
+            x=[d["start"][:10] for d in days],
+            y=[float(v) if v is not None else None for v in values],
+        )
+    figure.update_layout(title=f"Cost per usable second by project ({currency})", **LAYOUT)
+    return figure

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -332,3 +333,79 @@ def fleet(request: HttpRequest) -> HttpResponse:
             ).to_json(),
         },
     )
+
+
+# --- team ----------------------------------------------------------------------------------
+
+
+@login_required
+def team(request: HttpRequest, slug: str) -> HttpResponse:
+    """A team's cost per usable second by project over time, waste against allocation,
+    the most expensive clips with their attempts, and its jobs (paginated)."""
+    from django.core.paginator import Paginator
+    from django.db.models import Count, Sum
+
+    from finops.costing.models import LedgerEntry
+    from finops.jobs.models import JobStatus, RenderJob
+
+    the_team = get_object_or_404(team_list_visible(user=request.user), slug=slug)
+    teams = Team.objects.filter(pk=the_team.pk)
+    window = request.GET.get("window", "7d")
+    context: dict[str, Any] = {
+        "team": the_team,
+        "windows": WINDOWS,
+        "window": window,
+        "simulated": _simulated(),
+    }
+    try:
+        daily = AllocationQuery.from_params(
+            {"window": window, "aggregate": "project", "step": "1d"}
+        )
+        usage = AllocationQuery.from_params(
+            {"window": window, "aggregate": "project", "basis": "usage"}
+        )
+    except QueryError as exc:
+        context["error"] = f"{exc.parameter}: {exc.message}"
+        return render(request, "dashboard/team.html", context, status=400)
+    by_day = allocation_report(query=daily, teams=teams, all_teams=False)
+    used = allocation_report(query=usage, teams=teams, all_teams=False)["steps"][0]["rows"]
+    costs = dict(
+        LedgerEntry.objects.filter(
+            team=the_team,
+            window_start__gte=usage.start,
+            window_start__lt=usage.end,
+            job__clip__isnull=False,
+        )
+        .values("job__clip_id")
+        .annotate(total=Sum("amount"))
+        .values_list("job__clip_id", "total")
+    )
+    clips = (
+        RenderJob.objects.filter(team=the_team, clip__isnull=False, clip_id__in=list(costs))
+        .values("clip_id", "clip__external_id", "project", "model_name")
+        .annotate(attempts=Count("id"), usable=Count("id", filter=Q(usable=True)))
+    )
+    expensive = sorted(
+        ({**c, "cost": costs.get(c["clip_id"], Decimal(0))} for c in clips),
+        key=lambda c: c["cost"],
+        reverse=True,
+    )[:5]
+    jobs = RenderJob.objects.filter(team=the_team).select_related("clip").order_by("-created_at")
+    status = request.GET.get("status", "")
+    if status in JobStatus.values:
+        jobs = jobs.filter(status=status)
+    page = Paginator(jobs, 25).get_page(request.GET.get("page"))
+    context.update(
+        {
+            "rows": used,
+            "expensive": expensive,
+            "page": page,
+            "status": status,
+            "statuses": JobStatus.choices,
+            "currency": by_day["currency"],
+            "chart": figures.cost_per_usable_second_by_project(
+                by_day["steps"], by_day["currency"]
+            ).to_json(),
+        }
+    )
+    return render(request, "dashboard/team.html", context)

@@ -99,6 +99,10 @@ def test_the_overview_in_a_real_browser(server, team_a, team_b):
         assert len(page.query_selector_all("section.finding")) == 1
         page.goto(f"{server.url}/findings/")
         page.screenshot(path=str(SCREENSHOTS / "findings.png"), full_page=False)
+        page.goto(f"{server.url}/teams/sim-studio-c/?window=7d")
+        page.wait_for_selector("#team-chart .main-svg", timeout=20000)
+        assert page.query_selector_all("#clips tbody tr")
+        page.screenshot(path=str(SCREENSHOTS / "team.png"), full_page=False)
         page.goto(f"{server.url}/fleet/?window=7d")
         page.wait_for_selector("#heatmap .main-svg", timeout=20000)
         page.wait_for_selector("#throttle .main-svg", timeout=20000)
@@ -163,3 +167,17 @@ def test_the_fleet_page_is_for_callers_who_see_every_team(client, alice, team_b,
     page = client.get("/fleet/").content.decode()
     assert "No GPU telemetry in this window" in page
     assert client.get("/fleet/", {"window": "sloth"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_team_page_shows_its_clips_and_jobs_and_404s_another_team(
+    client, team_a, team_b, alice
+):
+    scenario.build(team_a, team_b)
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    client.force_login(alice)  # manager of studio-a
+    page = client.get("/teams/studio-a/", {"window": WINDOW}).content.decode()
+    assert "team-chart" in page and 'id="clips"' in page and 'id="jobs"' in page
+    assert "c1" in page  # the clip rendered twice (J1 unusable, J4 usable)
+    assert client.get("/teams/studio-b/").status_code == 404
+    assert client.get("/teams/studio-a/", {"window": "sloth"}).status_code == 400
