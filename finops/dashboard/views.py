@@ -20,7 +20,7 @@ from finops.costing.selectors import AllocationQuery, QueryError, allocation_rep
 from finops.dashboard import figures
 from finops.fleet.models import Site
 from finops.insights.models import FindingStatus
-from finops.insights.selectors import finding_list_visible, finding_may_judge
+from finops.insights.selectors import finding_judges, finding_list_visible, finding_may_judge
 from finops.insights.services import finding_status_set
 
 WINDOWS = {
@@ -115,7 +115,8 @@ def findings(request: HttpRequest) -> HttpResponse:
     if status in FindingStatus.values:
         listed = listed.filter(status=status)
     rows = list(listed[:200])
-    may = {f.pk: finding_may_judge(user=request.user, finding=f) for f in rows}
+    judges_all, judged_teams = finding_judges(user=request.user)
+    may = {f.pk: judges_all or (f.team_id is not None and f.team_id in judged_teams) for f in rows}
     if request.GET.get("format") == "csv":
         return _csv(
             "findings.csv",

@@ -33,6 +33,17 @@ def finding_may_judge(*, user: AbstractBaseUser, finding: Finding) -> bool:
     ).exists()
 
 
+def finding_judges(*, user: AbstractBaseUser) -> tuple[bool, set[int]]:
+    """(judges every finding, the teams whose findings the user judges): one query, for a
+    page of findings."""
+    if getattr(user, "is_superuser", False):
+        return True, set()
+    roles = list(Membership.objects.filter(user=user).values_list("team_id", "role"))
+    if any(role == Role.ADMIN for _, role in roles):
+        return True, set()
+    return False, {team for team, role in roles if role == Role.MANAGER}
+
+
 def savings_by_pattern_and_team(findings: QuerySet[Finding]) -> list[dict[str, Any]]:
     """Projected monthly savings of the findings still open or acknowledged, by pattern and
     team (``None``: fleet-wide), largest first."""

@@ -181,3 +181,35 @@ def test_the_team_page_shows_its_clips_and_jobs_and_404s_another_team(
     assert "c1" in page  # the clip rendered twice (J1 unusable, J4 usable)
     assert client.get("/teams/studio-b/").status_code == 404
     assert client.get("/teams/studio-a/", {"window": "sloth"}).status_code == 400
+
+
+@pytest.mark.django_db
+def test_the_findings_page_runs_no_query_per_finding(
+    client, team_a, alice, django_assert_max_num_queries
+):
+    from datetime import UTC, datetime, timedelta
+
+    from finops.insights.models import Finding
+
+    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    client.force_login(alice)
+
+    def make(n: int) -> None:
+        Finding.objects.all().delete()
+        Finding.objects.bulk_create(
+            Finding(pattern="idle_capacity", scope_kind="team", scope_key=f"k{i}", team=team_a,
+                    window_start=now - timedelta(hours=1), window_end=now, dedup_key=f"k{i}",
+                    first_seen_at=now, last_seen_at=now)
+            for i in range(n)
+        )  # fmt: skip
+
+    make(2)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        client.get("/findings/")
+    make(30)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get("/findings/").content.decode()
+    assert page.count('section class="finding"') == 30
