@@ -77,9 +77,13 @@ def _gpu_minutes(
     return {r["gpu_id"]: r for r in rows}
 
 
-def observe(rule: AlertRule, *, now: datetime) -> list[Observation]:
+def observe(
+    rule: AlertRule, *, now: datetime, labels: dict[int, dict[str, str]] | None = None
+) -> list[Observation]:
+    """What the rule sees now, one observation per GPU (or node). ``labels`` are the
+    fleet's GPU labels; a tick loads them once for all its rules."""
     window_s = int(rule.params.get("window_s", 300))
-    labels = _gpu_labels()
+    labels = _gpu_labels() if labels is None else labels
     out: list[Observation] = []
     if rule.kind in THROTTLE_COLUMNS or rule.kind == RuleKind.MEMORY_PRESSURE:
         columns = THROTTLE_COLUMNS.get(rule.kind, ("mem_pressure_s",))
@@ -120,15 +124,17 @@ def observe(rule: AlertRule, *, now: datetime) -> list[Observation]:
     elif rule.kind == RuleKind.BUDGET:
         out = _budgets(rule, now=now)
     if rule.team_id is not None and rule.kind != RuleKind.BUDGET:
-        out = [o for o in out if _team_ran_on(rule.team_id, o.key, now, window_s)]
+        ran_on = _team_gpus(rule.team_id, now, window_s)
+        out = [o for o in out if o.key in ran_on]
     return out
 
 
-def _team_ran_on(team_id: int, uuid: str, now: datetime, window_s: int) -> bool:
-    return (
-        GpuAllocation.objects.filter(gpu__uuid=uuid, job__team_id=team_id, start__lt=now)
+def _team_gpus(team_id: int, now: datetime, window_s: int) -> set[str]:
+    """UUIDs of the GPUs the team's jobs held at some point in the window."""
+    return set(
+        GpuAllocation.objects.filter(job__team_id=team_id, start__lt=now)
         .filter(Q(end__isnull=True) | Q(end__gt=now - timedelta(seconds=window_s)))
-        .exists()
+        .values_list("gpu__uuid", flat=True)
     )
 
 
@@ -172,14 +178,17 @@ def rules_evaluate(*, now: datetime | None = None) -> TickReport:
     report = TickReport(fired=[], resolved=[])
     with transaction.atomic():
         _lock()
+        labels = _gpu_labels()
         for rule in AlertRule.objects.filter(enabled=True):
-            _rule_evaluate(rule, now, report)
+            _rule_evaluate(rule, now, report, labels)
     return report
 
 
-def _rule_evaluate(rule: AlertRule, now: datetime, report: TickReport) -> None:
+def _rule_evaluate(
+    rule: AlertRule, now: datetime, report: TickReport, labels: dict[int, dict[str, str]]
+) -> None:
     resolve_below = rule.resolve_threshold if rule.resolve_threshold is not None else rule.threshold
-    observed = {o.key: o for o in observe(rule, now=now)}
+    observed = {o.key: o for o in observe(rule, now=now, labels=labels)}
     open_alerts = {a.dedup_key: a for a in Alert.objects.filter(rule=rule).exclude(
         state=AlertState.RESOLVED).select_for_update()}  # fmt: skip
     report.evaluated += len(observed)

@@ -222,20 +222,18 @@ def cost_context(alert: Alert) -> dict[str, Any]:
 def _alert_json(n: Notification) -> dict[str, Any]:
     alert = n.alert
     status = "resolved" if n.kind == NotificationKind.RESOLVED else "firing"
+    cost = cost_context(alert)
     return {
         "status": status,
         "labels": {"alertname": alert.rule.name, "severity": alert.rule.severity, **alert.labels},
         "annotations": {
             "summary": f"{alert.rule.name} on {alert.dedup_key}",
             "value": f"{alert.value:.4g}" if alert.value is not None else "",
-            **{
-                f"cost_{k}": (", ".join(v) if isinstance(v, list) else v)
-                for k, v in cost_context(alert).items()
-            },
+            **{f"cost_{k}": (", ".join(v) if isinstance(v, list) else v) for k, v in cost.items()},
         },
         "startsAt": (alert.fired_at or alert.pending_since).isoformat(),
         "endsAt": alert.resolved_at.isoformat() if alert.resolved_at else "0001-01-01T00:00:00Z",
-        "generatorURL": cost_context(alert)["link"],
+        "generatorURL": cost["link"],
         "fingerprint": f"{alert.pk:016x}",
     }
 

@@ -1,6 +1,6 @@
 """What the detectors read, loaded once per window as pandas frames: the fleet, GPU-hour
-rollups, the ledger summed by GPU, node, team and job, the jobs with their GPU time, and
-(for I/O) GPU minutes and storage minutes. Detectors are vectorised over these frames.
+rollups, the ledger summed by GPU, node, team and job, and the jobs with their GPU time.
+Detectors are vectorised over these frames.
 
 Money is the allocation basis of the ledger (what was paid for the time held); a finding's
 waste is a part of it and never more than its scope's cost in the window.
@@ -21,18 +21,17 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    Max,
     Min,
     Q,
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, Greatest, Least, TruncMinute
+from django.db.models.functions import Coalesce, Greatest, Least
 
 from finops.costing.models import Bucket, LedgerEntry
 from finops.fleet.models import Gpu
-from finops.jobs.models import GpuAllocation, JobStatus, RenderJob
-from finops.telemetry.models import GpuHour, GpuMinute, StorageSample
+from finops.jobs.models import JobStatus, RenderJob
+from finops.telemetry.models import GpuHour
 
 FAILED = (JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED)
 
@@ -53,8 +52,6 @@ class Context:
     jobs: pd.DataFrame
     currency: str = "USD"
     thresholds: dict[str, float] = field(default_factory=dict)
-    _minutes: pd.DataFrame | None = None
-    _storage: pd.DataFrame | None = None
 
     @property
     def window_s(self) -> float:
@@ -136,7 +133,8 @@ class Context:
     @staticmethod
     def _jobs(start: datetime, end: datetime, job_cost: dict[int, Decimal]) -> pd.DataFrame:
         """Jobs that held a GPU in the window (or finished in it), with their GPU count,
-        GPU-seconds inside the window, first GPU, and ledger cost in the window."""
+        GPU-seconds inside the window, first GPU, resolution ("WxH"), and ledger cost in the
+        window."""
         held = ExpressionWrapper(
             Least(Coalesce(F("allocations__end"), Value(end)), Value(end))
             - Greatest(F("allocations__start"), Value(start)),
@@ -167,6 +165,7 @@ class Context:
             jobs["gpu_seconds"] = []
             jobs["cost"] = []
             jobs["usable_seconds"] = []
+            jobs["resolution"] = []
             return jobs
         for column in ("frames", "fps", "steps", "width", "height", "peak_vram_bytes",
                        "step_time_s", "gpu_count", "first_gpu"):  # fmt: skip
@@ -176,6 +175,8 @@ class Context:
             for d in jobs["gpu_seconds_d"]
         ]
         jobs["cost"] = jobs["job_id"].map(job_cost).fillna(Decimal(0))
+        jobs["resolution"] = (jobs["width"].fillna(0).astype(int).astype(str) + "x"
+                              + jobs["height"].fillna(0).astype(int).astype(str))  # fmt: skip
         jobs["seconds"] = (jobs["frames"].astype(float) / jobs["fps"].astype(float)).fillna(0.0)
         # A clip's seconds count once: its first usable attempt finished in the window.
         finished = (
@@ -189,41 +190,6 @@ class Context:
         jobs["usable_seconds"] = 0.0
         jobs.loc[first.index, "usable_seconds"] = first["seconds"]
         return jobs
-
-    # --- lazily loaded minute data (I/O starvation only) --------------------------------
-
-    def minutes(self) -> pd.DataFrame:
-        if self._minutes is None:
-            self._minutes = _frame(
-                GpuMinute.objects.filter(
-                    ts__gte=self.start, ts__lt=self.end, gpu__mig_parent__isnull=True
-                ).values_list("gpu_id", "ts", "covered_s", "util_mean_pct"),
-                ["gpu_id", "ts", "covered_s", "util_mean_pct"],
-            )
-        return self._minutes
-
-    def storage_minutes(self) -> pd.DataFrame:
-        """Per node and minute: the worst await and utilisation of its devices, and whether
-        a network device served it."""
-        if self._storage is None:
-            self._storage = _frame(
-                StorageSample.objects.filter(ts__gte=self.start, ts__lt=self.end)
-                .annotate(minute=TruncMinute("ts"))
-                .values("device__node_id", "minute")
-                .annotate(await_ms=Max("await_ms"), util_pct=Max("util_pct"))
-                .values_list("device__node_id", "minute", "await_ms", "util_pct")
-                .order_by(),
-                ["node_id", "ts", "await_ms", "util_pct"],
-            )
-        return self._storage
-
-    def allocations(self) -> pd.DataFrame:
-        return _frame(
-            GpuAllocation.objects.filter(start__lt=self.end)
-            .filter(Q(end__isnull=True) | Q(end__gt=self.start))
-            .values_list("job_id", "gpu_id", "start", "end"),
-            ["job_id", "gpu_id", "start", "end"],
-        )
 
     # --- money by scope -------------------------------------------------------------------
 

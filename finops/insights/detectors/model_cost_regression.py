@@ -21,8 +21,6 @@ def detect(ctx: Context) -> list[Draft]:
     if not len(jobs):
         return []
     j = jobs[jobs["model_name"].astype(bool)].copy()
-    j["resolution"] = (j["width"].fillna(0).astype(int).astype(str) + "x"
-                       + j["height"].fillna(0).astype(int).astype(str))  # fmt: skip
     keys = ["team_id", "model_name", "resolution"]
     versions = j.groupby([*keys, "model_version"]).agg(
         cost=("cost", "sum"), usable_seconds=("usable_seconds", "sum"),

@@ -28,8 +28,6 @@ def detect(ctx: Context) -> list[Draft]:
         return []
     done["work"] = done["frames"].astype(float) * done["steps"].astype(float)
     done["multi"] = done["gpu_count"] > 1
-    done["resolution"] = (done["width"].fillna(0).astype(int).astype(str) + "x"
-                          + done["height"].fillna(0).astype(int).astype(str))  # fmt: skip
     keys = ["team_id", "model_name", "resolution"]
     grouped = done.groupby([*keys, "multi"]).agg(
         work=("work", "sum"), gpu_seconds=("gpu_seconds", "sum"), cost=("cost", "sum"),
