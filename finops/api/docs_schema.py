@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from collectors.records import GPU_MEASUREMENTS
 from finops.costing.models import Basis
 from finops.costing.selectors import AGGREGATES, IDLE_POLICIES, STEPS
 from finops.jobs.models import JobStatus
@@ -28,25 +29,28 @@ class IngestResultSerializer(serializers.Serializer):
     errors_truncated = serializers.IntegerField(required=False, min_value=1)
 
 
-class GpuSampleInSerializer(serializers.Serializer):
-    """One GPU sample (the public contract); docs/telemetry.md lists every bound."""
+def _measurements(spec: dict[str, tuple[bool, float, float]]) -> dict[str, serializers.Field]:
+    """Schema fields for the measurements the ingest path validates, with its bounds."""
+    return {
+        name: (serializers.IntegerField if integer else serializers.FloatField)(
+            required=False, allow_null=True, min_value=low, max_value=high
+        )
+        for name, (integer, low, high) in spec.items()
+    }
 
-    gpu_uuid = serializers.CharField(max_length=96)
-    ts = serializers.DateTimeField(help_text="RFC 3339 with a zone; not 5 min in the future.")
-    sm_util_pct = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=100
-    )
-    mem_used_bytes = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    mem_total_bytes = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    power_w = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1e5)
-    power_limit_w = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    temp_c = serializers.FloatField(required=False, allow_null=True, min_value=-40, max_value=150)
-    sm_clock_mhz = serializers.IntegerField(required=False, allow_null=True, max_value=100_000)
-    sm_clock_max_mhz = serializers.IntegerField(required=False, allow_null=True)
-    clocks_event_reasons = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    pcie_tx_bytes_per_s = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    pcie_rx_bytes_per_s = serializers.FloatField(required=False, allow_null=True, min_value=0)
-    energy_mj = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+# One GPU sample (the public contract), its bounds those of ``collectors.records``.
+GpuSampleInSerializer = type(
+    "GpuSampleInSerializer",
+    (serializers.Serializer,),
+    {
+        "__doc__": "One GPU sample (the public contract); docs/telemetry.md lists every bound.",
+        "__module__": __name__,
+        "gpu_uuid": serializers.CharField(max_length=96),
+        "ts": serializers.DateTimeField(help_text="RFC 3339 with a zone; not 5 min in the future."),
+        **_measurements(GPU_MEASUREMENTS),
+    },
+)
 
 
 class NodeGpuOutSerializer(serializers.Serializer):
