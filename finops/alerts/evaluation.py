@@ -17,10 +17,8 @@ fire twice.
 
 from __future__ import annotations
 
-from calendar import monthrange
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
@@ -29,7 +27,7 @@ from django.utils import timezone
 
 from finops.accounts.models import Team
 from finops.alerts.models import Alert, AlertRule, AlertState, RuleKind
-from finops.costing.models import Bucket, LedgerEntry
+from finops.costing.selectors import month_burn
 from finops.fleet.models import Gpu, Node
 from finops.jobs.models import GpuAllocation
 from finops.telemetry.models import GpuMinute
@@ -141,27 +139,17 @@ def _team_gpus(team_id: int, now: datetime, window_s: int) -> set[str]:
 def _budgets(rule: AlertRule, *, now: datetime) -> list[Observation]:
     """Month-to-date cost over the budget (``params.measure``: ``actual`` or ``forecast``,
     the month-to-date cost extrapolated to the month's end)."""
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    days = monthrange(now.year, now.month)[1]
-    elapsed = max((now - month_start).total_seconds(), 3600.0)
     teams = Team.objects.filter(monthly_budget__gt=0)
     if rule.team_id is not None:
         teams = teams.filter(pk=rule.team_id)
-    spent = dict(
-        LedgerEntry.objects.filter(
-            window_start__gte=month_start, window_start__lt=now, bucket=Bucket.TEAM, team__in=teams
-        )
-        .values("team_id")
-        .annotate(total=Sum("amount"))
-        .values_list("team_id", "total")
-    )
+    teams = list(teams)
+    burns = month_burn(teams, now=now)
     forecast = rule.params.get("measure", "forecast") == "forecast"
     out = []
     for team in teams:
-        cost = spent.get(team.pk, Decimal(0))
-        if forecast:
-            cost = cost * Decimal(days * 86400) / Decimal(elapsed)
-        out.append(Observation(team.slug, float(cost / team.monthly_budget), {"team": team.slug}))
+        burn = burns[team.pk]
+        ratio = burn.forecast_burn if forecast else burn.burn
+        out.append(Observation(team.slug, float(ratio or 0.0), {"team": team.slug}))
     return out
 
 

@@ -156,7 +156,7 @@ ALLOCATION_PARAMETERS = [
         OpenApiTypes.STR,
         default="7d",
         description="`7d` / `24h` (trailing, at most 366 days), `today`, `yesterday`, "
-        f"`lastweek`, `thismonth`, or `START,END`: {TIME_BOUNDS}",
+        f"`lastweek`, `thismonth`, `monthtodate`, `lastmonth`, or `START,END`: {TIME_BOUNDS}",
     ),
     OpenApiParameter(
         "aggregate",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ AGGREGATES = {
     "team": "team__slug",
     "project": "job__project",
     "model": "job__model_name",
+    "model_version": "job__model_version",
     "gpu_model": "gpu__model__name",
     "node": "node__hostname",
     "job": "job_key",
@@ -50,6 +52,7 @@ JOB_DIMENSIONS = {
     "team": "team__slug",
     "project": "project",
     "model": "model_name",
+    "model_version": "model_version",
     "job": "job_key",
 }
 # The cost a team is allocated, the base idle is shared by.
@@ -82,7 +85,8 @@ class QueryError(ValueError):
 
 def parse_window(value: str, *, now: datetime | None = None) -> tuple[datetime, datetime]:
     """``7d``/``24h`` (trailing), ``today``, ``yesterday``, ``lastweek`` (Monday to Monday),
-    ``thismonth``, or ``START,END`` in RFC 3339."""
+    ``thismonth`` (the whole calendar month), ``monthtodate`` (its start to now),
+    ``lastmonth``, or ``START,END`` in RFC 3339."""
     now = now or timezone.now()
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     value = (value or "").strip()
@@ -105,6 +109,12 @@ def parse_window(value: str, *, now: datetime | None = None) -> tuple[datetime, 
     elif value == "thismonth":
         start = today.replace(day=1)
         end = (start + timedelta(days=32)).replace(day=1)
+    elif value == "monthtodate":
+        start = today.replace(day=1)
+        end = max(now, start + timedelta(hours=1))
+    elif value == "lastmonth":
+        end = today.replace(day=1)
+        start = (end - timedelta(days=1)).replace(day=1)
     elif "," in value:
         raw_start, _, raw_end = value.partition(",")
         try:
@@ -115,7 +125,8 @@ def parse_window(value: str, *, now: datetime | None = None) -> tuple[datetime, 
     else:
         raise QueryError(
             "window",
-            f"{value[:40]!r}: use 7d, 24h, today, yesterday, lastweek, thismonth or START,END",
+            f"{value[:40]!r}: use 7d, 24h, today, yesterday, lastweek, thismonth, monthtodate, "
+            "lastmonth or START,END",
         )
     if end <= start:
         raise QueryError("window", "end must be after start")
@@ -375,6 +386,55 @@ def allocation_report(
         "idle": query.idle,
         "basis": query.basis,
         "steps": out_steps,
+    }
+
+
+@dataclass(frozen=True)
+class MonthBurn:
+    """A team's month so far against its monthly budget; ``forecast`` extrapolates the
+    month-to-date cost at the rate of the elapsed part (at least an hour) to the month's end."""
+
+    budget: Decimal | None
+    spent: Decimal
+    forecast: Decimal
+
+    @property
+    def burn(self) -> float | None:
+        return float(self.spent / self.budget) if self.budget else None
+
+    @property
+    def forecast_burn(self) -> float | None:
+        return float(self.forecast / self.budget) if self.budget else None
+
+
+def month_burn(teams: Any, *, now: datetime | None = None) -> dict[int, MonthBurn]:
+    """Month-to-date team cost (allocation basis, idle not shared) per team of ``teams``,
+    from the daily summary: one grouped query."""
+    now = now or timezone.now()
+    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    days = calendar.monthrange(month_start.year, month_start.month)[1]
+    elapsed = max((now - month_start).total_seconds(), 3600.0)
+    teams = list(teams)
+    spent = dict(
+        LedgerDay.objects.filter(
+            day__gte=month_start,
+            day__lt=now,
+            basis=Basis.ALLOCATION,
+            bucket=Bucket.TEAM,
+            team_id__in=[t.pk for t in teams],
+        )
+        .values("team_id")
+        .annotate(total=Sum("amount"))
+        .values_list("team_id", "total")
+    )
+    scale = Decimal(days * 86400) / Decimal(repr(elapsed))
+    return {
+        t.pk: MonthBurn(
+            budget=t.monthly_budget,
+            spent=spent.get(t.pk) or Decimal(0),
+            forecast=(spent.get(t.pk) or Decimal(0)) * scale,
+        )
+        for t in teams
     }
 
 

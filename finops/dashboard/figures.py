@@ -95,18 +95,125 @@ def throttle_by_reason(nodes: list[str], reasons: dict[str, list[float]]) -> go.
     return figure
 
 
-def cost_per_usable_second_by_project(days: list[dict[str, Any]], currency: str) -> go.Figure:
-    projects = sorted({r["name"] for d in days for r in d["rows"] if r["name"] != "__none__"})
+def cost_per_usable_second_trend(days: list[dict[str, Any]], currency: str) -> go.Figure:
+    """Each team's cost per usable second per day (fleet rows such as idle left out)."""
+    return _lines(days, currency, "team", skip_prefix="__")
+
+
+def cost_per_usable_second_by(days: list[dict[str, Any]], currency: str, by: str) -> go.Figure:
+    return _lines(days, currency, by, skip_prefix="__none__")
+
+
+def _lines(days: list[dict[str, Any]], currency: str, by: str, *, skip_prefix: str) -> go.Figure:
+    names = sorted(
+        {r["name"] for d in days for r in d["rows"] if not r["name"].startswith(skip_prefix)}
+    )
     figure = go.Figure()
-    for project in projects:
+    for name in names:
         values = [
-            {r["name"]: r["cost_per_usable_second"] for r in d["rows"]}.get(project) for d in days
+            {r["name"]: r["cost_per_usable_second"] for r in d["rows"]}.get(name) for d in days
         ]
         figure.add_scatter(
-            name=project or "(no project)",
+            name=name or "(none)",
             mode="lines+markers",
             x=[d["start"][:10] for d in days],
             y=[float(v) if v is not None else None for v in values],
         )
-    figure.update_layout(title=f"Cost per usable second by project ({currency})", **LAYOUT)
+    figure.update_layout(
+        title=f"Cost per usable second by {by} ({currency})",
+        yaxis_title=f"{currency} per usable second",
+        **LAYOUT,
+    )
     return figure
+
+
+def waste_against_allocation(rows: list[dict[str, Any]], currency: str, by: str) -> go.Figure:
+    """Per row: the used part of the held GPU time and the waste, stacked to the allocation."""
+    names = [r["name"] for r in rows]
+    figure = go.Figure()
+    figure.add_bar(name="used", x=names, y=[float(r["gpu_cost"]) for r in rows])
+    figure.add_bar(name="waste (held, unused)", x=names, y=[float(r["waste_cost"]) for r in rows])
+    figure.update_layout(
+        barmode="stack",
+        title=f"Waste against allocation by {by} ({currency})",
+        yaxis_title=currency,
+        **LAYOUT,
+    )
+    return figure
+
+
+def storage_await(rows: list[dict[str, Any]]) -> go.Figure:
+    shown = rows[:30]
+    figure = go.Figure(
+        go.Bar(
+            x=[r["device"] for r in shown],
+            y=[r["await_mean_ms"] or 0.0 for r in shown],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [
+                    max(0.0, (r["await_max_ms"] or 0) - (r["await_mean_ms"] or 0)) for r in shown
+                ],
+                "arrayminus": [0.0] * len(shown),
+            },
+        )
+    )
+    figure.update_layout(
+        title="Storage await by device (mean, bar to the max)", yaxis_title="ms", **LAYOUT
+    )
+    return figure
+
+
+# Series of the node page, in the order of its panels.
+NODE_SERIES = {
+    "util_mean_pct": "SM utilisation (%)",
+    "mem_frac_mean": "Memory used (%)",
+    "power_mean_w": "Power (W)",
+    "temp_max_c": "Temperature (°C)",
+    "clock_ratio_mean": "SM clock (% of max)",
+}
+
+
+def node_telemetry(
+    series: dict[str, dict[str, list[Any]]],
+    power_limits: list[int],
+    throttle: dict[str, list[float]],
+    periods: list[str],
+) -> go.Figure:
+    """One panel per measure (a line per GPU, power against the model's limit) and the
+    throttled seconds by reason per period, sharing the time axis."""
+    from plotly.subplots import make_subplots
+
+    titles = [*NODE_SERIES.values(), "Throttled seconds by reason"]
+    figure = make_subplots(
+        rows=len(titles), cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.04
+    )
+    for row, key in enumerate(NODE_SERIES, start=1):
+        for i, (gpu, values) in enumerate(sorted(series.items())):
+            figure.add_scatter(
+                row=row, col=1, x=values["ts"], y=values[key], name=gpu, mode="lines",
+                legendgroup=gpu, showlegend=row == 1, line={"color": PALETTE[i % len(PALETTE)]},
+            )  # fmt: skip
+        if key == "power_mean_w" and periods:
+            for limit in power_limits:
+                figure.add_scatter(
+                    row=row, col=1, x=[min(v["ts"][0] for v in series.values()),
+                                       max(v["ts"][-1] for v in series.values())],
+                    y=[limit, limit], name=f"limit {limit} W", mode="lines",
+                    line={"dash": "dash", "color": "#cf222e"},
+                )  # fmt: skip
+    stamps = [v for values in series.values() for v in values["ts"]]
+    ordered = sorted(set(stamps))
+    for reason, seconds in throttle.items():
+        figure.add_bar(row=len(titles), col=1, x=ordered, y=seconds, name=reason)
+    figure.update_layout(
+        **{**LAYOUT, "height": 220 * len(titles), "legend": {"orientation": "h", "y": -0.03}},
+        barmode="stack",
+    )
+    return figure
+
+
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+]  # fmt: skip

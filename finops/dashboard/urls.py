@@ -13,6 +13,7 @@ urlpatterns = [
     path("findings/<int:pk>/judge", views.finding_judge, name="finding-judge"),
     path("planner/", views.planner, name="planner"),
     path("fleet/", views.fleet, name="fleet"),
+    path("nodes/<str:hostname>/", views.node, name="node"),
     path("teams/<slug:slug>/", views.team, name="team"),
     path(
         "login/", auth_views.LoginView.as_view(template_name="dashboard/login.html"), name="login"

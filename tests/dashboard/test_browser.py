@@ -1,0 +1,178 @@
+"""The dashboard as a person sees it, in Debian's Chromium driven by Playwright over a
+labelled simulated studio: team A's manager sees team A's figures equal to the API's and
+never team B; charts render as SVG with data; the window picker changes the numbers;
+acknowledging a finding changes its status; the console stays clean. Screenshots of every
+page land in docs/screenshots/ at 1400x900."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from finops.accounts.models import Role, Team
+from finops.accounts.services import membership_set
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TEAM_A, TEAM_B = "sim-studio-a", "sim-studio-b"
+
+
+def _studio() -> None:
+    from finops.insights.services import findings_refresh
+    from finops.simulation.studio import studio_simulate
+
+    truth = studio_simulate(days=2, gpus=64, seed=5)
+    findings_refresh(
+        start=datetime.fromisoformat(truth.start), end=datetime.fromisoformat(truth.end)
+    )
+    Team.objects.filter(slug=TEAM_A).update(monthly_budget=Decimal("25000"))
+
+
+def _charts_drawn(page, *ids: str) -> None:  # type: ignore[no-untyped-def]
+    for chart in ids:
+        page.wait_for_selector(f"#{chart} .main-svg", timeout=20000)
+        # Data drawn: a bar, a line, a heatmap image or a marker inside the plot.
+        drawn = page.eval_on_selector(
+            f"#{chart}",
+            "el => el.querySelectorAll('.point, .trace path, .hm image, .bars path').length",
+        )
+        assert drawn > 0, f"{chart} has no data drawn"
+
+
+def _cell(page, table: str, row_text: str, column: str) -> str:  # type: ignore[no-untyped-def]
+    """The text of ``column`` (header label) in the row of ``table`` that starts with
+    ``row_text``."""
+    return page.evaluate(
+        """([table, rowText, column]) => {
+            const t = document.getElementById(table);
+            const index = [...t.querySelectorAll("thead th")].findIndex(
+                th => th.textContent.trim().startsWith(column));
+            const row = [...t.querySelectorAll("tbody tr")].find(
+                tr => tr.cells[0].textContent.trim() === rowText);
+            if (index < 0) throw new Error(`no column ${column}`);
+            return row ? row.cells[index].textContent.trim() : null;
+        }""",
+        [table, row_text, column],
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboard_in_a_real_browser(server):
+    if shutil.which("chromium") is None:
+        pytest.fail("Debian's chromium is required: `make test` installs it")
+    from playwright.sync_api import sync_playwright
+
+    _studio()
+    users = get_user_model().objects
+    mia = users.create_user("mia", "mia@example.com", "pw-mia-1")
+    membership_set(user=mia, team=Team.objects.get(slug=TEAM_A), role=Role.MANAGER)
+    admin = users.create_user("maria", "maria@example.com", "pw-maria-1")
+    membership_set(user=admin, team=Team.objects.get(slug=TEAM_B), role=Role.ADMIN)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+
+    def sign_in(browser, username: str, password: str):  # type: ignore[no-untyped-def]
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.url}/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "wrong")
+        page.click("button[type=submit]")
+        assert "did not match" in page.inner_text("main")
+        page.fill("#id_password", password)
+        page.click("button[type=submit]")
+        return page
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+
+        # --- team A's manager ---------------------------------------------------------
+        page = sign_in(browser, "mia", "pw-mia-1")
+        page.wait_for_url(f"{server.url}/")
+        _charts_drawn(page, "spend-chart", "cps-chart")
+        assert "Simulated studio" in page.inner_text(".simulated")
+        main = page.inner_text("main")
+        assert TEAM_B not in main and "Studio B" not in main
+        api = page.request.get(
+            f"{server.url}/api/v1/allocation", params={"window": "7d", "aggregate": "team"}
+        ).json()
+        (mine,) = api["steps"][0]["rows"]
+        assert mine["name"] == TEAM_A
+        assert _cell(page, "teams", TEAM_A, "Total") == mine["total_cost"]
+        assert _cell(page, "teams", TEAM_A, "Regeneration") == mine["regeneration_cost"]
+        assert _cell(page, "teams", TEAM_A, "Per usable s (") == mine["cost_per_usable_second"]
+        assert page.inner_text("#spend") == mine["total_cost"]
+        assert _cell(page, "teams", TEAM_A, "Budget a month") == "25000.00"
+        page.screenshot(path=str(SCREENSHOTS / "overview.png"))
+        week = page.inner_text("#spend")
+        page.select_option("#window", "24h")
+        page.wait_for_url("**/?window=24h")
+        _charts_drawn(page, "spend-chart")
+        day = page.inner_text("#spend")
+        assert Decimal(day) < Decimal(week)  # two simulated days: a day costs less
+        for path in ("/", "/findings/?status=all", f"/teams/{TEAM_A}/?window=7d"):
+            for table in ("teams", "findings", "jobs", "clips", "breakdown"):
+                csv = page.request.get(f"{server.url}{path}&format=csv&table={table}"
+                                       if "?" in path else
+                                       f"{server.url}{path}?format=csv&table={table}")  # fmt: skip
+                if csv.status == 200:
+                    assert TEAM_B not in csv.text() and "Studio B" not in csv.text()
+        for guessed in (
+            f"/teams/{TEAM_B}/",
+            f"/teams/{TEAM_B}/?format=csv&table=jobs",
+        ):
+            assert page.request.get(f"{server.url}{guessed}").status == 404
+        assert page.request.get(f"{server.url}/fleet/").status == 403
+        page.select_option("#team-switch", label=TEAM_A)
+        page.wait_for_url(f"**/teams/{TEAM_A}/**")
+        _charts_drawn(page, "team-chart", "waste-chart")
+        assert TEAM_B not in page.inner_text("main")
+        assert page.query_selector_all("#clips tbody tr")
+        assert page.query_selector_all("#jobs tbody tr")
+        page.screenshot(path=str(SCREENSHOTS / "team.png"))
+        page.goto(f"{server.url}/findings/")
+        assert TEAM_B not in page.inner_text("main")
+        first = page.query_selector("section.finding")
+        assert first is not None
+        first.query_selector("button[value=acknowledged]").click()
+        page.wait_for_url("**/findings/?status=open")
+        page.goto(f"{server.url}/findings/?status=acknowledged")
+        assert len(page.query_selector_all("section.finding")) == 1
+        assert "Acknowledged" in page.inner_text("section.finding .state")
+        page.context.close()
+
+        # --- an admin: the fleet, a node, every finding, the planner --------------------
+        page = sign_in(browser, "maria", "pw-maria-1")
+        page.wait_for_url(f"{server.url}/")
+        assert len(page.query_selector_all("#findings tbody tr")) == 5
+        page.goto(f"{server.url}/findings/")
+        page.screenshot(path=str(SCREENSHOTS / "findings.png"))
+        page.goto(f"{server.url}/fleet/?window=7d")
+        _charts_drawn(page, "heatmap", "throttle")
+        assert len(page.query_selector_all("#fleet tbody tr")) == 8  # eight simulated nodes
+        page.screenshot(path=str(SCREENSHOTS / "fleet.png"))
+        page.click("#fleet tbody tr:first-child a")
+        page.wait_for_url("**/nodes/**")
+        _charts_drawn(page, "node-chart")
+        assert page.query_selector_all("#node-jobs tbody tr")
+        page.screenshot(path=str(SCREENSHOTS / "node.png"))
+        page.goto(f"{server.url}/planner/?shape=wan-14b&height=720&width=1280&frames=81")
+        _charts_drawn(page, "plan-chart")
+        page.screenshot(path=str(SCREENSHOTS / "planner.png"))
+        page.goto(f"{server.url}/")
+        page.select_option("#window", "custom")
+        page.fill("#from", "2026-01-01")
+        page.fill("#to", "2026-01-02")
+        page.click("#custom-range button")
+        page.wait_for_url("**/?window=custom&from=2026-01-01&to=2026-01-02")
+        assert "2026-01-01 00:00" in page.inner_text("#controls")
+        bad = page.request.get(f"{server.url}/?window=custom&from=2026-13-01&to=2026-01-02")
+        assert bad.status == 400 and "from: &#x27;2026-13-01&#x27; is not a date" in bad.text()
+        browser.close()
+    assert errors == []
