@@ -142,3 +142,60 @@ def test_the_findings_page_runs_no_query_per_finding(
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = client.get("/findings/").content.decode()
     assert page.count('section class="finding"') == 30
+
+
+@pytest.mark.django_db
+def test_the_window_picker_names_its_fields(client, alice):
+    client.force_login(alice)
+    for params, message in (
+        ({"window": "custom", "to": "2026-11-02"}, "from: pick a date"),
+        ({"window": "custom", "from": "2026-11-31", "to": "2026-12-01"}, "from: &#x27;2026-11-31&#x27; is not a date"),
+        ({"window": "custom", "from": "2026-11-05", "to": "2026-11-01"}, "to: must not be before from"),
+        ({"window": "custom", "from": "2020-01-01", "to": "2026-11-01"}, "window: is longer than 366 days"),
+        ({"window": "fortnight"}, "window: &#x27;fortnight&#x27;: use 24h, 7d, 30d"),
+    ):  # fmt: skip
+        response = client.get("/", params)
+        assert response.status_code == 400, params
+        assert message in response.content.decode(), (params, message)
+    for window in ("24h", "7d", "30d", "monthtodate", "lastmonth"):
+        assert client.get("/", {"window": window}).status_code == 200, window
+    page = client.get("/", {"window": "custom", "from": "2026-11-01", "to": "2026-11-02"})
+    assert "2026-11-01 00:00 – 2026-11-03 00:00 UTC" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_every_table_downloads_as_csv_of_the_same_rows(client, team_a, team_b, alice):
+    import csv
+    import io
+
+    scenario.build(team_a, team_b)
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    client.force_login(alice)
+    response = client.get("/", {"window": WINDOW, "format": "csv", "table": "teams"})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [(r["team"], r["total_cost"]) for r in rows] == [("studio-a", "7.50")]
+    jobs = client.get("/teams/studio-a/", {"window": WINDOW, "format": "csv", "table": "jobs"})
+    ids = {r["job"] for r in csv.DictReader(io.StringIO(jobs.content.decode()))}
+    assert ids == {"farm-1:J1", "farm-1:J3", "farm-1:J4"}
+    unknown = client.get("/", {"window": WINDOW, "format": "csv", "table": "sloth"})
+    assert unknown.status_code == 400 and b"table: 'sloth' is not on this page" in unknown.content
+    bad_by = client.get("/teams/studio-a/", {"window": WINDOW, "by": "colour"})
+    assert bad_by.status_code == 400 and "by: &#x27;colour&#x27;" in bad_by.content.decode()
+    by_version = client.get("/teams/studio-a/", {"window": WINDOW, "by": "model_version"})
+    assert ">2.1<" in by_version.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_overview_shows_budget_burn_and_forecast(client, team_a, alice):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from finops.costing.selectors import month_burn
+
+    now = datetime(2026, 11, 11, 0, tzinfo=UTC)  # 10 of 30 days gone
+    scenario.build(team_a, team_a)
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    burn = month_burn([team_a], now=now)[team_a.pk]
+    assert burn.spent == Decimal("11.50") and burn.forecast == Decimal("34.50")
+    assert burn.burn == pytest.approx(11.5 / 50_000)
