@@ -48,14 +48,16 @@ system-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# First start on an empty database: a labelled simulated studio (3 days, 64 GPUs, one known
-# fault per pattern) so the dashboard has something to show; `simulate_studio --clear`
-# removes it.
+# First start on an empty database: a labelled simulated studio (SIM_DAYS days, 64 GPUs, one
+# known fault per pattern) so the dashboard has something to show, an admin and a manager
+# persona of the simulated studio A (one-time passwords printed once); with a fleet present
+# nothing is simulated again. `simulate_studio --clear` removes it.
+SIM_DAYS ?= 7
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin
-	$(BIN)/python manage.py simulate_studio --if-empty --days 3 --gpus 64 --detect
-	@echo "FrameOps on http://127.0.0.1:$(PORT)/ (sign in as admin; API docs /api/docs/, health /health/)"
+	$(BIN)/python manage.py simulate_studio --if-empty --days $(SIM_DAYS) --gpus 64 --detect --persona
+	@echo "FrameOps on http://127.0.0.1:$(PORT)/ (sign in as admin or sim-manager; API docs /api/docs/, health /health/)"
 	exec $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: install-dev system-deps

@@ -14,6 +14,7 @@ key) each injected fault must produce.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,12 +22,14 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from collectors.pricing.offers import PriceOffer
 from collectors.records import GpuSample, StorageSample
-from finops.accounts.models import Team
+from finops.accounts.models import Role, Team
+from finops.accounts.services import membership_set
 from finops.costing.engine import ledger_recompute
 from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, LedgerPrice, OutputDay
 from finops.fleet.models import Node, Site
@@ -102,6 +105,24 @@ class _Gpu:
     stalled_share: float = 0.0  # held minutes waiting on (network) storage
 
 
+PERSONA = f"{PREFIX}manager"
+
+
+def persona_ensure() -> str | None:
+    """A manager of the simulated studio A (``sim-manager``), to look at the dashboard as a
+    team-scoped person does; returns its generated password when created, else None."""
+    users = get_user_model().objects
+    team = Team.objects.filter(slug=TEAMS[0][0]).first()
+    if team is None or users.filter(username=PERSONA).exists():
+        return None
+    password = secrets.token_urlsafe(12)
+    user = users.create_user(
+        username=PERSONA, email="manager@sim-studio-a.invalid", password=password
+    )
+    membership_set(user=user, team=team, role=Role.MANAGER)
+    return password
+
+
 def studio_clear() -> dict[str, int]:
     """Remove every simulated row (and only those)."""
     with transaction.atomic():
@@ -122,6 +143,9 @@ def studio_clear() -> dict[str, int]:
         counts["fleet rows"] = Node.objects.filter(id__in=nodes).delete()[0]
         counts["teams"] = Team.objects.filter(id__in=teams).delete()[0]
         counts["sites"] = Site.objects.filter(slug__startswith=PREFIX).delete()[0]
+        counts["personas"] = (
+            get_user_model().objects.filter(username__startswith=PREFIX).delete()[0]
+        )
         counts["prices"] = PriceRate.objects.filter(sku__startswith=PREFIX).delete()[0]
     return counts
 

@@ -11,7 +11,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from finops.fleet.models import Node
 from finops.insights.services import findings_refresh
-from finops.simulation.studio import FAULTS, studio_clear, studio_simulate
+from finops.simulation.studio import (
+    FAULTS,
+    PERSONA,
+    persona_ensure,
+    studio_clear,
+    studio_simulate,
+)
 
 
 class Command(BaseCommand):
@@ -42,6 +48,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--detect", action="store_true", help="run the detectors over the simulated window"
         )
+        parser.add_argument(
+            "--persona", action="store_true",
+            help=f"create {PERSONA!r}, a manager of the simulated studio A, and print its "
+            "one-time password (once)",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["clear"]:
@@ -52,6 +63,7 @@ class Command(BaseCommand):
             return
         if options["if_empty"] and Node.objects.exists():
             self.stdout.write("The database holds a fleet already; nothing simulated.")
+            self._persona(options)
             return
         if not 1 <= options["days"] <= 60:
             raise CommandError("--days must be between 1 and 60")
@@ -76,3 +88,14 @@ class Command(BaseCommand):
             f"Simulated {options['days']} days of {options['gpus']} GPUs with "
             f"{len(truth.faults)} faults; ground truth in {path}"
         ))  # fmt: skip
+        self._persona(options)
+
+    def _persona(self, options: dict[str, Any]) -> None:
+        if not options["persona"]:
+            return
+        password = persona_ensure()
+        if password is not None:
+            self.stdout.write(self.style.SUCCESS(
+                f"Created {PERSONA!r} (manager of sim-studio-a: sees only that team) with "
+                f"one-time password: {password}\nIt is printed only now."
+            ))  # fmt: skip
