@@ -49,10 +49,11 @@ system-deps:
 	fi
 
 # First start on an empty database: a labelled simulated studio (SIM_DAYS days, 64 GPUs, one
-# known fault per pattern) so the dashboard has something to show, an admin and a manager
-# persona of the simulated studio A (one-time passwords printed once); with a fleet present
-# nothing is simulated again. `simulate_studio --clear` removes it.
-SIM_DAYS ?= 7
+# known fault per pattern; three days take about two minutes here) so the dashboard has
+# something to show, an admin and a manager persona of the simulated studio A (one-time
+# passwords printed once); with a fleet present nothing is simulated again.
+# `simulate_studio --clear` removes it.
+SIM_DAYS ?= 3
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 LAYOUT = {
@@ -18,6 +19,16 @@ LAYOUT = {
 }
 
 
+def _nums(values: Any) -> np.ndarray:
+    """Numbers as a float array (None as NaN, drawn as a gap): plotly validates an array
+    at once rather than value by value, which is what makes long series cheap."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def _labels(values: Any) -> np.ndarray:
+    return np.array(list(values), dtype=object)
+
+
 def spend_by_team_per_day(days: list[dict[str, Any]], currency: str) -> go.Figure:
     """Stacked daily spend per team (idle as its own series)."""
     teams = sorted({r["name"] for d in days for r in d["rows"]})
@@ -25,7 +36,9 @@ def spend_by_team_per_day(days: list[dict[str, Any]], currency: str) -> go.Figur
     for team in teams:
         totals = [{r["name"]: float(r["total_cost"]) for r in d["rows"]} for d in days]
         figure.add_bar(
-            name=team, x=[d["start"][:10] for d in days], y=[t.get(team, 0.0) for t in totals]
+            name=team,
+            x=_labels(d["start"][:10] for d in days),
+            y=_nums(t.get(team, 0.0) for t in totals),
         )
     figure.update_layout(
         barmode="stack", title=f"Spend per day ({currency})", yaxis_title=currency, **LAYOUT
@@ -69,9 +82,9 @@ def utilisation_heatmap(
 ) -> go.Figure:
     figure = go.Figure(
         go.Heatmap(
-            z=util,
-            x=hours,
-            y=nodes,
+            z=np.array([_nums(row) for row in util]) if util else None,
+            x=_labels(hours),
+            y=_labels(nodes),
             zmin=0,
             zmax=100,
             colorscale="Viridis",
@@ -116,8 +129,8 @@ def _lines(days: list[dict[str, Any]], currency: str, by: str, *, skip_prefix: s
         figure.add_scatter(
             name=name or "(none)",
             mode="lines+markers",
-            x=[d["start"][:10] for d in days],
-            y=[float(v) if v is not None else None for v in values],
+            x=_labels(d["start"][:10] for d in days),
+            y=_nums(values),
         )
     figure.update_layout(
         title=f"Cost per usable second by {by} ({currency})",
@@ -191,8 +204,9 @@ def node_telemetry(
     for row, key in enumerate(NODE_SERIES, start=1):
         for i, (gpu, values) in enumerate(sorted(series.items())):
             figure.add_scatter(
-                row=row, col=1, x=values["ts"], y=values[key], name=gpu, mode="lines",
-                legendgroup=gpu, showlegend=row == 1, line={"color": PALETTE[i % len(PALETTE)]},
+                row=row, col=1, x=_labels(values["ts"]), y=_nums(values[key]), name=gpu,
+                mode="lines", legendgroup=gpu, showlegend=row == 1,
+                line={"color": PALETTE[i % len(PALETTE)]},
             )  # fmt: skip
         if key == "power_mean_w" and periods:
             for limit in power_limits:
@@ -205,7 +219,7 @@ def node_telemetry(
     stamps = [v for values in series.values() for v in values["ts"]]
     ordered = sorted(set(stamps))
     for reason, seconds in throttle.items():
-        figure.add_bar(row=len(titles), col=1, x=ordered, y=seconds, name=reason)
+        figure.add_bar(row=len(titles), col=1, x=_labels(ordered), y=_nums(seconds), name=reason)
     figure.update_layout(
         **{**LAYOUT, "height": 220 * len(titles), "legend": {"orientation": "h", "y": -0.03}},
         barmode="stack",

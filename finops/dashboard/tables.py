@@ -34,13 +34,19 @@ class Table:
     csv_url: str = ""
     # Rows of the CSV when they are more than the page shows (every job, not one page).
     csv_rows: Callable[[], Any] | None = field(default=None, repr=False)
+    # Rows drawn on the page (a month by day and team is thousands); the CSV has them all.
+    limit: int = 200
 
     def cells(self) -> list[list[tuple[str, str | None, bool]]]:
         return [
             [(_text(r.get(c.key), c.places), r.get(c.link) if c.link else None, c.num)
              for c in self.columns]
-            for r in self.rows
+            for r in self.rows[: self.limit]
         ]  # fmt: skip
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.rows) > self.limit
 
 
 def _text(value: Any, places: int | None) -> str:

@@ -1,0 +1,141 @@
+"""Dashboard benchmark: server time of every page over the attribution benchmark's month.
+
+Builds the month of bench/attribution.py (512 GPUs, 1,000,000 jobs, 50 teams, minute
+telemetry for the first days; here each team's jobs are attempts at clips), computes its
+ledger, adds findings and budgets, then requests each page 20 times through the Django test
+client signed in as an admin (who sees every team: the largest pages) and prints each
+page's p95, `page_p95_max_ms` (target <= 500) and, as the baseline measured in the same
+run, the p95 of GET /api/v1/allocation for the month by team (the overview's main read):
+`ratio_vs_allocation_api` = page_p95_max_ms / that.
+
+    .venv/bin/python bench/dashboard.py [--jobs 1000000] [--gpus 512] [--teams 50] [--days 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _month import month_build
+from _setup import bench_database, timed
+
+REQUESTS = 20
+
+
+def _p95(client, path: str, params: dict[str, str], **headers: str) -> float:  # type: ignore[no-untyped-def]
+    latencies = []
+    for _ in range(REQUESTS):
+        started = time.perf_counter()
+        response = client.get(path, params, **headers)
+        latencies.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (path, response.status_code, response.content[:300])
+    return statistics.quantiles(latencies, n=20)[18]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--gpus", type=int, default=512)
+    parser.add_argument("--teams", type=int, default=50)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--telemetry-days", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--profile", action="append", default=[], metavar="PAGE",
+        help="print a cProfile of one request of PAGE (repeatable) before timing",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    with bench_database("dashboard"):
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+        from django.test import Client
+
+        from finops.accounts.models import Team
+        from finops.accounts.services import api_key_create
+        from finops.insights.models import Finding, Pattern
+
+        t: dict[str, float] = {}
+        month = month_build(
+            jobs=args.jobs, gpus=args.gpus, teams=args.teams, days=args.days,
+            telemetry_days=args.telemetry_days, t=t, clips=True,
+        )  # fmt: skip
+        with timed("ledger", t):
+            call_command("recompute_costs", f"--from={month.start.isoformat()}",
+                         f"--to={month.end.isoformat()}", f"--workers={args.workers}",
+                         "--no-rollups", stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+        Team.objects.update(monthly_budget=Decimal("40000"))
+        patterns = list(Pattern.values)
+        Finding.objects.bulk_create(
+            Finding(pattern=patterns[i % len(patterns)], scope_kind="team",
+                    scope_key=f"{team.slug}:{i}", team=team, window_start=month.end - timedelta(days=1),
+                    window_end=month.end, dedup_key=f"bench-{i}", first_seen_at=month.end - timedelta(days=1),
+                    last_seen_at=month.end, waste=Decimal(10 + i), est_monthly_waste=Decimal(300 + i),
+                    recommendation="A priced fix.", evidence={"share": 0.4}, action={"monthly_saving": 300 + i})
+            for i, team in enumerate(month.teams * 4)
+        )  # fmt: skip
+        admin = get_user_model().objects.create_superuser("bench", "bench@example.com", "pw")
+        client = Client(HTTP_HOST="localhost")
+        client.force_login(admin)
+        window = {"window": f"{month.start.isoformat()},{month.end.isoformat()}"}
+        telemetry = {
+            "window": f"{month.start.isoformat()},"
+            f"{(month.start + timedelta(days=month.telemetry_days or 1)).isoformat()}"
+        }
+        team = month.teams[0].slug
+        pages = {
+            "overview": ("/", window),
+            "team": (f"/teams/{team}/", window),
+            "team_by_model_version": (f"/teams/{team}/", {**window, "by": "model_version"}),
+            "fleet": ("/fleet/", window),
+            "node": ("/nodes/gpu-000/", window),
+            "node_minutes": ("/nodes/gpu-000/", telemetry),
+            "findings": ("/findings/", {**window, "status": "all"}),
+            "planner": ("/planner/", {"shape": "wan-14b", "height": "720", "width": "1280"}),
+        }
+        for name in args.profile:
+            import cProfile
+            import pstats
+
+            path, params = pages[name]
+            client.get(path, params)  # warm
+            profiler = cProfile.Profile()
+            profiler.runcall(client.get, path, params)
+            print(f"--- profile of {name} ---")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+        p95 = {}
+        for name, (path, params) in pages.items():
+            p95[name] = _p95(client, path, params)
+            print(f"  {name}: p95 {p95[name]:.0f} ms over {REQUESTS} requests", flush=True)
+        _, key = api_key_create(name="bench", scopes=["billing:read"])
+        api = _p95(client, "/api/v1/allocation", {**window, "aggregate": "team"},
+                   HTTP_AUTHORIZATION=f"Bearer {key}")  # fmt: skip
+        print(f"  baseline GET /api/v1/allocation, month by team: p95 {api:.0f} ms")
+        worst = max(p95.values())
+        figures = {
+            "bench": "dashboard",
+            "jobs": month.jobs,
+            "gpus": len(month.gpu_ids),
+            "teams": args.teams,
+            "days": args.days,
+            **{f"{name}_p95_ms": round(v, 1) for name, v in p95.items()},
+            "page_p95_max_ms": round(worst, 1),
+            "allocation_api_p95_ms": round(api, 1),
+            "ratio_vs_allocation_api": round(worst / api, 2),
+            "target_page_p95_max_ms": 500,
+        }
+        print(f"  slowest page p95 {worst:.0f} ms (target <= 500), {worst / api:.2f}x the API")
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
