@@ -389,6 +389,36 @@ def allocation_report(
     }
 
 
+def clip_costs(*, teams: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Clips with cost in ``[start, end)`` for ``teams``: the cost of every attempt's lines in
+    the window, its attempts (all of them, in or out of the window) and how many were
+    usable; most expensive first. Two grouped queries."""
+    costs = dict(
+        LedgerEntry.objects.filter(
+            team__in=teams,
+            window_start__gte=start,
+            window_start__lt=end,
+            job__clip__isnull=False,
+        )
+        .values("job__clip_id")
+        .annotate(total=Sum("amount"))
+        .values_list("job__clip_id", "total")
+    )
+    clips = (
+        RenderJob.objects.filter(clip_id__in=list(costs))
+        .values("clip_id", "clip__external_id", "team__slug", "project", "model_name")
+        .annotate(attempts=Count("id"), usable=Count("id", filter=Q(usable=True)))
+    )
+    merged: dict[int, dict[str, Any]] = {}
+    for c in clips:  # a clip's attempts may differ in project or model: count them together
+        row = merged.setdefault(
+            c["clip_id"], {**c, "attempts": 0, "usable": 0, "cost": costs[c["clip_id"]]}
+        )
+        row["attempts"] += c["attempts"]
+        row["usable"] += c["usable"]
+    return sorted(merged.values(), key=lambda c: c["cost"], reverse=True)
+
+
 @dataclass(frozen=True)
 class MonthBurn:
     """A team's month so far against its monthly budget; ``forecast`` extrapolates the

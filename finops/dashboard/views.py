@@ -21,12 +21,13 @@ from django.views.decorators.http import require_POST
 from finops.accounts.models import Team
 from finops.accounts.selectors import team_list_visible
 from finops.alerts.models import Alert, AlertState
-from finops.costing.models import Basis, Bucket, LedgerDay, LedgerEntry
+from finops.costing.models import Basis, Bucket, LedgerDay
 from finops.costing.money import money_str
 from finops.costing.selectors import (
     AllocationQuery,
     QueryError,
     allocation_report,
+    clip_costs,
     month_burn,
     parse_window,
 )
@@ -938,29 +939,10 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
         }
         for r in used
     ]
-    costs = dict(
-        LedgerEntry.objects.filter(
-            team=the_team,
-            window_start__gte=win.start,
-            window_start__lt=win.end,
-            job__clip__isnull=False,
-        )
-        .values("job__clip_id")
-        .annotate(total=Sum("amount"))
-        .values_list("job__clip_id", "total")
-    )
-    clips = list(
-        RenderJob.objects.filter(team=the_team, clip_id__in=list(costs))
-        .values("clip_id", "clip__external_id", "project", "model_name")
-        .annotate(attempts=Count("id"), usable=Count("id", filter=Q(usable=True)))
-    )
+    clips = clip_costs(teams=teams, start=win.start, end=win.end)
     attempts = sum(c["attempts"] for c in clips)
     usable_clips = sum(1 for c in clips if c["usable"])
-    expensive = sorted(
-        ({**c, "cost": money_str(costs.get(c["clip_id"], Decimal(0)))} for c in clips),
-        key=lambda c: Decimal(c["cost"]),
-        reverse=True,
-    )[:5]
+    expensive = [{**c, "cost": money_str(c["cost"])} for c in clips[:5]]
     jobs = RenderJob.objects.filter(team=the_team).select_related("clip")
     filters = {k: request.GET.get(k, "").strip() for k in ("status", "project", "model")}
     if filters["status"] in JobStatus.values:
