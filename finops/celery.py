@@ -64,6 +64,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Hourly: the failure-pattern detectors over the trailing 24 h; daily over 7 days.
     "insights-detect-day": periodic("finops.insights.tasks.detect_last_day", every_s=3600),
     "insights-detect-week": periodic("finops.insights.tasks.detect_last_week", every_s=86400),
+    # Every 5 minutes: weekly reports whose hour has come (each recipient's weekday and hour
+    # in their zone), and runs waiting for complete data or retrying delivery.
+    "reports-send-due": periodic("finops.reports.tasks.send_due", every_s=300),
     # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.
     "telemetry-purge-raw-samples": periodic(
         "finops.telemetry.tasks.purge_raw_samples", every_s=3600

@@ -227,6 +227,16 @@ else:
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = 30
 
+# --- Weekly reports -------------------------------------------------------------------------
+# Where links in e-mails point (the dashboard as recipients reach it).
+FRAMEOPS_BASE_URL = env_str("FRAMEOPS_BASE_URL", "http://127.0.0.1:8000")
+# A week whose data is not complete (dirty ledger hours, telemetry gaps) waits up to this
+# long after its due time, then goes out with those figures marked provisional.
+REPORTS_PROVISIONAL_DELAY_S = env_int("REPORTS_PROVISIONAL_DELAY_S", 6 * 3600, minimum=0)
+# SMTP failures: attempts in all, and the first back-off (doubling each time).
+REPORTS_MAX_ATTEMPTS = env_int("REPORTS_MAX_ATTEMPTS", 5, minimum=1)
+REPORTS_RETRY_BACKOFF_S = env_int("REPORTS_RETRY_BACKOFF_S", 300, minimum=0)
+
 # --- Telemetry sources ----------------------------------------------------------------------
 
 PROMETHEUS_URL = env_str("PROMETHEUS_URL", "")

@@ -24,6 +24,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("admin/", admin.site.urls),
+    path("reports/", include("finops.reports.urls")),
     path("", include("finops.dashboard.urls")),
 ]
 

@@ -30,7 +30,6 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from finops.alerts.models import (
@@ -45,6 +44,7 @@ from finops.alerts.models import (
 )
 from finops.costing.models import LedgerEntry
 from finops.jobs.models import GpuAllocation
+from finops.ops.emails import email_render
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -312,12 +312,12 @@ def _post(url: str, body: dict[str, Any], key: str) -> None:
 def _email(group: Group) -> None:
     body = webhook_body(group)
     context = {"group": group, "body": body, "alerts": body["alerts"]}
-    subject = render_to_string("emails/alert-subject.txt", context).strip()
+    rendered = email_render("alert", context)
     message = EmailMultiAlternatives(
-        subject, render_to_string("emails/alert-body.txt", context),
+        rendered.subject, rendered.text,
         to=[a.strip() for a in group.channel.target.split(",") if a.strip()],
     )  # fmt: skip
-    message.attach_alternative(render_to_string("emails/alert-body.html", context), "text/html")
+    message.attach_alternative(rendered.html, "text/html")
     message.send()
 
 
