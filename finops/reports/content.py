@@ -141,6 +141,13 @@ def data_gaps(week: Week, *, now: datetime | None = None) -> list[str]:
     return notes
 
 
+FLEET_ROWS = {"__idle__": "idle GPUs (fleet)", "__unallocated__": "busy, no job (fleet)"}
+
+
+def _label(name: str) -> str:
+    return FLEET_ROWS.get(name, "(none)" if name == "__none__" else name)
+
+
 def _link(path: str, **params: str) -> str:
     base = settings.FRAMEOPS_BASE_URL.rstrip("/")
     return f"{base}{path}?{urlencode(params)}" if params else f"{base}{path}"
@@ -248,6 +255,7 @@ def weekly_report(
         teams_out.append(
             {
                 **r,
+                "label": _label(r["name"]),
                 "previous_cost": was.get("total_cost"),
                 "previous_cps": was.get("cost_per_usable_second"),
                 "change_pct": _change(Decimal(r["total_cost"]), _dec(was.get("total_cost"))),
@@ -266,8 +274,8 @@ def weekly_report(
         projects_out.append(
             {
                 **r,
-                "team": team_slug,
-                "project": project or "(none)",
+                "team": _label(team_slug),
+                "project": _label(project) if project else "(none)",
                 "previous_cost": was.get("total_cost"),
                 "delta": Decimal(r["total_cost"]) - (_dec(was.get("total_cost")) or Decimal(0)),
                 "change_pct": _change(Decimal(r["total_cost"]), _dec(was.get("total_cost"))),
@@ -279,13 +287,16 @@ def weekly_report(
     for name, was in project_before.items():  # projects that stopped spending move too
         if name not in {r["name"] for r in by_project}:
             team_slug, _, project = name.partition(",")
-            projects_out.append({"name": name, "team": team_slug, "project": project or "(none)",
+            projects_out.append({"name": name, "team": _label(team_slug),
+                                 "project": _label(project) if project else "(none)",
                                  "total_cost": "0.00", "previous_cost": was["total_cost"],
                                  "delta": -Decimal(was["total_cost"]), "change_pct": -100.0,
                                  "cost_per_usable_second": None, "cps_change_pct": None,
                                  "usable_seconds": None, "regeneration_cost": "0.00"})  # fmt: skip
     movers = sorted(
-        (p for p in projects_out if p["delta"]), key=lambda p: abs(p["delta"]), reverse=True
+        (p for p in projects_out if p["delta"] and p["name"].partition(",")[0] in team_keys),
+        key=lambda p: abs(p["delta"]),
+        reverse=True,
     )[:5]
     projects_out = [p for p in projects_out if p["name"] in {r["name"] for r in by_project}]
     clips = clip_costs(teams=_teams(scope), start=week.start, end=week.end)
@@ -324,7 +335,10 @@ def weekly_report(
         previous=_total(list(before.values())),
         average_4w=sum(earlier, Decimal(0)) / 4 if any(earlier) else None,
         usable_seconds=usable,
-        cost_per_usable_second=total / Decimal(repr(usable)) if usable else None,
+        # Rounded as the allocation report rounds it, so the e-mail and the API agree.
+        cost_per_usable_second=Decimal(money_str(total / Decimal(repr(usable))))
+        if usable
+        else None,
         regeneration=sum((Decimal(r["regeneration_cost"]) for r in by_team), Decimal(0)),
         idle=_total(idle_rows) if scope.all_teams else None,
         attempts_per_clip=round(sum(c["attempts"] for c in clips) / usable_clips, 2)

@@ -293,7 +293,7 @@ def reports_send_due(
     while True:
         with transaction.atomic():
             run = (
-                ReportRun.objects.select_for_update(skip_locked=True)
+                ReportRun.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("subscription__team", "subscription__user")
                 .filter(status__in=PENDING)
                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
