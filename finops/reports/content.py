@@ -168,7 +168,7 @@ def _rows(query: AllocationQuery, scope: Scope) -> list[dict[str, Any]]:
     return report["steps"][0]["rows"]
 
 
-def _query(week: Week, *aggregate: str, step: str = "window") -> AllocationQuery:
+def week_query(week: Week, *aggregate: str, step: str = "window") -> AllocationQuery:
     return AllocationQuery(
         start=week.start,
         end=week.end,
@@ -227,14 +227,16 @@ def weekly_report(
 ) -> WeeklyReport:
     """Every figure of one recipient's report for ``week``."""
     now = now or timezone.now()
-    by_team = _rows(_query(week, "team"), scope)
-    before = {r["name"]: r for r in _rows(_query(week.before(), "team"), scope)}
-    earlier = [_total(_rows(_query(week.before(n), "team"), scope)) for n in range(1, 5)]
-    by_project = _rows(_query(week, "team", "project"), scope)
-    project_before = {r["name"]: r for r in _rows(_query(week.before(), "team", "project"), scope)}
-    allocation = _rows(_query(week, "team", "project", "model"), scope)
+    by_team = _rows(week_query(week, "team"), scope)
+    before = {r["name"]: r for r in _rows(week_query(week.before(), "team"), scope)}
+    earlier = [_total(_rows(week_query(week.before(n), "team"), scope)) for n in range(1, 5)]
+    by_project = _rows(week_query(week, "team", "project"), scope)
+    project_before = {
+        r["name"]: r for r in _rows(week_query(week.before(), "team", "project"), scope)
+    }
+    allocation = _rows(week_query(week, "team", "project", "model"), scope)
     hourly = allocation_report(
-        query=_query(week, "team", step="1h"),
+        query=week_query(week, "team", step="1h"),
         teams=_teams(scope),
         all_teams=scope.all_teams,
     )
