@@ -920,25 +920,17 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
     context["win"] = win
     daily = AllocationQuery.from_params({"window": win.query, "aggregate": by, "step": "1d"})
     usage = AllocationQuery.from_params({"window": win.query, "aggregate": by, "basis": "usage"})
-    alloc = AllocationQuery.from_params({"window": win.query, "aggregate": by})
     by_day = allocation_report(query=daily, teams=teams, all_teams=False)
     used = allocation_report(query=usage, teams=teams, all_teams=False)["steps"][0]["rows"]
-    held = {
-        r["name"]: r
-        for r in allocation_report(query=alloc, teams=teams, all_teams=False)["steps"][0]["rows"]
-    }
     currency = by_day["currency"]
     money = f"({currency})"
-    breakdown = [
-        {
-            **r,
-            "allocated": held.get(r["name"], {}).get("total_cost"),
-            "waste_share_pct": _pct(
-                Decimal(r["waste_cost"]), Decimal(held.get(r["name"], {}).get("total_cost", 0))
-            ),
-        }
-        for r in used
-    ]
+    # Held GPU time is what the usage basis splits into used and waste.
+    breakdown = []
+    for r in used:
+        held = Decimal(r["gpu_cost"]) + Decimal(r["waste_cost"])
+        breakdown.append(
+            {**r, "held": money_str(held), "waste_share_pct": _pct(Decimal(r["waste_cost"]), held)}
+        )
     clips = clip_costs(teams=teams, start=win.start, end=win.end)
     attempts = sum(c["attempts"] for c in clips)
     usable_clips = sum(1 for c in clips if c["usable"])
@@ -976,8 +968,8 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
             Col("name", label),
             Col("gpu_cost", f"Used {money}", num=True),
             Col("waste_cost", "Waste", num=True),
-            Col("allocated", "Allocated (held)", num=True),
-            Col("waste_share_pct", "Waste of allocated (%)", num=True),
+            Col("held", "GPU time held", num=True),
+            Col("waste_share_pct", "Waste of held (%)", num=True),
             Col("regeneration_cost", "Regeneration", num=True),
             Col("total_cost", "Total", num=True),
             Col("usable_seconds", "Usable s", num=True, places=1),

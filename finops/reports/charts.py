@@ -39,9 +39,11 @@ def spend_per_day(daily: dict[str, dict[str, float]], days: list[str], currency:
     if rest:
         series["other"] = [sum(daily[n].get(d, 0.0) for n in rest) for d in days]
     bottom = [0.0] * len(days)
+    positions = list(range(len(days)))  # day labels as ticks, not parsed as dates
     for i, (name, values) in enumerate(series.items()):
-        axes.bar(days, values, bottom=bottom, label=name, color=COLOURS[i % len(COLOURS)])  # type: ignore[attr-defined]
+        axes.bar(positions, values, bottom=bottom, label=name, color=COLOURS[i % len(COLOURS)])  # type: ignore[attr-defined]
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_xticks(positions, days)  # type: ignore[attr-defined]
     axes.set_title(f"Spend per day ({currency})", fontsize=10)  # type: ignore[attr-defined]
     if series:
         axes.legend(fontsize=7, frameon=False, ncols=min(4, len(series)))  # type: ignore[attr-defined]

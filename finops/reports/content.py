@@ -229,14 +229,23 @@ def weekly_report(
     now = now or timezone.now()
     by_team = _rows(week_query(week, "team"), scope)
     before = {r["name"]: r for r in _rows(week_query(week.before(), "team"), scope)}
-    earlier = [_total(_rows(week_query(week.before(n), "team"), scope)) for n in range(1, 5)]
+    four = AllocationQuery(
+        start=week.before(4).start, end=week.start, aggregate=("team",), step="window",
+        idle="separate", basis="allocation",
+    )  # fmt: skip
+    four_weeks = _total(_rows(four, scope))
     by_project = _rows(week_query(week, "team", "project"), scope)
     project_before = {
         r["name"]: r for r in _rows(week_query(week.before(), "team", "project"), scope)
     }
     allocation = _rows(week_query(week, "team", "project", "model"), scope)
+    # Spend per local day: daily steps where the local days are UTC days, else hours
+    # summed into the recipient's days.
+    utc_days = week.start.hour == week.start.minute == 0 and week.end - week.start == timedelta(
+        days=7
+    )
     hourly = allocation_report(
-        query=week_query(week, "team", step="1h"),
+        query=week_query(week, "team", step="1d" if utc_days else "1h"),
         teams=_teams(scope),
         all_teams=scope.all_teams,
     )
@@ -335,7 +344,7 @@ def weekly_report(
         currency=hourly["currency"],
         total=total,
         previous=_total(list(before.values())),
-        average_4w=sum(earlier, Decimal(0)) / 4 if any(earlier) else None,
+        average_4w=four_weeks / 4 if four_weeks else None,
         usable_seconds=usable,
         # Rounded as the allocation report rounds it, so the e-mail and the API agree.
         cost_per_usable_second=Decimal(money_str(total / Decimal(repr(usable))))
