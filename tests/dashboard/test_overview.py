@@ -160,7 +160,7 @@ def test_the_window_picker_names_its_fields(client, alice):
     for window in ("24h", "7d", "30d", "monthtodate", "lastmonth"):
         assert client.get("/", {"window": window}).status_code == 200, window
     page = client.get("/", {"window": "custom", "from": "2026-11-01", "to": "2026-11-02"})
-    assert "2026-11-01 00:00 – 2026-11-03 00:00 UTC" in page.content.decode()
+    assert "2026-11-01 00:00 \N{EN DASH} 2026-11-03 00:00 UTC" in page.content.decode()
 
 
 @pytest.mark.django_db
