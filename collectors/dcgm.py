@@ -176,8 +176,6 @@ def parse_exposition(text: str, *, scraped_at: datetime | None = None) -> ParseR
                 result.skip(number, str(exc))
                 continue
             rest = line[close + 1 :]
-        if name not in KNOWN:
-            continue  # another exporter's metric, or one FrameOps does not use
         parts = rest.split()
         if not parts:
             result.skip(number, f"{name} has no value")
@@ -185,8 +183,13 @@ def parse_exposition(text: str, *, scraped_at: datetime | None = None) -> ParseR
         try:
             value = float(parts[0])
         except ValueError:
-            result.skip(number, f"{name} value {parts[0]!r} is not a number")
+            # Counted for every family, read or not: an exporter that fails to convert one
+            # field (dcgm-exporter writes "ERROR - FAILED TO CONVERT TO STRING") is worth
+            # seeing in the count even when FrameOps has no use for that field.
+            result.skip(number, f"{name} value {' '.join(parts)[:60]!r} is not a number")
             continue
+        if name not in KNOWN:
+            continue  # another exporter's metric, or one FrameOps does not use
         if not math.isfinite(value):
             result.skip(number, f"{name} value {parts[0]} is not finite")
             continue
@@ -368,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result = parse_exposition(text)
     for sample in result.samples:
-        print(json.dumps(sample.as_json()))
+        device = result.devices.get(sample.gpu_uuid)
+        hostname = device.hostname if device is not None else ""
+        print(json.dumps({**sample.as_json(), "hostname": hostname}))
     print(
         f"{len(result.samples)} samples from {len(result.devices)} devices; "
         f"{result.skipped_lines} lines skipped",

@@ -176,7 +176,33 @@ def offer_file(
                     if product is not None:
                         yield from offers_from_terms(sku, product, kind, terms)
     except ijson.JSONError as exc:
-        raise PriceError("offer file", "(json)", f"is not valid or is truncated: {exc}") from exc
+        where = _json_error_position(open_file)
+        raise PriceError(
+            "offer file", "(json)", f"is not valid or is truncated{where}: {exc}"
+        ) from exc
+
+
+# Re-read a broken offer file whole to say where it breaks; larger ones keep the parser's
+# own message (a byte offset at best) rather than hold gigabytes in memory.
+POSITION_SCAN_MAX_BYTES = 512 * 2**20
+
+
+def _json_error_position(open_file: Callable[[], IO[bytes]]) -> str:
+    """`` at line L, column C`` of the first JSON error in the file, or ``""``."""
+    try:
+        with open_file() as f:
+            data = f.read(POSITION_SCAN_MAX_BYTES + 1)
+    except OSError:
+        return ""
+    if len(data) > POSITION_SCAN_MAX_BYTES:
+        return ""
+    try:
+        json.loads(data)
+    except json.JSONDecodeError as exc:
+        return f" at line {exc.lineno}, column {exc.colno} ({exc.msg})"
+    except UnicodeDecodeError as exc:
+        return f" at byte {exc.start} (not UTF-8)"
+    return ""
 
 
 def get_products_pages(

@@ -14,6 +14,7 @@ from typing import Any
 from collectors.pricing.instances import instance_gpus
 from collectors.pricing.offers import (
     HOURS_PER_YEAR,
+    IgnoredItem,
     PriceError,
     PriceOffer,
     SkippedOffer,
@@ -25,7 +26,7 @@ from collectors.pricing.offers import (
 
 def retail_items(
     pages: Iterable[dict[str, Any]], *, regions: set[str] | None = None, currency: str | None = None
-) -> Iterator[PriceOffer | SkippedOffer]:
+) -> Iterator[PriceOffer | SkippedOffer | IgnoredItem]:
     for page_number, page in enumerate(pages, start=1):
         items = page.get("Items")
         if not isinstance(items, list):
@@ -34,16 +35,23 @@ def retail_items(
         for position, item in enumerate(items, start=1):
             record = f"page {page_number} Items[{position}] ({item.get('meterId', '?')})"
             if item.get("serviceName") != "Virtual Machines":
+                yield IgnoredItem("azure", "not a virtual machine")
                 continue
             kind = item.get("type")
             product, meter = str(item.get("productName", "")), str(item.get("meterName", ""))
             sku_name = str(item.get("skuName", ""))
-            if kind == "DevTestConsumption" or "Windows" in product:
+            if kind == "DevTestConsumption":
+                yield IgnoredItem("azure", "dev/test pricing")
+                continue
+            if "Windows" in product:
+                yield IgnoredItem("azure", "Windows")
                 continue
             if "Low Priority" in meter or "Low Priority" in sku_name:
+                yield IgnoredItem("azure", "low priority")
                 continue
             region = str(item.get("armRegionName", ""))
             if regions and region not in regions:
+                yield IgnoredItem("azure", "another region")
                 continue
             arm_sku = str(item.get("armSkuName", ""))
             mapped = instance_gpus("azure", arm_sku)
@@ -52,6 +60,8 @@ def retail_items(
                     yield SkippedOffer(
                         "azure", arm_sku, region, "GPU VM size with no catalog mapping"
                     )
+                else:
+                    yield IgnoredItem("azure", "not a GPU instance")
                 continue
             price = decimal_price(item.get("retailPrice"), record=record, field_name="retailPrice")
             code = currency_code(
@@ -65,9 +75,13 @@ def retail_items(
                     )
             elif kind == "Reservation":
                 if item.get("reservationTerm") != "1 Year":
+                    yield IgnoredItem(
+                        "azure", f"reservation term {item.get('reservationTerm')!s} (1 Year kept)"
+                    )
                     continue
                 model, price = "reserved", price / HOURS_PER_YEAR
             else:
+                yield IgnoredItem("azure", f"price type {kind!s}")
                 continue
             yield PriceOffer(
                 provider="azure",

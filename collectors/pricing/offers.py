@@ -64,6 +64,15 @@ class SkippedOffer:
     reason: str
 
 
+@dataclass(frozen=True)
+class IgnoredItem:
+    """A catalog item that is not a price FrameOps keeps (not a GPU instance, Windows, low
+    priority, another reservation term, ...): counted by reason, never loaded."""
+
+    provider: str
+    reason: str
+
+
 def decimal_price(value: Any, *, record: str, field_name: str) -> Decimal:
     """A non-negative finite price from a string or number."""
     if value is None or value == "":

@@ -11,7 +11,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from collectors.pricing.offers import PriceError, PriceOffer, SkippedOffer
+from collectors.pricing.offers import IgnoredItem, PriceError, PriceOffer, SkippedOffer
 from finops.fleet.models import GpuModel
 from finops.pricing.models import PriceRate
 
@@ -23,6 +23,8 @@ class LoadReport:
     unchanged: int = 0
     duplicates: int = 0
     skipped: list[SkippedOffer] = field(default_factory=list)
+    # Catalog items that are not prices FrameOps keeps, counted by reason.
+    ignored: dict[str, int] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
     # Keys that had no rate before this load: their later rows are new rates too.
     new_keys: set[tuple[str, str, str, str]] = field(default_factory=set, repr=False)
@@ -34,7 +36,14 @@ class LoadReport:
                 f"{self.duplicates} duplicate listings of a price already read skipped "
                 "(a catalog lists one price once per term), "
             )
-        return text + f"{len(self.skipped)} GPU offers without a catalog mapping"
+        text += f"{len(self.skipped)} GPU offers without a catalog mapping"
+        if self.ignored:
+            reasons = ", ".join(
+                f"{reason}: {n}"
+                for reason, n in sorted(self.ignored.items(), key=lambda kv: (-kv[1], kv[0]))
+            )
+            text += f"; {sum(self.ignored.values())} items ignored ({reasons})"
+        return text
 
 
 def _rate_fields(offer: PriceOffer, gpu_models: dict[str, GpuModel]) -> dict[str, object]:
@@ -94,7 +103,7 @@ def overlapping_rows_refuse(offers: list[PriceOffer]) -> None:
 
 def price_offers_load(
     *,
-    offers: Iterable[PriceOffer | SkippedOffer],
+    offers: Iterable[PriceOffer | SkippedOffer | IgnoredItem],
     source: str,
     dry_run: bool = False,
     now: datetime | None = None,
@@ -135,6 +144,9 @@ def price_offers_load(
                 progress(count)
             if isinstance(offer, SkippedOffer):
                 report.skipped.append(offer)
+                continue
+            if isinstance(offer, IgnoredItem):
+                report.ignored[offer.reason] = report.ignored.get(offer.reason, 0) + 1
                 continue
             if history and offer.valid_from is not None:
                 _history_row_load(offer, source, gpu_models, report)

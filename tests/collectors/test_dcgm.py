@@ -113,7 +113,27 @@ def test_cli_prints_ndjson(capsys):
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
     assert {r["gpu_uuid"] for r in rows} == {GPU0, GPU1, f"{GPU1}/1", f"{GPU1}/2"}
+    assert {r["hostname"] for r in rows} == {"gpu-a1"}  # the exporter's Hostname label
     assert "4 samples from 4 devices; 1 lines skipped" in err
+
+
+def result_host() -> str:
+    return next(
+        iter(parse_exposition(FIXTURE.read_text(), scraped_at=AT).devices.values())
+    ).hostname
+
+
+def test_non_numbers_are_counted_in_families_frameops_does_not_read():
+    """An A800 scrape: dcgm-exporter failed to convert one field it exports."""
+    text = (
+        'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-a",modelName="NVIDIA A800-SXM4-80GB"} 50\n'
+        'DCGM_FI_DEV_VBIOS_VERSION{gpu="0",UUID="GPU-a"} ERROR - FAILED TO CONVERT TO STRING\n'
+        "go_goroutines 42\n"
+    )
+    result = parse_exposition(text, scraped_at=AT)
+    assert [s.sm_util_pct for s in result.samples] == [50.0]
+    assert result.skipped_lines == 1
+    assert "FAILED TO CONVERT" in result.problems[0]
 
 
 def test_cli_reports_unreadable_source(capsys):

@@ -94,7 +94,10 @@ def test_aws_get_products_pages_are_followed(catalog_server):
 def test_azure_pages_are_followed_to_the_end(catalog_server):
     url, handler = catalog_server
     handler.pages = payloads.azure_pages(url)
-    _load("azure", f"{url}/api/retail/prices")
+    output = _load("azure", f"{url}/api/retail/prices")
+    assert "items ignored (" in output
+    for reason in ("Windows", "low priority", "dev/test pricing", "not a GPU instance"):
+        assert f"{reason}: 1" in output, reason
     assert _rates() == {
         ("Standard_ND96isr_H100_v5", "eastus", "on-demand"): Decimal("12.290000"),  # 98.32 / 8
         ("Standard_ND96isr_H100_v5", "eastus", "spot"): Decimal("4.916250"),  # 39.33 / 8
@@ -161,6 +164,16 @@ def test_a_bad_file_names_the_record_and_loads_nothing(tmp_path, bad_line, messa
     assert message in str(excinfo.value)
     assert "previous rates are untouched" in str(excinfo.value)
     assert list(PriceRate.objects.values_list("sku", "price_per_gpu_hour", "valid_to")) == before
+
+
+def test_invalid_aws_json_names_the_line_and_column(tmp_path):
+    text = json.dumps(payloads.aws_offer_file(), indent=1).replace('"Hrs"', "'Hrs'", 1)
+    path = tmp_path / "index.json"
+    path.write_text(text)
+    line = next(n for n, row in enumerate(text.splitlines(), start=1) if "'Hrs'" in row)
+    with pytest.raises(CommandError, match=rf"at line {line}, column \d+"):
+        _load("aws", str(path))
+    assert not PriceRate.objects.exists()
 
 
 def test_truncated_aws_file_loads_nothing(tmp_path):
