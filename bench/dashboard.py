@@ -87,9 +87,9 @@ def main() -> None:
         client = Client(HTTP_HOST="localhost")
         client.force_login(admin)
         window = {"window": f"{month.start.isoformat()},{month.end.isoformat()}"}
+        # A day of minute rollups (the node page draws minutes up to two days).
         telemetry = {
-            "window": f"{month.start.isoformat()},"
-            f"{(month.start + timedelta(days=month.telemetry_days or 1)).isoformat()}"
+            "window": f"{month.start.isoformat()},{(month.start + timedelta(days=1)).isoformat()}"
         }
         team = month.teams[0].slug
         pages = {
