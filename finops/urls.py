@@ -16,6 +16,7 @@ admin.site.site_title = "FrameOps"
 urlpatterns = [
     path("health/", ops_views.health, name="health"),
     path("metrics", ops_views.metrics, name="metrics"),
+    path("metrics/costs", ops_views.cost_metrics, name="cost-metrics"),
     path("api/v1/", include("finops.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

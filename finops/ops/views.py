@@ -35,9 +35,8 @@ def health(request: HttpRequest) -> JsonResponse:
     )
 
 
-@never_cache
-@require_GET
-def metrics(request: HttpRequest) -> HttpResponse:
+def _token_refused(request: HttpRequest) -> JsonResponse | None:
+    """A 401 unless the request carries ``METRICS_TOKEN`` (when one is set)."""
     token = settings.METRICS_TOKEN
     if token:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -45,5 +44,28 @@ def metrics(request: HttpRequest) -> HttpResponse:
             return JsonResponse(
                 {"message": "A valid metrics token is required.", "extra": {}}, status=401
             )
+    return None
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    refused = _token_refused(request)
+    if refused is not None:
+        return refused
     body, content_type = metrics_exposition()
     return HttpResponse(body, content_type=content_type)
+
+
+@never_cache
+@require_GET
+def cost_metrics(request: HttpRequest) -> HttpResponse:
+    """Cost gauges (``finops.costing.metrics``), behind the same token as /metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from finops.costing.metrics import cost_exposition
+
+    refused = _token_refused(request)
+    if refused is not None:
+        return refused
+    return HttpResponse(cost_exposition(), content_type=CONTENT_TYPE_LATEST)
