@@ -82,12 +82,46 @@ class Device:
     mig_profile: str = ""
 
 
+@dataclass(frozen=True)
+class PodRef:
+    """The Kubernetes pod dcgm-exporter says holds a device (``--kubernetes``: labels
+    ``namespace``, ``pod``, ``container``)."""
+
+    namespace: str
+    pod: str
+    container: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"namespace": self.namespace, "pod": self.pod, "container": self.container}
+
+
+def pod_from_labels(labels: Mapping[str, str]) -> PodRef | None:
+    pod = labels.get("pod") or labels.get("exported_pod") or ""
+    namespace = labels.get("namespace") or labels.get("exported_namespace") or ""
+    if not pod or not namespace:
+        return None
+    container = labels.get("container") or labels.get("exported_container") or ""
+    return PodRef(namespace, pod, container)
+
+
 @dataclass
 class ParseResult:
     samples: list[GpuSample] = field(default_factory=list)
     devices: dict[str, Device] = field(default_factory=dict)
     skipped_lines: int = 0
     problems: list[str] = field(default_factory=list)
+    # Unix times at which a pod's series were present for a device: a time-sliced GPU has
+    # one series per pod, a MIG instance its own device key.
+    pods: dict[tuple[str, PodRef], set[float]] = field(default_factory=dict)
+
+    def pod_seen(self, device_key: str, pod: PodRef | None, ts: float) -> None:
+        if pod is not None:
+            self.pods.setdefault((device_key, pod), set()).add(ts)
+
+    def pods_of(self, device_key: str) -> list[PodRef]:
+        return sorted(
+            {p for (key, p) in self.pods if key == device_key}, key=lambda p: (p.namespace, p.pod)
+        )
 
     def skip(self, line_number: int, reason: str) -> None:
         self.skipped_lines += 1
@@ -156,6 +190,7 @@ def parse_exposition(text: str, *, scraped_at: datetime | None = None) -> ParseR
     result = ParseResult()
     per_device: dict[str, dict[str, float]] = {}
     stamps: dict[str, datetime] = {}
+    pods: dict[str, set[PodRef | None]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line[0] == "#":
@@ -204,7 +239,10 @@ def parse_exposition(text: str, *, scraped_at: datetime | None = None) -> ParseR
                 stamps[device.key] = datetime.fromtimestamp(int(parts[1]) / 1000, tz=UTC)
             except (ValueError, OverflowError, OSError):  # not a number, or beyond the calendar
                 result.skip(number, f"{name} timestamp {parts[1]!r} is not a number")
+        pods.setdefault(device.key, set()).add(pod_from_labels(labels))
     for key, values in per_device.items():
+        for pod in pods.get(key, ()):
+            result.pod_seen(key, pod, stamps.get(key, scraped_at).timestamp())
         mapping = values_to_sample(key, stamps.get(key, scraped_at), values)
         try:
             result.samples.append(gpu_sample_from_mapping(mapping, now=scraped_at))
@@ -239,7 +277,35 @@ def query_prometheus(
         end_time=end + timedelta(seconds=step_s),
         step=f"{step_s}s",
     )
-    return samples_from_range_series(series, counters, step_s=step_s, now=end)
+    # Which steps each pod's series really had a sample in: a range query repeats the last
+    # value for Prometheus' look-back (5 minutes) after a series ends, timestamp() does not.
+    presence = prom.custom_query_range(
+        f'timestamp({{__name__=~"{GAUGE_FOR_PRESENCE}",pod!=""}})',
+        start_time=start,
+        end_time=end,
+        step=f"{step_s}s",
+    )
+    return samples_from_range_series(
+        series, counters, step_s=step_s, now=end, pod_presence=presence
+    )
+
+
+def query_pod_labels(
+    url: str, *, at: datetime, timeout_s: float = 30
+) -> dict[tuple[str, str], dict[str, str]]:
+    """kube-state-metrics' ``kube_pod_labels`` at ``at``: each pod's labels (the series'
+    ``label_<name>`` labels, as ``<name>``), by (namespace, pod)."""
+    from prometheus_api_client import PrometheusConnect
+
+    prom = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout_s)
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for item in prom.custom_query("kube_pod_labels", params={"time": at.timestamp()}):
+        labels = item.get("metric", {})
+        key = (labels.get("namespace", ""), labels.get("pod", ""))
+        out.setdefault(key, {}).update(
+            {k.removeprefix("label_"): v for k, v in labels.items() if k.startswith("label_")}
+        )
+    return out
 
 
 def _throttled_seconds(
@@ -296,12 +362,16 @@ def _bits(throttled: dict[int, float], at: float) -> int:
     return bits
 
 
+GAUGE_FOR_PRESENCE = "DCGM_FI_DEV_GPU_UTIL|DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+
+
 def samples_from_range_series(
     series: Iterable[Mapping[str, Any]],
     counters: Iterable[Mapping[str, Any]] = (),
     *,
     step_s: float = 15.0,
     now: datetime | None = None,
+    pod_presence: Iterable[Mapping[str, Any]] | None = None,
 ) -> ParseResult:
     """Samples from Prometheus ``query_range`` results (``{"metric": labels, "values":
     [[unix_ts, "value"], ...]}``): gauges, and the ``*_VIOLATION`` counters for throttle
@@ -316,6 +386,7 @@ def samples_from_range_series(
             result.skip(0, f"series {name} has no UUID label")
             continue
         result.devices.setdefault(device.key, device)
+        pod = pod_from_labels(labels)
         for stamp, raw in item.get("values", []):
             try:
                 value = float(raw)
@@ -324,6 +395,20 @@ def samples_from_range_series(
                 continue
             if math.isfinite(value):
                 grid.setdefault((device.key, float(stamp)), {})[name] = value
+                if pod_presence is None:
+                    result.pod_seen(device.key, pod, float(stamp))
+    for item in pod_presence or ():
+        labels = item.get("metric", {})
+        device, pod = device_from_labels(labels), pod_from_labels(labels)
+        if device is None or pod is None:
+            continue
+        for stamp, raw in item.get("values", []):
+            try:
+                fresh = float(stamp) - float(raw) < step_s
+            except (TypeError, ValueError):
+                continue
+            if fresh:
+                result.pod_seen(device.key, pod, float(stamp))
     throttle = _throttled_seconds(counters, step_s)
     for key, values in grid.items():
         try:
@@ -373,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     for sample in result.samples:
         device = result.devices.get(sample.gpu_uuid)
         hostname = device.hostname if device is not None else ""
-        print(json.dumps({**sample.as_json(), "hostname": hostname}))
+        pods = [p.as_json() for p in result.pods_of(sample.gpu_uuid)]
+        print(json.dumps({**sample.as_json(), "hostname": hostname, "pods": pods}))
     print(
         f"{len(result.samples)} samples from {len(result.devices)} devices; "
         f"{result.skipped_lines} lines skipped",

@@ -177,3 +177,57 @@ class GpuAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job} on {self.gpu_id} from {self.start:%Y-%m-%d %H:%M:%S}"
+
+
+class KubernetesMapping(models.Model):
+    """Which team (and project) a Kubernetes pod's GPU time belongs to: by namespace, or by
+    a pod label read from kube-state-metrics' ``kube_pod_labels``. A label mapping that
+    matches wins over the namespace's."""
+
+    namespace = models.CharField(
+        max_length=253, blank=True, help_text="Pods in this namespace; empty with a pod label."
+    )
+    pod_label = models.CharField(
+        max_length=317, blank=True, help_text="A pod label name, e.g. app.kubernetes.io/part-of."
+    )
+    pod_label_value = models.CharField(max_length=63, blank=True)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="kubernetes_mappings")
+    project = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(~Q(namespace="") & Q(pod_label=""))
+                | (Q(namespace="") & ~Q(pod_label="")),
+                name="k8smapping_namespace_or_label",
+            ),
+            models.UniqueConstraint(
+                fields=["namespace", "pod_label", "pod_label_value"], name="k8smapping_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = (
+            f"namespace {self.namespace}"
+            if self.namespace
+            else (f"label {self.pod_label}={self.pod_label_value}")
+        )
+        return f"{what} -> {self.team_id}"
+
+
+class KubernetesUnmapped(models.Model):
+    """A namespace whose pods held GPUs while no mapping named it: listed for an admin to
+    map, never guessed."""
+
+    namespace = models.CharField(max_length=253, unique=True)
+    pods = models.JSONField(default=list, help_text="A few of the pods seen (at most 20).")
+    gpu_seconds = models.FloatField(default=0, help_text="GPU time seen, not attributed.")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "unmapped Kubernetes namespace"
+
+    def __str__(self) -> str:
+        return f"{self.namespace} ({self.gpu_seconds / 3600:.1f} GPU-h unmapped)"

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from collectors.dcgm import Device, ParseResult, query_prometheus
+from collectors.dcgm import Device, ParseResult, query_pod_labels, query_prometheus
 from finops.fleet.models import Gpu, Node, Site
 from finops.fleet.selectors import gpu_model_for_reported_name
 from finops.telemetry.ingest import IngestResult, gpu_samples_store
@@ -90,11 +90,15 @@ def dcgm_pull(
     now: datetime | None = None,
     step_s: int | None = None,
     query: Callable[..., ParseResult] = query_prometheus,
+    pod_labels: Callable[..., dict[tuple[str, str], dict[str, str]]] = query_pod_labels,
 ) -> dict[str, object]:
     """Read the completed steps after the watermark, in chunks of at most
     ``DCGM_PULL_CHUNK_STEPS`` steps (each stored with its watermark in its own
     transaction, so a long catch-up keeps what it has read), never further back than
-    ``DCGM_PULL_MAX_LOOKBACK_S``: older steps are reported as a gap, not read."""
+    ``DCGM_PULL_MAX_LOOKBACK_S``: older steps are reported as a gap, not read. Series
+    labelled with a Kubernetes pod become ``k8s`` jobs (``finops.jobs.kubernetes``)."""
+    from finops.jobs.kubernetes import pods_attribute
+
     url = url or settings.PROMETHEUS_URL
     if not url:
         return {"skipped": "PROMETHEUS_URL is not set"}
@@ -121,8 +125,9 @@ def dcgm_pull(
         )  # fmt: skip
         start = counts["from"] = oldest
     totals = dict.fromkeys(
-        ("samples", "accepted", "duplicate", "rejected", "skipped_points", "registered_gpus"), 0
-    )
+        ("samples", "accepted", "duplicate", "rejected", "skipped_points", "registered_gpus",
+         "k8s_jobs", "k8s_unmapped_namespaces"), 0,
+    )  # fmt: skip
     chunk = timedelta(seconds=step_s * settings.DCGM_PULL_CHUNK_STEPS)
     chunks = 0
     cursor = start
@@ -136,11 +141,16 @@ def dcgm_pull(
                 result=IngestResult(),
                 source=SampleSource.DCGM,
             )
+            pods = pods_attribute(
+                parsed.pods, step_s=step_s, until=last + timedelta(seconds=step_s),
+                pod_labels=lambda at=last: pod_labels(url, at=at),
+            )  # fmt: skip
             PullWatermark.objects.update_or_create(source=source, defaults={"until": last})
         for name, value in (
             ("samples", len(parsed.samples)), ("accepted", result.accepted),
             ("duplicate", result.duplicate), ("rejected", result.rejected),
             ("skipped_points", parsed.skipped_lines), ("registered_gpus", registered),
+            ("k8s_jobs", pods.jobs), ("k8s_unmapped_namespaces", pods.unmapped_namespaces),
         ):  # fmt: skip
             totals[name] += value
         chunks += 1

@@ -4,16 +4,9 @@ serves them, so throttle episodes and long outages are exact and need no waiting
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import requests
 from django.db.models import Sum
 
 from collectors.dcgm import query_prometheus
@@ -35,63 +28,6 @@ def _openmetrics(series: dict[str, list[tuple[float, float]]]) -> str:
     return "\n".join([*lines, "# EOF"]) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[Callable[[dict[str, list[tuple[float, float]]]], str]]:
-    """Start Prometheus over the given series (backfilled); yields its URL."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(series: dict[str, list[tuple[float, float]]]) -> str:
-        for tool in ("promtool", "prometheus"):
-            if shutil.which(tool) is None:
-                pytest.fail(f"Debian's prometheus package ({tool}) is required: `make test`")
-        data = tmp_path / "data"
-        source = tmp_path / "series.om"
-        source.write_text(_openmetrics(series))
-        subprocess.run(  # noqa: S603
-            ["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data)],  # noqa: S607
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
-        config = tmp_path / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 15s\nscrape_configs: []\n")
-        port = _free_port()
-        log = (tmp_path / "prometheus.log").open("w")
-        procs.append(
-            subprocess.Popen(  # noqa: S603
-                [  # noqa: S607
-                    "prometheus",
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={data}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--storage.tsdb.retention.time=30d",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert procs[-1].poll() is None, (tmp_path / "prometheus.log").read_text()
-            assert time.monotonic() < deadline, "Prometheus was not ready in 60 s"
-            try:
-                if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    return url
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def test_a_30_second_power_cap_episode_reads_30_seconds(history, settings):
     # 1 s scrapes for four minutes, three hours ago; the power-violation counter (µs) grows
     # from +52 s to +82 s (30 s, not on a 15 s step), the thermal one from +130 s to +145 s.
@@ -100,11 +36,11 @@ def test_a_30_second_power_cap_episode_reads_30_seconds(history, settings):
     def counter(start: int, end: int) -> list[tuple[float, float]]:
         return [(t0 + i, min(max(i - start, 0), end - start) * 1e6) for i in range(240)]
 
-    url = history({
+    url = history(_openmetrics({
         "DCGM_FI_DEV_GPU_UTIL": [(t0 + i, 90.0) for i in range(240)],
         "DCGM_FI_DEV_POWER_VIOLATION": counter(52, 82),
         "DCGM_FI_DEV_THERMAL_VIOLATION": counter(130, 145),
-    })  # fmt: skip
+    }))  # fmt: skip
     settings.DCGM_PULL_LOOKBACK_S = 3 * 3600 + 60
     pulled = dcgm_pull(url=url, now=datetime.fromtimestamp(t0 + 240, tz=UTC), step_s=15)
     assert pulled["rejected"] == 0
@@ -121,7 +57,9 @@ def test_a_30_second_power_cap_episode_reads_30_seconds(history, settings):
 def test_a_pull_50_hours_behind_catches_up_in_chunks(history, settings):
     t0 = (NOW - timedelta(hours=51)).timestamp()
     steps = 51 * 240
-    url = history({"DCGM_FI_DEV_GPU_UTIL": [(t0 + 15 * i, 50.0) for i in range(steps)]})
+    url = history(
+        _openmetrics({"DCGM_FI_DEV_GPU_UTIL": [(t0 + 15 * i, 50.0) for i in range(steps)]})
+    )
     # Prometheus itself refuses the whole outage in one query (over 11,000 points).
     behind = NOW - timedelta(hours=50)
     with pytest.raises(Exception, match=r"11,000|11000|exceeded maximum resolution"):
@@ -138,7 +76,9 @@ def test_a_pull_50_hours_behind_catches_up_in_chunks(history, settings):
 
 def test_a_pull_further_behind_than_the_look_back_reports_the_gap(history, settings):
     t0 = (NOW - timedelta(hours=3)).timestamp()
-    url = history({"DCGM_FI_DEV_GPU_UTIL": [(t0 + 15 * i, 50.0) for i in range(3 * 240)]})
+    url = history(
+        _openmetrics({"DCGM_FI_DEV_GPU_UTIL": [(t0 + 15 * i, 50.0) for i in range(3 * 240)]})
+    )
     settings.DCGM_PULL_MAX_LOOKBACK_S = 3600
     PullWatermark.objects.create(source=f"dcgm:{url}", until=NOW - timedelta(hours=3))
     pulled = dcgm_pull(url=url, now=NOW, step_s=15)
