@@ -178,8 +178,7 @@ def studio_simulate(
     _prices(start)
     fleet = _fleet(gpus, faults, truth)
     say(f"{len(fleet)} GPUs on {len({g.host for g in fleet})} nodes registered")
-    with transaction.atomic():  # one commit for every job event, not one each
-        jobs = _jobs(fleet, teams, start, end, rng, faults, truth)
+    jobs = _jobs(fleet, teams, start, end, rng, faults, truth)
     say(f"{jobs} jobs reported")
     day = start
     while day < end:
