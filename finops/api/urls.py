@@ -8,6 +8,7 @@ from finops.api import (
     ingest_views,
     insight_views,
     job_views,
+    kubernetes_views,
     views,
 )
 
@@ -34,6 +35,16 @@ urlpatterns = [
     path("silences", alert_views.SilenceListApi.as_view(), name="silences"),
     path("channels", alert_views.ChannelListApi.as_view(), name="channels"),
     path("channels/<int:pk>/test", alert_views.ChannelTestApi.as_view(), name="channel-test"),
+    path(
+        "kubernetes/mappings",
+        kubernetes_views.KubernetesMappingListApi.as_view(),
+        name="kubernetes-mappings",
+    ),
+    path(
+        "kubernetes/unmapped",
+        kubernetes_views.KubernetesUnmappedApi.as_view(),
+        name="kubernetes-unmapped",
+    ),
     path("pricing/resolve", views.PriceResolveApi.as_view(), name="pricing-resolve"),
     path("nodes", ingest_views.NodeRegisterApi.as_view(), name="node-register"),
     path(

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.jobs.models import Clip, GpuAllocation, RenderJob
+from finops.jobs.models import (
+    Clip,
+    GpuAllocation,
+    KubernetesMapping,
+    KubernetesUnmapped,
+    RenderJob,
+)
 
 
 class GpuAllocationInline(admin.TabularInline):
@@ -55,3 +61,24 @@ class GpuAllocationAdmin(admin.ModelAdmin):
     search_fields = ["job__external_id", "gpu__uuid"]
     raw_id_fields = ["job", "gpu"]
     list_select_related = ["job", "gpu__node"]
+
+
+@admin.register(KubernetesMapping)
+class KubernetesMappingAdmin(admin.ModelAdmin):
+    list_display = ["namespace", "pod_label", "pod_label_value", "team", "project", "created_at"]
+    list_filter = ["team"]
+    search_fields = ["namespace", "pod_label", "pod_label_value", "project"]
+
+
+@admin.register(KubernetesUnmapped)
+class KubernetesUnmappedAdmin(admin.ModelAdmin):
+    """Namespaces whose pods held GPUs with no mapping: map them (Kubernetes mappings) and
+    their later GPU time is charged to the team."""
+
+    list_display = ["namespace", "gpu_hours", "first_seen_at", "last_seen_at"]
+    readonly_fields = ["namespace", "pods", "gpu_seconds", "first_seen_at", "last_seen_at"]
+    ordering = ["-gpu_seconds"]
+
+    @admin.display(description="GPU-hours unmapped", ordering="gpu_seconds")
+    def gpu_hours(self, obj: KubernetesUnmapped) -> str:
+        return f"{obj.gpu_seconds / 3600:.1f}"

@@ -90,3 +90,32 @@ def test_the_scrape_prints_each_devices_pods():
     result = parse_exposition(text, scraped_at=NOW)
     assert [p.pod for p in result.pods_of("GPU-s")] == ["p1", "p2"]
     assert not Gpu.objects.exists()
+
+
+def test_mappings_through_the_api(client, team_a, team_b, alice, root):
+    KubernetesUnmapped.objects.create(namespace="scratch", pods=["notebook"], gpu_seconds=900,
+                                      first_seen_at=NOW, last_seen_at=NOW)  # fmt: skip
+    client.force_login(alice)  # a team's manager: the mapping is fleet-wide
+    assert client.get("/api/v1/kubernetes/unmapped").status_code == 403
+    assert client.post("/api/v1/kubernetes/mappings", {"namespace": "render", "team": "studio-a"},
+                       content_type="application/json").status_code == 403  # fmt: skip
+    client.force_login(root)
+    listed = client.get("/api/v1/kubernetes/unmapped").json()["results"]
+    assert listed == [{"namespace": "scratch", "pods": ["notebook"], "gpu_hours": 0.25,
+                       "first_seen_at": listed[0]["first_seen_at"], "last_seen_at": listed[0]["last_seen_at"]}]  # fmt: skip
+    both = client.post("/api/v1/kubernetes/mappings",
+                       {"namespace": "render", "pod_label": "team", "team": "studio-a"},
+                       content_type="application/json")  # fmt: skip
+    assert both.status_code == 400 and "namespace" in both.json()["extra"]["fields"]
+    unknown = client.post("/api/v1/kubernetes/mappings", {"namespace": "render", "team": "nope"},
+                          content_type="application/json")  # fmt: skip
+    assert unknown.status_code == 400 and "team" in unknown.json()["extra"]["fields"]
+    made = client.post("/api/v1/kubernetes/mappings",
+                       {"namespace": "scratch", "team": "studio-a", "project": "notebooks"},
+                       content_type="application/json")  # fmt: skip
+    assert made.status_code == 201
+    assert client.post("/api/v1/kubernetes/mappings", {"namespace": "scratch", "team": "studio-a"},
+                       content_type="application/json").status_code == 400  # fmt: skip
+    assert [
+        m["namespace"] for m in client.get("/api/v1/kubernetes/mappings").json()["results"]
+    ] == ["scratch"]
