@@ -294,7 +294,7 @@ def test_the_report_in_a_real_browser(team_a, team_b, alice):
     if shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is required: `make test` installs it")
     end = datetime(2026, 11, 8, 12, tzinfo=UTC)
-    truth = studio_simulate(days=2, gpus=64, seed=3, end=end)
+    truth = studio_simulate(days=1, gpus=64, seed=3, end=end)
     findings_refresh(
         start=datetime.fromisoformat(truth.start), end=datetime.fromisoformat(truth.end)
     )
