@@ -90,5 +90,11 @@ def _fresh_cache() -> None:
 
 @pytest.fixture
 def server(settings) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """FrameOps on a loopback port (use with django_db(transaction=True))."""
+    """FrameOps on a loopback port (use with django_db(transaction=True)). A transactional
+    test before this one flushed every table, the GPU catalog the migrations seed included:
+    it is seeded again, as a fresh installation has it."""
+    from finops.fleet.models import GpuModel
+    from finops.fleet.services import gpu_model_catalog_sync
+
+    gpu_model_catalog_sync(gpu_model_cls=GpuModel)
     yield from live_frameops(settings)

@@ -928,9 +928,11 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
     breakdown = []
     for r in used:
         held = Decimal(r["gpu_cost"]) + Decimal(r["waste_cost"])
+        name = "(none: storage, energy)" if r["name"] == "__none__" else r["name"]
         breakdown.append(
-            {**r, "held": money_str(held), "waste_share_pct": _pct(Decimal(r["waste_cost"]), held)}
-        )
+            {**r, "name": name, "held": money_str(held),
+             "waste_share_pct": _pct(Decimal(r["waste_cost"]), held)}
+        )  # fmt: skip
     clips = clip_costs(teams=teams, start=win.start, end=win.end)
     attempts = sum(c["attempts"] for c in clips)
     usable_clips = sum(1 for c in clips if c["usable"])
