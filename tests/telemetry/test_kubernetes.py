@@ -119,3 +119,25 @@ def test_mappings_through_the_api(client, team_a, team_b, alice, root):
     assert [
         m["namespace"] for m in client.get("/api/v1/kubernetes/mappings").json()["results"]
     ] == ["scratch"]
+
+
+def test_a_mig_instance_is_its_own_device(team_a):
+    from collectors.dcgm import Device, PodRef
+    from finops.jobs.kubernetes import pods_attribute
+    from finops.telemetry.dcgm_pull import dcgm_devices_register
+
+    parent = Device(
+        key="GPU-m", uuid="GPU-m", index=0, model="NVIDIA H100 80GB HBM3", hostname="k8s-node-2"
+    )
+    instance = Device(key="GPU-m/1", uuid="GPU-m", index=0, model="NVIDIA H100 80GB HBM3",
+                      hostname="k8s-node-2", mig_instance_id=1, mig_profile="1g.10gb")  # fmt: skip
+    dcgm_devices_register([parent, instance])
+    KubernetesMapping.objects.create(namespace="render", team=team_a)
+    t0 = NOW.timestamp()
+    stamps = {t0 + 15 * i for i in range(8)}
+    report = pods_attribute({("GPU-m/1", PodRef("render", "small-job")): stamps}, step_s=15,
+                            until=NOW + timedelta(minutes=10))  # fmt: skip
+    assert report.jobs == 1
+    (held,) = RenderJob.objects.get(source="k8s", external_id="render/small-job").allocations.all()
+    assert held.gpu.uuid == "GPU-m/1" and held.gpu.mig_parent.uuid == "GPU-m"
+    assert (held.start, held.end) == (NOW, NOW + timedelta(minutes=2))
