@@ -6,6 +6,8 @@ attribution, dashboard and report benchmarks share it."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,20 @@ from _setup import timed
 START = datetime(2026, 10, 1, tzinfo=UTC)
 PROJECTS = ("trailer", "series-s1", "ads", "shorts", "previz")
 MODELS = (("wan2.1-t2v-1.3b", "2.1"), ("wan2.1-t2v-14b", "2.1"), ("hunyuan-video", "1.0"))
+
+
+def month_arguments(parser: argparse.ArgumentParser) -> None:
+    """The month's size, as every benchmark on it takes it."""
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--gpus", type=int, default=512)
+    parser.add_argument("--teams", type=int, default=50)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="recompute_costs --workers (default: one per CPU)",
+    )
 
 
 @dataclass

@@ -23,34 +23,24 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _month import month_build
+from _month import month_arguments, month_build
 from _setup import bench_database, timed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1_000_000)
-    parser.add_argument("--gpus", type=int, default=512)
-    parser.add_argument("--teams", type=int, default=50)
-    parser.add_argument("--days", type=int, default=30)
+    month_arguments(parser)
     parser.add_argument(
         "--telemetry-days",
         type=int,
         default=3,
         help="days (from the first) with minute rollups for every GPU",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="recompute_costs --workers (default: one per CPU)",
     )
     args = parser.parse_args()
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import sys
 import time
@@ -22,17 +21,13 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _month import month_build
+from _month import month_arguments, month_build
 from _setup import bench_database, timed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1_000_000)
-    parser.add_argument("--gpus", type=int, default=512)
-    parser.add_argument("--teams", type=int, default=50)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    month_arguments(parser)
     parser.add_argument("--week", default="2026-10-05", help="a Monday inside the month")
     args = parser.parse_args()
 

@@ -46,22 +46,6 @@ def spend_by_team_per_day(days: list[dict[str, Any]], currency: str) -> go.Figur
     return figure
 
 
-def cost_per_usable_second(rows: list[dict[str, Any]], currency: str) -> go.Figure:
-    shown = [r for r in rows if r["cost_per_usable_second"] is not None]
-    figure = go.Figure(
-        go.Bar(
-            x=[r["name"] for r in shown],
-            y=[float(r["cost_per_usable_second"]) for r in shown],
-            text=[r["cost_per_usable_second"] for r in shown],
-            textposition="outside",
-        )
-    )
-    figure.update_layout(
-        title=f"Cost per usable second ({currency})", yaxis_title=f"{currency} per second", **LAYOUT
-    )
-    return figure
-
-
 def planner_costs(rows: list[dict[str, Any]]) -> go.Figure:
     """Cost per usable second per catalog GPU (those that fit and have a price)."""
     shown = [r for r in rows if r["fits"] and r["cost_per_usable_second"] is not None]

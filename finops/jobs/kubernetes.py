@@ -130,15 +130,16 @@ def pods_attribute(
         )
         row.save()
         report.unmapped_namespaces += 1
-    uuid_of = {g.pk: g.uuid for g in gpus.values()}
     for pod, spans_by_gpu in by_pod.items():
         mapping = mapped[pod]
         external_id = f"{pod.namespace}/{pod.pod}"
         existing = RenderJob.objects.filter(source=SOURCE, external_id=external_id).first()
         merged: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+        uuid_of = {g.pk: g.uuid for g in gpus.values()}
         if existing is not None:
-            for a in existing.allocations.all():
+            for a in existing.allocations.select_related("gpu"):
                 merged[a.gpu_id].append((a.start, a.end or until))
+                uuid_of[a.gpu_id] = a.gpu.uuid
         for gpu_id, spans in spans_by_gpu.items():
             for start, end in spans:
                 covered = (

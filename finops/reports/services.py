@@ -26,7 +26,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from finops.ops.emails import Rendered, email_render
-from finops.reports import charts
 from finops.reports.content import (
     Week,
     WeeklyReport,
@@ -133,6 +132,8 @@ def _days(week: Week) -> list[str]:
 
 
 def report_images(report: WeeklyReport) -> dict[str, bytes]:
+    from finops.reports import charts  # matplotlib: only where a report is drawn, not at start-up
+
     team_rows = [t for t in report.teams if t["name"] in {x.slug for x in report.scope.teams}]
     return {
         "spend": charts.spend_per_day(report.daily, _days(report.week), report.currency),
