@@ -8,7 +8,7 @@ cheap."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.cache import cache
@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from finops.accounts.models import Team
-from finops.costing.selectors import AllocationQuery, allocation_report
+from finops.costing.selectors import AllocationQuery, allocation_report, parse_window
 from finops.fleet.models import Gpu
 from finops.insights.models import Finding, FindingStatus
 from finops.pricing.selectors import PriceBook
@@ -29,10 +29,10 @@ COMPONENTS = ("gpu", "idle", "storage", "energy", "waste")
 
 
 def _month_to_date(now: datetime) -> AllocationQuery:
-    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start, end = parse_window("monthtodate", now=now)
     return AllocationQuery(
-        start=start, end=max(now, start.replace(minute=1)), aggregate=("team",),
-        step="window", idle="separate", basis="allocation",
+        start=start, end=end, aggregate=("team",), step="window", idle="separate",
+        basis="allocation",
     )  # fmt: skip
 
 

@@ -85,10 +85,6 @@ class Window:
     def label(self) -> str:
         return f"{self.start:%Y-%m-%d %H:%M} \N{EN DASH} {self.end:%Y-%m-%d %H:%M} UTC"
 
-    # The template reads ``win.from`` / ``win.to`` for the date inputs.
-    def __getitem__(self, name: str) -> str:
-        return {"from": self.start_day, "to": self.end_day}[name]
-
 
 def _day(request: HttpRequest, name: str) -> date:
     raw = request.GET.get(name, "").strip()
