@@ -910,6 +910,9 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         if by not in BREAKDOWNS:
             raise QueryError("by", f"{by[:20]!r}: use {', '.join(BREAKDOWNS)}")
+        status = request.GET.get("status", "").strip()
+        if status and status not in JobStatus.values:
+            raise QueryError("status", f"{status[:20]!r}: use {', '.join(JobStatus.values)}")
         win = window_from(request)
     except QueryError as exc:
         return _error(request, "dashboard/team.html", context, exc)
@@ -935,7 +938,7 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
     expensive = [{**c, "cost": money_str(c["cost"])} for c in clips[:5]]
     jobs = RenderJob.objects.filter(team=the_team).select_related("clip")
     filters = {k: request.GET.get(k, "").strip() for k in ("status", "project", "model")}
-    if filters["status"] in JobStatus.values:
+    if filters["status"]:
         jobs = jobs.filter(status=filters["status"])
     if filters["project"]:
         jobs = jobs.filter(project=filters["project"])

@@ -10,6 +10,7 @@ import email.message
 import email.policy
 import email.utils
 import io
+import logging
 import smtplib
 import zoneinfo
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from finops.reports.content import (
 )
 from finops.reports.models import PENDING, ReportRun, ReportRunStatus, ReportSubscription
 
+log = logging.getLogger("frameops.reports")
 UNSUBSCRIBE_SALT = "frameops.reports.unsubscribe"
 CSV_COLUMNS = [
     "team", "project", "model", "gpu_hours", "gpu_cost", "idle_cost", "storage_cost",
@@ -249,13 +251,21 @@ def run_deliver(run: ReportRun, *, now: datetime | None = None) -> str:
         run.provisional = gaps
         run.save(update_fields=["status", "next_attempt_at", "provisional"])
         return run.status
-    report = subscription_report(subscription, week, now=now, provisional=gaps)
-    if report is None:
+    try:
+        with transaction.atomic():  # a savepoint: a failed query leaves the run writable
+            report = subscription_report(subscription, week, now=now, provisional=gaps)
+            built = report_build(subscription, report) if report is not None else None
+    except Exception as exc:  # a report that cannot be drawn must not hold up the others
+        log.exception("weekly report %s week of %s could not be built", subscription, week.monday)
+        run.status = ReportRunStatus.FAILED
+        run.error = f"building the report: {type(exc).__name__}: {exc}"[:2000]
+        run.save(update_fields=["status", "error"])
+        return run.status
+    if report is None or built is None:
         run.status = ReportRunStatus.FAILED
         run.error = "the recipient may no longer see the subscribed team"
         run.save(update_fields=["status", "error"])
         return run.status
-    built = report_build(subscription, report)
     run.attempts += 1
     try:
         with get_connection(fail_silently=False) as connection:

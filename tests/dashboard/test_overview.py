@@ -180,6 +180,11 @@ def test_every_table_downloads_as_csv_of_the_same_rows(client, team_a, team_b, a
     assert ids == {"farm-1:J1", "farm-1:J3", "farm-1:J4"}
     unknown = client.get("/", {"window": WINDOW, "format": "csv", "table": "sloth"})
     assert unknown.status_code == 400 and b"table: 'sloth' is not on this page" in unknown.content
+    bad_status = client.get("/teams/studio-a/", {"window": WINDOW, "status": "done-ish"})
+    assert (
+        bad_status.status_code == 400
+        and "status: &#x27;done-ish&#x27;: use" in bad_status.content.decode()
+    )
     bad_by = client.get("/teams/studio-a/", {"window": WINDOW, "by": "colour"})
     assert bad_by.status_code == 400 and "by: &#x27;colour&#x27;" in bad_by.content.decode()
     by_version = client.get("/teams/studio-a/", {"window": WINDOW, "by": "model_version"})

@@ -182,6 +182,26 @@ def test_week_boundaries_follow_the_recipients_zone(inbox, fleet, client, alice,
 
 
 @pytest.mark.django_db
+def test_a_report_that_cannot_be_built_fails_alone(inbox, fleet, alice, bob, monkeypatch):
+    from finops.reports import services
+
+    real = services.report_build
+
+    def build(subscription, report, **kwargs):  # type: ignore[no-untyped-def]
+        if subscription.email == alice.email:
+            raise RuntimeError("chart backend gone")
+        return real(subscription, report, **kwargs)
+
+    monkeypatch.setattr(services, "report_build", build)
+    _subscribe(alice)
+    _subscribe(bob)
+    assert reports_send_due(now=AFTER) == {"claimed": 2, "failed": 1, "sent": 1}
+    assert [m["To"] for m in inbox.messages] == [bob.email]
+    failed = ReportRun.objects.get(subscription__email=alice.email)
+    assert failed.status == "failed" and "chart backend gone" in failed.error
+
+
+@pytest.mark.django_db
 def test_a_team_scoped_recipient_never_reads_another_team(inbox, fleet, bob):
     _subscribe(bob)  # a viewer of studio-b
     reports_send_due(now=AFTER)
