@@ -312,6 +312,7 @@ def weekly_report(
     projects_out = [p for p in projects_out if p["name"] in {r["name"] for r in by_project}]
     clips = clip_costs(teams=_teams(scope), start=week.start, end=week.end)
     usable_clips = sum(1 for c in clips if c["usable"])
+    month = month_burn(scope.teams, now=now)  # one grouped query for every team
     burns = [
         {
             "team": t.slug,
@@ -322,7 +323,7 @@ def weekly_report(
             if b.forecast_burn is not None
             else None,
         }
-        for t, b in ((t, month_burn([t], now=now)[t.pk]) for t in scope.teams)
+        for t, b in ((t, month[t.pk]) for t in scope.teams)
         if b.budget is not None
     ]
     findings = finding_list_visible(teams=_teams(scope), all_teams=scope.all_teams)
