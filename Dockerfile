@@ -19,7 +19,7 @@ RUN pip install .
 
 FROM python:3.11-slim AS web
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
-    DJANGO_SETTINGS_MODULE=finops.settings FRAMEOPS_VAR_DIR=/app/var STATIC_ROOT=/app/static
+    DJANGO_SETTINGS_MODULE=finops.settings FRAMEOPS_VAR_DIR=/app/var STATIC_ROOT=/app/staticfiles
 RUN useradd --system --uid 10001 --create-home --home-dir /home/frameops frameops
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
@@ -28,9 +28,10 @@ COPY finops finops
 COPY collectors collectors
 COPY inference inference
 COPY templates templates
+COPY static static
 COPY deploy/prometheus deploy/prometheus
 # Static files at build time (whitenoise serves them); the key is only for this command.
-RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --no-input \
+RUN DEBUG=0 SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --no-input \
     && mkdir -p /app/var && chown -R frameops /app/var
 USER frameops
 EXPOSE 8000

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from finops.env import (
@@ -48,6 +50,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "axes",
+    "auditlog",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "finops.ops",
@@ -76,6 +80,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Records the signed-in person as the actor of every audited change.
+    "auditlog.middleware.AuditlogMiddleware",
+    # Last: it turns a locked-out sign-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "finops.urls"
@@ -92,6 +101,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "finops.dashboard.navigation.navigation",
             ],
         },
     },
@@ -136,6 +146,35 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Sign-in throttling (django-axes): after AXES_FAILURE_LIMIT failed attempts for one account,
+# or from one address, further attempts are refused for AXES_COOLOFF_MINUTES on the
+# dashboard and the admin alike. `manage.py axes_reset_username NAME` or
+# `axes_reset_ip ADDRESS` lifts a lock-out early (docs/operations.md).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
+# Either the account or the address alone locks: a password spray from one address and a
+# distributed guess at one account are both stopped.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "dashboard/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# Behind a proxy, django-axes reads the client address from REMOTE_ADDR unless told
+# otherwise (AXES_IPWARE_META_PRECEDENCE_ORDER); TRUST_X_FORWARDED_FOR turns that on.
+if env_bool("TRUST_X_FORWARDED_FOR", False):
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# A browser session ends after SESSION_COOKIE_AGE seconds (default 12 hours: one working
+# day) and when the browser closes; it is not extended by activity.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 12 * 3600, minimum=300)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SAMESITE = "Lax"
 
 # --- Time, language, static -----------------------------------------------------------------
 
@@ -182,13 +221,37 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp) on every response: scripts only from this server's
+# static files (no inline script, no eval). Styles may be inline: the pages and Plotly set
+# element styles. Images may be data: URIs (Plotly's exports, the favicon).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Request size ---------------------------------------------------------------------------
 
-# Telemetry batches are large; anything above this is refused with 413 before parsing.
+# Telemetry batches are large; anything above this is refused with 413 before parsing, with
+# a Content-Length or sent chunked without one (finops.ops.middleware).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1024)
+# JSON bodies nested deeper than this are refused with a 400 naming the limit, on every
+# endpoint (finops.ops.json_bounds). FrameOps' own payloads nest at most 4 levels.
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 32, minimum=4)
 
 # --- Celery ---------------------------------------------------------------------------------
 
@@ -282,7 +345,9 @@ for _entry in env_str("PRICE_SOURCES", "").split(";"):
 
 # --- Self-monitoring ------------------------------------------------------------------------
 
-# When set, /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+# /metrics and /metrics/costs answer "Authorization: Bearer <METRICS_TOKEN>". Without a
+# token only a signed-in person who sees every team's costs (finance, admin) reads them;
+# with DEBUG=0 a missing token is a start-up error (finops.E004).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- REST API -------------------------------------------------------------------------------
@@ -291,6 +356,11 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "finops.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "finops.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["finops.api.permissions.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]

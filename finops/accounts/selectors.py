@@ -26,18 +26,39 @@ def user_scopes(*, user: AbstractBaseUser) -> frozenset[str]:
     return frozenset(scopes)
 
 
+# The one role rule (DESIGN "Roles"): these roles see every team's costs. Finance reads
+# them (no writes: its scopes are read and billing:read); admins also write. The API, the
+# pages and their CSVs, the weekly e-mail and the cost gauges all ask user_sees_every_team.
+ROLES_SEEING_EVERY_TEAM = (Role.ADMIN, Role.FINANCE)
+
+
+def user_sees_every_team(*, user: AbstractBaseUser | None) -> bool:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return Membership.objects.filter(user=user, role__in=ROLES_SEEING_EVERY_TEAM).exists()
+
+
+def user_is_admin(*, user: AbstractBaseUser | None) -> bool:
+    """Superusers and team admins: the people who change fleet-wide settings."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return Membership.objects.filter(user=user, role=Role.ADMIN).exists()
+
+
 def team_list_visible(
     *, user: AbstractBaseUser | None = None, api_key: ApiKey | None = None
 ) -> QuerySet[Team]:
-    """Teams the caller may see: a team-restricted key sees its team; an unrestricted key and
-    superusers or admins see all; everyone else sees the teams they belong to."""
+    """Teams the caller may see: a team-restricted key sees its team; an unrestricted key,
+    superusers, admins and finance see all; everyone else sees the teams they belong to."""
     teams = Team.objects.all()
     if api_key is not None:
         return teams.filter(pk=api_key.team_id) if api_key.team_id else teams
     if user is None:
         return teams.none()
-    if getattr(user, "is_superuser", False):
-        return teams
-    if Membership.objects.filter(user=user, role=Role.ADMIN).exists():
+    if user_sees_every_team(user=user):
         return teams
     return teams.filter(memberships__user=user).distinct()

@@ -4,6 +4,7 @@ from django.urls import path
 
 from finops.api import (
     alert_views,
+    audit_views,
     billing_views,
     ingest_views,
     insight_views,
@@ -16,6 +17,7 @@ app_name = "api"
 
 urlpatterns = [
     path("whoami", views.WhoAmIApi.as_view(), name="whoami"),
+    path("audit", audit_views.AuditApi.as_view(), name="audit"),
     path("teams", views.TeamListApi.as_view(), name="team-list"),
     path("teams/<slug:slug>", views.TeamDetailApi.as_view(), name="team-detail"),
     path("gpu-models", views.GpuModelListApi.as_view(), name="gpu-model-list"),

@@ -10,3 +10,6 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from finops.ops import checks, metrics  # noqa: F401  (registers checks and signals)
+        from finops.ops.audit import audit_register
+
+        audit_register()

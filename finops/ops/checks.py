@@ -5,6 +5,7 @@ Ids are stable and documented in README.md ("Configuration"): operators grep for
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -40,6 +41,27 @@ def check_production_combinations(app_configs: Any = None, **kwargs: Any) -> lis
                 hint="Set CELERY_BROKER_URL to Redis or RabbitMQ and run workers; "
                 "unset CELERY_TASK_ALWAYS_EAGER.",
                 id="finops.W002",
+            )
+        )
+    manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+    if not manifest.is_file():
+        problems.append(
+            Error(
+                f"DEBUG is off but static files were not collected into {settings.STATIC_ROOT}.",
+                hint="Run `DEBUG=0 manage.py collectstatic --no-input` at build time (the "
+                "Dockerfile does): without it every page loses its scripts and styles.",
+                id="finops.E003",
+            )
+        )
+    if not settings.METRICS_TOKEN:
+        problems.append(
+            Error(
+                "DEBUG is off and METRICS_TOKEN is not set: /metrics and /metrics/costs "
+                "would answer only signed-in admins and finance, and Prometheus could not "
+                "scrape them.",
+                hint="Set METRICS_TOKEN (or METRICS_TOKEN_FILE) and give Prometheus the same "
+                "token as a bearer credential (docs/deploy.md).",
+                id="finops.E004",
             )
         )
     if settings.API_KEY_SECRET == settings.INSECURE_SECRET_KEY:

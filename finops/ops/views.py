@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from finops.accounts.selectors import user_sees_every_team
 from finops.ops.metrics import metrics_exposition
 
 
@@ -35,22 +36,54 @@ def health(request: HttpRequest) -> JsonResponse:
     )
 
 
-def _token_refused(request: HttpRequest) -> JsonResponse | None:
-    """A 401 unless the request carries ``METRICS_TOKEN`` (when one is set)."""
+def _token_refused(request: HttpRequest, *, costs: bool) -> JsonResponse | None:
+    """None when the caller may read the metrics, else the refusal.
+
+    The cost gauges carry every team's costs, so they follow the role rule: the
+    ``METRICS_TOKEN`` bearer (Prometheus), or a signed-in person who sees every team
+    (finance, admins). Nobody else, whatever DEBUG says: a team's manager reads their
+    team's costs through the API, not here. FrameOps' own counters (``costs=False``) hold
+    no team data: without a token they are open, as in the demo."""
     token = settings.METRICS_TOKEN
-    if token:
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(supplied.encode(), token.encode()):
-            return JsonResponse(
-                {"message": "A valid metrics token is required.", "extra": {}}, status=401
-            )
-    return None
+    supplied = request.headers.get("Authorization", "")
+    if not costs and not token:
+        return None
+    if token and (supplied or not costs):
+        if hmac.compare_digest(supplied.removeprefix("Bearer ").strip().encode(), token.encode()):
+            return None
+        message = (
+            "The metrics token is not valid."
+            if supplied
+            else "Send 'Authorization: Bearer <METRICS_TOKEN>'."
+        )
+        return JsonResponse({"message": message, "extra": {"header": "Authorization"}}, status=401)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        if user_sees_every_team(user=user):
+            return None
+        return JsonResponse(
+            {
+                "message": "These metrics carry every team's costs: they are for finance, "
+                "admins and Prometheus with METRICS_TOKEN. Read your teams' costs through "
+                "GET /api/v1/allocation.",
+                "extra": {},
+            },
+            status=403,
+        )
+    return JsonResponse(
+        {
+            "message": "Send 'Authorization: Bearer <METRICS_TOKEN>', or sign in as finance "
+            "or an admin.",
+            "extra": {"header": "Authorization"},
+        },
+        status=401,
+    )
 
 
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    refused = _token_refused(request)
+    refused = _token_refused(request, costs=False)
     if refused is not None:
         return refused
     body, content_type = metrics_exposition()
@@ -65,7 +98,7 @@ def cost_metrics(request: HttpRequest) -> HttpResponse:
 
     from finops.costing.metrics import cost_exposition
 
-    refused = _token_refused(request)
+    refused = _token_refused(request, costs=True)
     if refused is not None:
         return refused
     return HttpResponse(cost_exposition(), content_type=CONTENT_TYPE_LATEST)

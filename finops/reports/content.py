@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from finops.accounts.models import Membership, Role, Team
+from finops.accounts.models import Team
+from finops.accounts.selectors import team_list_visible, user_sees_every_team
 from finops.costing.models import DirtyWindow
 from finops.costing.money import money_str
 from finops.costing.selectors import AllocationQuery, allocation_report, clip_costs, month_burn
@@ -85,12 +86,8 @@ def recipient_scope(*, user: Any, team: Team | None) -> Scope:
         sees_all = True
         visible = everything
     else:
-        roles = Membership.objects.filter(user=user)
-        sees_all = bool(
-            getattr(user, "is_superuser", False)
-            or roles.filter(role__in=[Role.ADMIN, Role.FINANCE]).exists()
-        )
-        visible = everything if sees_all else [m.team for m in roles.select_related("team")]
+        sees_all = user_sees_every_team(user=user)
+        visible = everything if sees_all else list(team_list_visible(user=user))
     if team is not None:
         if team.pk not in {t.pk for t in visible}:
             return Scope([], False)

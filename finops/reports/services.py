@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from finops.ops.audit import audit_record_change
 from finops.ops.emails import Rendered, email_render
 from finops.reports.content import (
     Week,
@@ -346,4 +347,6 @@ def unsubscribe(token: str) -> tuple[str, ReportSubscription | None]:
     updated = ReportSubscription.objects.filter(pk=subscription.pk, enabled=True).update(
         enabled=False
     )
+    if updated:
+        audit_record_change(subscription, {"enabled": (True, False)})
     return ("done" if updated else "already"), subscription

@@ -9,7 +9,6 @@ duplicate, never an error and never written twice.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from collectors.records import (
     storage_sample_from_mapping,
 )
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
+from finops.ops.json_bounds import JsonTooDeep, json_depth_limit, json_loads_bounded
 from finops.telemetry.models import RollupBacklog, SampleSource
 from finops.telemetry.rollups import MAX_SAMPLE_GAP_S
 from finops.telemetry.writes import (
@@ -117,22 +117,23 @@ def iter_batch(text: bytes) -> Iterator[tuple[int, Any]]:
         raise BatchError("Body is empty: send a JSON array or NDJSON, one sample per line.")
     if stripped[:1] == b"[":
         try:
-            items = json.loads(text)
-        except RecursionError:
-            raise BatchError("Body is not valid JSON: nested too deeply.") from None
+            items = json_loads_bounded(text)
+        except JsonTooDeep as exc:
+            raise BatchError(f"Body is not valid JSON: {exc}.") from None
         except ValueError as exc:  # JSONDecodeError, bad UTF-8, a number of 4,300+ digits
             raise BatchError(f"Body is not valid JSON: {exc}") from exc
         if not isinstance(items, list):
             raise BatchError("Body is not a JSON array of samples.")
         yield from enumerate(items, start=1)
         return
+    limit = json_depth_limit()
     for number, raw in enumerate(text.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
-            yield number, json.loads(raw)
-        except RecursionError:
-            yield number, RecordError("(line)", "not valid JSON: nested too deeply")
+            yield number, json_loads_bounded(raw, limit=limit)
+        except JsonTooDeep as exc:
+            yield number, RecordError("(line)", f"not valid JSON: {exc}")
         except ValueError as exc:
             yield number, RecordError("(line)", f"not valid JSON: {exc}")
 

@@ -59,14 +59,25 @@ def test_cost_gauges_equal_the_allocation_api(client, team_a, team_b, root):
 
 
 @pytest.mark.django_db
-def test_the_endpoint_is_cached_and_guarded_by_the_metrics_token(client, settings, team_a, team_b):
+def test_the_endpoint_is_cached_and_guarded_by_the_metrics_token(
+    client, settings, team_a, team_b, alice, fiona
+):
     from django.core.cache import cache
 
     cache.clear()
+    # No token set: nobody anonymous, and no team's manager, reads every team's costs.
+    refused = client.get("/metrics/costs")
+    assert refused.status_code == 401 and "METRICS_TOKEN" in refused.json()["message"]
+    client.force_login(alice)
+    refused = client.get("/metrics/costs")
+    assert refused.status_code == 403 and "/api/v1/allocation" in refused.json()["message"]
+    client.force_login(fiona)  # finance sees every team's costs
     first = client.get("/metrics/costs")
     assert first.status_code == 200 and b"frameops_team_month_to_date_cost" in first.content
     scenario.build(team_a, team_b)  # new GPUs: not seen until the minute's cache expires
     assert client.get("/metrics/costs").content == first.content
     settings.METRICS_TOKEN = "s3cret"
+    client.logout()
     assert client.get("/metrics/costs").status_code == 401
+    assert client.get("/metrics/costs", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get("/metrics/costs", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200

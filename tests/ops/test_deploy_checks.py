@@ -17,6 +17,12 @@ ALPHABET = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
 
 
 def _check(env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return _manage(env, "check", *args, tmp_path=tmp_path)
+
+
+def _manage(
+    env: dict[str, str], command: str, *args: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     base = {
         k: v
         for k, v in os.environ.items()
@@ -29,10 +35,12 @@ def _check(env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.Comple
             "CELERY_TASK_ALWAYS_EAGER",
             "API_KEY_SECRET",
             "ALLOWED_HOSTS",
+            "METRICS_TOKEN",
+            "STATIC_ROOT",
         }
     }
     return subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", "check", *args],
+        [sys.executable, "manage.py", command, *args],
         cwd=ROOT,
         env={**base, "FRAMEOPS_VAR_DIR": str(tmp_path), **env},
         capture_output=True,
@@ -46,16 +54,18 @@ def _secret() -> str:
 
 
 def test_production_settings_pass_the_deploy_check(tmp_path):
-    result = _check(
-        {
-            "DEBUG": "0",
-            "SECRET_KEY": _secret(),
-            "ALLOWED_HOSTS": "frameops.example",
-            "DATABASE_URL": PG_URL,
-        },
-        "--deploy",
-        tmp_path=tmp_path,
-    )
+    env = {
+        "DEBUG": "0",
+        "SECRET_KEY": _secret(),
+        "ALLOWED_HOSTS": "frameops.example",
+        "DATABASE_URL": PG_URL,
+        "METRICS_TOKEN": secrets.token_urlsafe(24),
+    }
+    # As the Dockerfile builds the image: static files collected with DEBUG=0.
+    collected = _manage(env, "collectstatic", "--no-input", tmp_path=tmp_path)
+    assert collected.returncode == 0, collected.stderr
+    assert (tmp_path / "static" / "staticfiles.json").is_file()
+    result = _check(env, "--deploy", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
@@ -84,6 +94,9 @@ def test_embedded_secret_with_debug_off_is_an_error(tmp_path):
     assert result.returncode != 0
     assert "finops.E001" in result.stderr
     assert "finops.E002" in result.stderr
+    # Nothing collected, no metrics token: each an error of its own.
+    assert "finops.E003" in result.stderr and "static files were not collected" in result.stderr
+    assert "finops.E004" in result.stderr and "METRICS_TOKEN is not set" in result.stderr
 
 
 def test_sqlite_and_eager_tasks_with_debug_off_are_flagged(tmp_path):
