@@ -16,6 +16,12 @@ def test_openapi_schema_lists_the_public_endpoints(client):
 
 
 def test_docs_ui_is_served_offline(client):
-    page = client.get("/api/docs/").content.decode()
+    response = client.get("/api/docs/")
+    page = response.content.decode()
     assert "swagger-ui" in page
     assert "cdn." not in page and "unpkg" not in page and "jsdelivr" not in page
+    # Every script is a file of this server (the CSP refuses inline scripts).
+    assert "script-src 'self'" in response["Content-Security-Policy"]
+    assert "<script>" not in page.replace(" ", "")
+    script = client.get("/api/docs/?script=")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
