@@ -48,7 +48,7 @@ def gunicorn(env: dict[str, str], *, workers: int = 1, timeout_s: float = 30) ->
             str(workers),
             "--timeout",
             "60",
-        ],  # fmt: skip
+        ],
         cwd=ROOT,
         env={**os.environ, "ALLOWED_HOSTS": "127.0.0.1", **env},
         stdout=log,
