@@ -12,13 +12,16 @@ backoff while later batches go ahead; after ``MAX_ATTEMPTS`` it is set aside in 
 spool's ``dead-letter`` folder with the server's answer, counted and logged, as is a batch
 the server refuses (4xx). Lines the server rejects one by one (a 200 with ``rejected``)
 are never retried. The spool is bounded: when full, the oldest batches are dropped and
-counted. The server stores each (gpu, ts) once, so a batch retried after a lost response
-is counted as duplicates, not stored twice.
+counted. The same happens when the spool's disk fills before the bound (ENOSPC): the
+oldest batches make room for the newest, and what was dropped is logged with counts.
+The server stores each (gpu, ts) once, so a batch retried after a lost response is
+counted as duplicates, not stored twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import gzip
 import json
 import logging
@@ -111,24 +114,46 @@ class Spool:
         self._seq += 1
         path = self.directory / f"{self._seq:012d}-{kind}-{lines}.ndjson.gz"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(body)
+        try:
+            tmp.write_bytes(body)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # half a batch is never left behind
+            raise
         os.replace(tmp, path)  # a crash never leaves half a batch to replay
         self.last = path
         return path
 
-    def append(self, kind: str, body: bytes, lines: int) -> tuple[int, int]:
-        """Write one gzip batch; returns (batches, samples) dropped to stay under the bound."""
-        self.write(kind, body, lines)
+    def append(self, kind: str, body: bytes, lines: int) -> tuple[int, int, bool]:
+        """Write one gzip batch: (batches, samples) dropped to make room for it, and whether
+        it was stored. Room is made under ``max_bytes``, and on a full disk by dropping the
+        oldest batches until the new one fits (the newest data is worth most); a batch that
+        does not fit on an empty spool is itself dropped."""
         dropped = dropped_lines = 0
+        while True:
+            try:
+                self.write(kind, body, lines)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                files = self._files()
+                if not files:
+                    return dropped + 1, dropped_lines + lines, False
+                dropped_lines += self._drop(files[0])
+                dropped += 1
         files = self._files()
         total = sum(p.stat().st_size for p in files)
         while total > self.max_bytes and len(files) > 1:
             oldest = files.pop(0)
             total -= oldest.stat().st_size
             dropped += 1
-            dropped_lines += int(oldest.name.split("-")[2].split(".")[0])
-            oldest.unlink()
-        return dropped, dropped_lines
+            dropped_lines += self._drop(oldest)
+        return dropped, dropped_lines, True
+
+    @staticmethod
+    def _drop(path: Path) -> int:
+        path.unlink()
+        return int(path.name.split("-")[2].split(".")[0])
 
     def pending(self) -> list[tuple[Path, str, bytes]]:
         return [(p, p.name.split("-")[1], p.read_bytes()) for p in self._files()]
@@ -368,15 +393,18 @@ class Agent:
                     continue
                 except BatchFailed as exc:
                     failed = exc
-            dropped, dropped_lines = self.spool.append(kind, body, count)
-            if failed is not None:
-                self._failed(self.spool.last, failed, 1)
-            self.stats.spooled_batches += 1
+            dropped, dropped_lines, stored = self.spool.append(kind, body, count)
+            if stored:
+                self.stats.spooled_batches += 1
+                if failed is not None:
+                    self._failed(self.spool.last, failed, 1)
             self.stats.dropped_batches += dropped
             self.stats.dropped_samples += dropped_lines
             if dropped:
+                what = "the oldest" if stored else "every spooled and this"
                 self._error(
-                    f"spool full: dropped the {dropped} oldest batch(es), {dropped_lines} samples"
+                    f"spool full ({self.spool.directory}): dropped {what} {dropped} batch(es), "
+                    f"{dropped_lines} samples; {self.stats.dropped_samples} dropped since start"
                 )
 
     def run(self, *, interval_s: float, flush_every: int, should_stop: Callable[[], bool]) -> None:

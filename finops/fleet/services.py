@@ -120,6 +120,9 @@ def node_register(
             obj.save(update_fields=list(given))
 
     listed = {g.uuid for g in gpus}
+    returning = set(
+        Gpu.objects.filter(uuid__in=listed, retired_at__isnull=False).values_list("uuid", flat=True)
+    )
     # Free the slots first: retire what is gone, so a replaced GPU can take its index.
     Gpu.objects.filter(node=node, retired_at__isnull=True).exclude(uuid__in=listed).update(
         retired_at=now
@@ -140,7 +143,12 @@ def node_register(
             reg.mig_profile,
             reg.mig_instance_id,
         )
-        gpu.retired_at, gpu.last_seen_at = None, now
+        # A registration lists the GPUs the agent opened at start-up, not what reports
+        # now: it starts the staleness clock of a new or returning GPU, and leaves a known
+        # GPU's last sample time alone (a GPU that died stays stale; its alert fires).
+        if gpu.pk is None or gpu.last_seen_at is None or reg.uuid in returning:
+            gpu.last_seen_at = now
+        gpu.retired_at = None
         gpu.save()
         by_uuid[reg.uuid] = gpu
     return node, created

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, DateTimeField, Q, Value, When
 from django.utils import timezone
 
 from collectors.records import (
@@ -231,11 +232,31 @@ def gpu_samples_store(
     with transaction.atomic():
         inserted = gpu_sample_rows_write(list(rows.values()))
         _note_late(earliest, latest)
-        if rows:
-            Gpu.objects.filter(id__in={k[0] for k in rows}).update(last_seen_at=timezone.now())
+        gpu_last_seen_advance(rows)
     result.accepted += inserted
     result.duplicate += len(rows) - inserted
     return result
+
+
+def gpu_last_seen_advance(keys: Iterable[tuple[int, datetime]]) -> None:
+    """Move each GPU's ``last_seen_at`` to the time of its newest sample, never back.
+
+    "Last seen" is when the GPU last reported, not when its data arrived: an agent that
+    replays an hour of spooled samples after an outage must leave a GPU that died during
+    the outage looking as stale as it is, so that its telemetry-stale alert fires."""
+    newest: dict[int, datetime] = {}
+    for gpu_id, ts in keys:
+        if gpu_id not in newest or ts > newest[gpu_id]:
+            newest[gpu_id] = ts
+    if not newest:
+        return
+    ts_by_gpu = Case(
+        *(When(id=gpu_id, then=Value(ts)) for gpu_id, ts in newest.items()),
+        output_field=DateTimeField(),
+    )
+    Gpu.objects.filter(id__in=newest).filter(
+        Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=ts_by_gpu)
+    ).update(last_seen_at=ts_by_gpu)
 
 
 def storage_samples_ingest(*, body: bytes, content_encoding: str = "") -> IngestResult:

@@ -33,6 +33,11 @@ class NVMLError_NotFound(NVMLError):
         return "Not Found"
 
 
+class NVMLError_GpuIsLost(NVMLError):
+    def __str__(self) -> str:
+        return "GPU is lost"
+
+
 class FakeNvml:
     """GPU 0: an H100 with MIG enabled (two instances in three slots); GPU 1: an L4 on an
     old driver (throttle-reasons call only) whose power reading is not supported."""
@@ -46,6 +51,7 @@ class FakeNvml:
 
     def __init__(self, *, new_driver: bool = True) -> None:
         self.initialised = False
+        self.lost: set[int] = set()  # indexes of GPUs that died
         self.gpus = [
             {"uuid": "GPU-h100", "name": "NVIDIA H100 80GB HBM3", "total": 85520809984, "used": 61203283968,
              "util": 87, "power_mw": 612400, "limit_mw": 700000, "temp": 71, "clock": 1755, "max_clock": 1980,
@@ -75,6 +81,9 @@ class FakeNvml:
         return ("gpu", index)
 
     def _gpu(self, handle: tuple[Any, ...]) -> dict[str, Any]:
+        # A GPU that fell off the bus answers every call with "GPU is lost", as NVML does.
+        if handle[1] in self.lost:
+            raise NVMLError_GpuIsLost()
         return self.gpus[handle[1]]
 
     def nvmlDeviceGetUUID(self, handle: tuple[Any, ...]) -> str:

@@ -1,0 +1,131 @@
+"""Faults around the host agent, on real parts: an hour of spool replayed after an outage
+in which a GPU died (staleness follows sample time), and a spool disk that fills up (a
+real tmpfs of 64 KiB)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from collectors.agent import Agent, Spool, node_registration
+from collectors.nvml import NvmlSource
+from finops.accounts.services import api_key_create
+from finops.alerts.defaults import DEFAULT_RULES
+from finops.alerts.evaluation import rules_evaluate
+from finops.alerts.models import Alert, AlertRule, AlertState
+from finops.fleet.models import Gpu
+from finops.telemetry.models import GpuSample
+from tests.collectors.fake_pynvml import FakeNvml
+
+L4 = 1  # index of the L4 in the fake NVML
+
+
+def _agent(url: str, spool_dir, fake: FakeNvml, *, max_bytes: int = 2**30) -> Agent:  # type: ignore[no-untyped-def]
+    _, key = api_key_create(name="agent gpu-a1", scopes=["ingest:write"])
+    nvml = NvmlSource(fake)
+    devices = nvml.open()
+    return Agent(server=url, key=key, sources={"gpu": nvml},
+                 spool=Spool(spool_dir, max_bytes=max_bytes),
+                 registration=node_registration(hostname="gpu-a1", site="lab", provider="on-prem",
+                                                region="", instance_type="", devices=devices),
+                 timeout_s=2)  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replayed_hour_leaves_the_gpu_that_died_stale_and_it_alerts_once(server, tmp_path):
+    # The default rule, as the migrations seed it (a transactional test before may have
+    # flushed it).
+    (stale_rule,) = [dict(r) for r in DEFAULT_RULES if r["kind"] == "telemetry_stale"]
+    AlertRule.objects.update_or_create(name=stale_rule.pop("name"), defaults=stale_rule)
+    fake = FakeNvml()
+    agent = _agent(server.url, tmp_path / "spool", fake)
+    now = timezone.now().replace(microsecond=0)
+    outage_start = now - timedelta(hours=1)
+    agent.flush()  # registers the node: an hour and two minutes ago, in this story
+    Gpu.objects.update(last_seen_at=outage_start - timedelta(minutes=2))
+    # Before the outage: a minute of data from every device reaches the server.
+    for second in range(0, 60, 10):
+        agent.poll(now=outage_start - timedelta(seconds=60 - second))
+    agent.flush()
+    assert agent.stats.accepted == 6 * 4
+    # The outage: an hour spooled; the L4 dies ten minutes in.
+    server.stop()
+    for second in range(0, 3600, 10):
+        if second == 600:
+            fake.lost.add(L4)
+        agent.poll(now=outage_start + timedelta(seconds=second))
+        if second % 300 == 290:
+            agent.flush()
+    assert agent.stats.spooled_batches == 12 and agent.stats.accepted == 24
+    # The server is back: the hour is replayed, every sample stored once.
+    server.start()
+    agent.flush()
+    assert len(agent.spool) == 0 and agent.stats.replayed_batches == 12
+    l4_samples = 6 + 60  # before the outage, and its first ten minutes
+    assert GpuSample.objects.filter(gpu__uuid="GPU-l4").count() == l4_samples
+    assert GpuSample.objects.filter(gpu__uuid="GPU-h100").count() == 6 + 360
+
+    # Last seen is the newest sample's time, not when it arrived.
+    seen = dict(Gpu.objects.values_list("uuid", "last_seen_at"))
+    assert seen["GPU-l4"] == outage_start + timedelta(seconds=590)
+    assert seen["GPU-h100"] == outage_start + timedelta(seconds=3590)
+    for minute in (0, 1, 2):  # evaluated again and again, it fires once
+        rules_evaluate(now=now + timedelta(minutes=minute))
+    alerts = Alert.objects.filter(rule__kind="telemetry_stale")
+    assert [(a.dedup_key, a.state) for a in alerts] == [("GPU-l4", AlertState.FIRING)]
+    assert alerts.get().value >= 3000
+
+
+def _tmpfs(path) -> None:  # type: ignore[no-untyped-def]
+    path.mkdir()
+    mounted = subprocess.run(  # noqa: S603
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)],  # noqa: S607
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.fail(f"a 64 KiB tmpfs is needed (root): {mounted.stderr.strip()}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_spool_disk_keeps_the_newest_batches_and_logs_the_drops(server, tmp_path, caplog):
+    spool_dir = tmp_path / "spool"
+    _tmpfs(spool_dir)
+    try:
+        fake = FakeNvml()
+        fake.gpus[0]["name"] = "NVIDIA H100 80GB HBM3 " + "x" * 40  # bigger batches
+        agent = _agent(server.url, spool_dir, fake)  # the byte bound is far above the disk
+        agent.flush()  # registers the node
+        server.stop()
+        t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+        polls_per_batch, batches = 5, 40
+        for batch in range(batches):
+            for poll in range(polls_per_batch):
+                agent.poll(now=t0 + timedelta(seconds=batch * polls_per_batch + poll))
+            agent.flush()
+        # The disk filled: the oldest batches made room, counted and logged; no crash.
+        stats = agent.stats
+        assert stats.dropped_batches > 0
+        assert stats.spooled_batches == batches
+        assert stats.dropped_samples == stats.dropped_batches * polls_per_batch * 4
+        assert len(agent.spool) == batches - stats.dropped_batches
+        dropped = [r.getMessage() for r in caplog.records if "spool full" in r.getMessage()]
+        assert dropped and "samples" in dropped[-1] and "dropped since start" in dropped[-1]
+        with pytest.raises(OSError, match="No space left on device") as full:
+            (spool_dir / "filler").write_bytes(os.urandom(64 * 1024))  # the disk is full
+        assert full.value.errno == errno.ENOSPC
+        (spool_dir / "filler").unlink(missing_ok=True)
+        # Back online: what was kept arrives, the newest second included.
+        server.start()
+        agent.flush()
+        kept = batches - stats.dropped_batches
+        assert GpuSample.objects.count() == kept * polls_per_batch * 4
+        newest = t0 + timedelta(seconds=batches * polls_per_batch - 1)
+        assert GpuSample.objects.filter(ts=newest).count() == 4
+        assert not GpuSample.objects.filter(ts=t0).exists()
+    finally:
+        subprocess.run(["umount", str(spool_dir)], check=False)  # noqa: S603, S607
