@@ -36,7 +36,9 @@ def detect(ctx: Context) -> list[Draft]:
     slugs = dict(Team.objects.values_list("id", "slug"))
     drafts = []
     for _, r in latest.iterrows():
-        increase = float(r["cps"] / r["previous_cps"]) - 1
+        # Compared as shown (four places, 0.01%): ledger lines carry sub-cent shares of the
+        # hour, and a 20.00% increase must not come out as 19.9995% and slip under 20%.
+        increase = round(float(r["cps"] / r["previous_cps"]) - 1, 4)
         if increase < threshold:
             continue
         waste = (r["cps"] - r["previous_cps"]) * dec(r["usable_seconds"])
