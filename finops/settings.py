@@ -459,4 +459,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Failed sign-ins and lock-outs are warnings; each successful sign-in is not news.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -32,8 +32,13 @@ def user_scopes(*, user: AbstractBaseUser) -> frozenset[str]:
 ROLES_SEEING_EVERY_TEAM = (Role.ADMIN, Role.FINANCE)
 
 
+def _is_person(user: object) -> bool:
+    """A signed-in account (not anonymous, not an API key's principal)."""
+    return isinstance(user, AbstractBaseUser) and bool(user.is_authenticated)
+
+
 def user_sees_every_team(*, user: AbstractBaseUser | None) -> bool:
-    if user is None or not getattr(user, "is_authenticated", False):
+    if not _is_person(user):
         return False
     if getattr(user, "is_superuser", False):
         return True
@@ -42,7 +47,7 @@ def user_sees_every_team(*, user: AbstractBaseUser | None) -> bool:
 
 def user_is_admin(*, user: AbstractBaseUser | None) -> bool:
     """Superusers and team admins: the people who change fleet-wide settings."""
-    if user is None or not getattr(user, "is_authenticated", False):
+    if not _is_person(user):
         return False
     if getattr(user, "is_superuser", False):
         return True

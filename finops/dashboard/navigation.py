@@ -15,9 +15,11 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"nav": {}}
+    # An API key's principal on a page DRF renders (the browsable API) has no staff flag
+    # and sees no fleet: user_sees_every_team says False for it.
     return {
         "nav": {
             "fleet": user_sees_every_team(user=user),
-            "admin": bool(user.is_staff),
+            "admin": bool(getattr(user, "is_staff", False)),
         }
     }
