@@ -30,14 +30,14 @@ COPY inference inference
 COPY templates templates
 COPY static static
 COPY deploy/prometheus deploy/prometheus
+COPY deploy/gunicorn.conf.py deploy/gunicorn.conf.py
 # Static files at build time (whitenoise serves them); the key is only for this command.
 RUN DEBUG=0 SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --no-input \
     && mkdir -p /app/var && chown -R frameops /app/var
 USER frameops
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/')"
-CMD ["gunicorn", "finops.wsgi:application", "--chdir", "/app", "--bind", "0.0.0.0:8000", \
-     "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "/app/deploy/gunicorn.conf.py", "--chdir", "/app", "finops.wsgi:application"]
 
 FROM web AS runner
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
