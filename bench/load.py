@@ -222,9 +222,9 @@ def main() -> None:
 
         static_root = tempfile.mkdtemp(prefix="frameops-static-")
         env = _gunicorn_env(url, static_root)
-        subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],  # noqa: S603
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--no-input", "-v0"],
                        cwd=ROOT, env=env, check=True)  # fmt: skip
-        check = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT,  # noqa: S603
+        check = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=ROOT,
                                env=env, capture_output=True, text=True, check=False)  # fmt: skip
         print("manage.py check --deploy (plain HTTP on loopback: the TLS warnings are expected):")
         print("  " + (check.stdout + check.stderr).strip().replace("\n", "\n  "))
