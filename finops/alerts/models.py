@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -42,6 +43,39 @@ class RuleKind(models.TextChoices):
     BUDGET = "budget", "Team budget burn"
 
 
+# Rule parameters and their bounds (docs/alerts.md "Rule parameters"), in seconds:
+# (smallest, largest, step). ``window_s`` is read from minute rollups, so whole minutes.
+RULE_PARAM_BOUNDS: dict[str, tuple[int, int, int]] = {
+    "window_s": (60, 86_400, 60),
+    "group_wait_s": (0, 3_600, 1),
+    "group_interval_s": (60, 86_400, 1),
+}
+RULE_FIELD_BOUNDS: dict[str, tuple[int, int]] = {
+    "for_s": (0, 86_400),
+    "repeat_interval_s": (60, 30 * 86_400),
+}
+BUDGET_MEASURES = ("forecast", "actual")
+
+
+def rule_params_errors(kind: str, params: object) -> list[str]:
+    """What is wrong with a rule's ``params``, one message per problem, naming the key."""
+    if not isinstance(params, dict):
+        return ["params must be a JSON object"]
+    errors = []
+    for key, (low, high, step) in RULE_PARAM_BOUNDS.items():
+        if key not in params:
+            continue
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(f"params.{key} must be a whole number of seconds")
+        elif not low <= value <= high or value % step:
+            unit = " in whole minutes" if step == 60 else ""
+            errors.append(f"params.{key} must be from {low} to {high} seconds{unit}")
+    if kind == "budget" and params.get("measure", "forecast") not in BUDGET_MEASURES:
+        errors.append(f"params.measure must be one of {', '.join(BUDGET_MEASURES)}")
+    return errors
+
+
 class AlertRule(models.Model):
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=32, choices=RuleKind.choices)
@@ -77,6 +111,17 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if problems := rule_params_errors(self.kind, self.params):
+            errors["params"] = problems
+        for name, (low, high) in RULE_FIELD_BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                errors[name] = [f"must be from {low} to {high} seconds"]
+        if errors:
+            raise ValidationError(errors)
 
 
 class AlertState(models.TextChoices):

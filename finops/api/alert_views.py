@@ -14,7 +14,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Membership, Role, Scope, Team
-from finops.alerts.models import Alert, AlertRule, Channel, ChannelKind, Notification, Silence
+from finops.alerts.models import (
+    RULE_FIELD_BOUNDS,
+    Alert,
+    AlertRule,
+    Channel,
+    ChannelKind,
+    Notification,
+    Silence,
+    rule_params_errors,
+)
 from finops.alerts.notify import DeliveryError, _post, _safe_url
 from finops.api.params import ParameterError, ZonedDateTimeField, as_validation_error, query_choice
 from finops.api.permissions import request_teams
@@ -112,8 +121,15 @@ class RuleSerializer(serializers.ModelSerializer):
         resolve = data.get("resolve_threshold", getattr(self.instance, "resolve_threshold", None))
         if resolve is not None and threshold is not None and resolve > threshold:
             raise serializers.ValidationError({"resolve_threshold": "must not exceed threshold"})
-        if data.get("repeat_interval_s", 60) < 60:
-            raise serializers.ValidationError({"repeat_interval_s": "at least 60 seconds"})
+        errors: dict[str, Any] = {}
+        for name, (low, high) in RULE_FIELD_BOUNDS.items():
+            if name in data and not low <= data[name] <= high:
+                errors[name] = f"must be from {low} to {high} seconds"
+        kind = data.get("kind", getattr(self.instance, "kind", ""))
+        if "params" in data and (problems := rule_params_errors(kind, data["params"])):
+            errors["params"] = problems
+        if errors:
+            raise serializers.ValidationError(errors)
         return data
 
 

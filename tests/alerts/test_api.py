@@ -75,3 +75,27 @@ def test_the_default_rules_are_listed(api, make_key):
     assert (names["Memory pressure"]["threshold"], names["Memory pressure"]["for_s"]) == (0.20, 900)
     assert names["Telemetry stale"]["threshold"] == 300
     assert AlertRule.objects.filter(kind="budget").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "text"),
+    [
+        ({"params": {"window_s": 30}}, "params", "params.window_s must be from 60 to 86400 seconds in whole minutes"),
+        ({"params": {"window_s": 90}}, "params", "in whole minutes"),
+        ({"params": {"window_s": "300"}}, "params", "params.window_s must be a whole number"),
+        ({"params": {"group_wait_s": 3601}}, "params", "params.group_wait_s must be from 0 to 3600"),
+        ({"params": {"group_interval_s": 59}}, "params", "params.group_interval_s must be from 60"),
+        ({"params": []}, "params", "must be a JSON object"),
+        ({"for_s": 86401}, "for_s", "from 0 to 86400"),
+        ({"repeat_interval_s": 59}, "repeat_interval_s", "from 60 to 2592000"),
+    ],
+)  # fmt: skip
+def test_rule_parameters_are_held_to_their_documented_bounds(api, root, body, field, text):
+    api.force_authenticate(root)
+    made = {"name": "bounded", "kind": "thermal_throttling", "threshold": 0.1}
+    response = api.post("/api/v1/alert-rules", {**made, **body}, format="json")
+    assert response.status_code == 400, response.content
+    assert text in str(response.json()["extra"]["fields"][field])
+    at_bounds = {"window_s": 86400, "group_wait_s": 0, "group_interval_s": 60}
+    ok = api.post("/api/v1/alert-rules", {**made, "params": at_bounds}, format="json")
+    assert ok.status_code == 201, ok.content
