@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--telemetry-days", type=int, default=1)
     parser.add_argument("--duration", type=int, default=20, help="seconds of wrk per target")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--profile", action="store_true",
+                        help="print a cProfile of one request of each target first")  # fmt: skip
     args = parser.parse_args()
     wrk = _wrk()
     # The bench process issues the keys and the server checks them: one pair of secrets.
@@ -219,6 +221,8 @@ def main() -> None:
         _, ingest_key = api_key_create(name="load agents", scopes=["ingest:write"])
         week = f"{(month.end - timedelta(days=7)).isoformat()},{month.end.isoformat()}"
         week_q = week.replace("+00:00", "Z")
+        if args.profile:
+            _profile(week, billing_key)
 
         static_root = tempfile.mkdtemp(prefix="frameops-static-")
         env = _gunicorn_env(url, static_root)
@@ -325,6 +329,30 @@ def main() -> None:
         }
         print("targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in met.items()))
         print(json.dumps(figures))
+
+
+def _profile(week: str, billing_key: str) -> None:
+    """cProfile of one request of the allocation and overview targets, in this process."""
+    import cProfile
+    import pstats
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(get_user_model().objects.get(username="load"))
+    requests = {
+        "allocation": ("/api/v1/allocation", {"window": week, "aggregate": "team"},
+                       {"HTTP_AUTHORIZATION": f"Bearer {billing_key}"}),
+        "overview": ("/", {"window": week}, {}),
+    }  # fmt: skip
+    for name, (path, params, headers) in requests.items():
+        client.get(path, params, **headers)  # warm
+        profiler = cProfile.Profile()
+        response = profiler.runcall(client.get, path, params, **headers)
+        assert response.status_code == 200, response.content[:300]
+        print(f"--- profile of one {name} request ---")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
 
 
 def _ingest_requests(access_log: Path) -> int:
