@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.core.handlers.wsgi import LimitedStream
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+log = logging.getLogger("frameops.ops")
 
 
 class RequestBodyLimitMiddleware:
@@ -68,3 +72,36 @@ def _read_chunked_body(request: HttpRequest, limit: int | None) -> JsonResponse 
     request.META["CONTENT_LENGTH"] = str(len(body))
     request._stream = LimitedStream(io.BytesIO(body), len(body))  # type: ignore[attr-defined]
     return None
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that finds PostgreSQL away (restarting, failing over) answers 503 with
+    Retry-After, JSON: a client that retries (the host agent spools and replays on 503)
+    loses nothing, where a 500 would read as a bug in its request. The next request opens
+    a new connection (CONN_HEALTH_CHECKS), so the web process needs no restart."""
+
+    RETRY_AFTER_S = 5
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        # Drop the broken connection now, so this process reconnects on its next request.
+        for connection in connections.all(initialized_only=True):
+            connection.close_if_unusable_or_obsolete()
+        log.warning("database unavailable: %s", str(exception).strip().splitlines()[0:1])
+        response = JsonResponse(
+            {
+                "message": "The database is unavailable; retry shortly. Nothing of this "
+                "request was stored.",
+                "extra": {"retry_after_s": self.RETRY_AFTER_S},
+            },
+            status=503,
+        )
+        response["Retry-After"] = str(self.RETRY_AFTER_S)
+        return response
