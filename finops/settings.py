@@ -270,8 +270,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # ...and one whose whole worker died is handed out again by Redis after this many seconds
 # unacknowledged. It must exceed the longest task (a month's ledger recompute, a report
 # run): an hour by default, as Celery's own.
+_visibility_timeout_s = env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600, minimum=1)
+    "visibility_timeout": _visibility_timeout_s,
+    # How often a worker looks for such tasks (kombu: every interval x throttle seconds,
+    # 100 s by default); a short timeout is looked for as often as it can expire.
+    "unacked_restore_interval": max(1, min(10, _visibility_timeout_s // 3)),
+    "unacked_restore_throttle": 1 if _visibility_timeout_s < 60 else 10,
 }
 # Publishing retries while the broker restarts (a producer waits up to ~30 s, not fails).
 CELERY_TASK_PUBLISH_RETRY = True

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 import requests
 
 from collectors.agent import Agent, Spool, node_registration
@@ -72,3 +73,146 @@ def test_postgresql_restarted_while_an_agent_pushes_loses_and_doubles_nothing(tm
                 "SELECT count(*), count(DISTINCT (gpu_id, ts)) FROM telemetry_gpusample"
             ).fetchone()
     assert stored == distinct == 60 * 4  # every sample of 4 devices, once
+
+
+# --- Celery workers killed mid-task -------------------------------------------------------
+
+BROKER = "redis://127.0.0.1:6379/11"
+
+
+def _sender():  # type: ignore[no-untyped-def]
+    from celery import Celery
+
+    app = Celery("fault-test", broker=BROKER)
+    app.conf.broker_transport_options = {"visibility_timeout": 3}
+    return app
+
+
+def _lock(database_url: str, table: str):  # type: ignore[no-untyped-def]
+    """Hold an exclusive lock on ``table`` in an open transaction: a task that reaches it
+    waits there, in the middle of its work."""
+    conn = psycopg.connect(database_url)
+    conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+def _waiting_on(conn, table: str) -> bool:  # type: ignore[no-untyped-def]
+    with psycopg.connect(conn.info.dsn, autocommit=True) as probe:
+        return bool(probe.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE %s",
+            [f"%{table}%"],
+        ).fetchone())  # fmt: skip
+
+
+def _kill_in_the_middle(settings, tmp_path, *, task: str, queue: str, table: str,  # type: ignore[no-untyped-def]
+                        done, env: dict[str, str] | None = None) -> str:  # fmt: skip
+    """Send ``task``; SIGKILL the worker while the task waits on ``table``; a new worker
+    gets it again and ``done()`` comes true. Returns both workers' log."""
+    from tests.celery_worker import Worker, broker_env, wait_until
+    from tests.gunicorn_server import database_url
+
+    url = database_url(settings.DATABASES)
+    worker_env = broker_env(BROKER, url, **(env or {}))
+    log = tmp_path / "worker.log"
+    first, second = Worker(worker_env, queue, log), Worker(worker_env, queue, log)
+    holder = _lock(url, table)
+    try:
+        first.start()
+        _sender().send_task(task, queue=queue)
+        wait_until(f"{task} to reach {table}", lambda: _waiting_on(holder, table))
+        first.kill()  # SIGKILL: no chance to clean up or acknowledge
+        holder.rollback()  # the dead worker's transaction aborts; nothing of it is kept
+        second.start()
+        try:
+            wait_until(f"{task} redelivered and done", done, timeout_s=90)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the workers said:\n{log.read_text()[-4000:]}") from None
+    finally:
+        holder.close()
+        first.stop()
+        second.stop()
+    return log.read_text()
+
+
+@pytest.fixture
+def catalog(db: None) -> None:
+    """The GPU catalog as migrations seed it (a transactional test before may have flushed
+    it)."""
+    from finops.fleet.models import GpuModel
+    from finops.fleet.services import gpu_model_catalog_sync
+
+    gpu_model_catalog_sync(gpu_model_cls=GpuModel)
+
+
+def _ledger_rows():  # type: ignore[no-untyped-def]
+    from finops.costing.models import LedgerDay, LedgerEntry
+
+    lines = sorted(LedgerEntry.objects.values_list(
+        "window_start", "bucket", "team_id", "job_id", "gpu_id", "component", "amount",
+        "quantity", "activity"))  # fmt: skip
+    days = sorted(LedgerDay.objects.values_list(
+        "day", "basis", "bucket", "team_id", "node_id", "component", "amount", "quantity"))  # fmt: skip
+    return lines, days
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_a_ledger_day_leaves_the_clean_runs_ledger(
+    settings, tmp_path, team_a, team_b
+):
+    from finops.costing.engine import ledger_recompute
+    from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry
+    from tests.costing import scenario
+
+    scenario.build(team_a, team_b)
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    clean = _ledger_rows()
+    assert clean[0]
+    # Gone, and marked dirty: the costing task must rebuild it.
+    LedgerEntry.objects.all().delete()
+    LedgerDay.objects.all().delete()
+    DirtyWindow.objects.bulk_create([DirtyWindow(window_start=scenario.T10),
+                                     DirtyWindow(window_start=scenario.T11)])  # fmt: skip
+    log = _kill_in_the_middle(
+        settings, tmp_path, task="finops.costing.tasks.recompute_recent", queue="costing",
+        table="costing_outputday",
+        done=lambda: not DirtyWindow.objects.exists() and LedgerEntry.objects.exists(),
+    )  # fmt: skip
+    assert log.count("finops.costing.tasks.recompute_recent") >= 2, log  # received twice
+    assert _ledger_rows() == clean
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_in_a_detector_run_duplicates_no_finding(
+    settings, tmp_path, catalog, team_a
+):
+    from django.utils import timezone
+
+    from finops.costing.engine import ledger_recompute
+    from finops.insights.models import Finding
+    from finops.insights.services import findings_refresh
+    from finops.telemetry.models import GpuHour
+    from tests.insights.test_detectors import node
+
+    # Two GPUs paid for the last three hours, one of them held by a job: 50% idle.
+    end = timezone.now().replace(minute=0, second=0, microsecond=0)
+    g0, g1 = node("idle-1", 2)
+    for h in range(1, 4):
+        for g in (g0, g1):
+            GpuHour.objects.create(gpu=g, ts=end - timedelta(hours=h), covered_s=3600,
+                                   busy_s=3600 if g == g0 else 0, samples=3600)  # fmt: skip
+    from finops.jobs.services import AllocationIn, job_record
+
+    job_record(source="farm", external_id="long", team=team_a, status="succeeded",
+               started_at=end - timedelta(hours=3), finished_at=end,
+               allocations=[AllocationIn(uuid=g0.uuid, start=end - timedelta(hours=3), end=end)])  # fmt: skip
+    ledger_recompute(start=end - timedelta(hours=3), end=end)
+    findings_refresh(start=end - timedelta(hours=24), end=end)
+    clean = sorted(Finding.objects.values_list("pattern", "dedup_key", "waste", "status"))
+    assert clean
+    Finding.objects.all().delete()
+    log = _kill_in_the_middle(
+        settings, tmp_path, task="finops.insights.tasks.detect_last_day", queue="insights",
+        table="insights_finding", done=lambda: Finding.objects.exists(),
+    )  # fmt: skip
+    assert log.count("finops.insights.tasks.detect_last_day") >= 2, log
+    assert sorted(Finding.objects.values_list("pattern", "dedup_key", "waste", "status")) == clean
