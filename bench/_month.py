@@ -152,3 +152,15 @@ def month_build(
             c.execute("ANALYZE")
         print(f"  {minutes:,} GPU-minutes of telemetry written")
     return Month(start, end, team_rows, gpu_ids, len(job_rows), telemetry_days)
+
+
+def month_ledger(month: Month, *, workers: int, t: dict[str, float]) -> None:
+    """The month's ledger, as `manage.py recompute_costs` computes it (rollups as written)."""
+    import io
+
+    from django.core.management import call_command
+
+    with timed("ledger", t):
+        call_command("recompute_costs", f"--from={month.start.isoformat()}",
+                     f"--to={month.end.isoformat()}", f"--workers={workers}", "--no-rollups",
+                     stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip

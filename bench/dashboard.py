@@ -14,7 +14,6 @@ run, the p95 of GET /api/v1/allocation for the month by team (the overview's mai
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -24,8 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _month import month_arguments, month_build
-from _setup import bench_database, timed
+from _month import month_arguments, month_build, month_ledger
+from _setup import bench_database
 
 REQUESTS = 20
 
@@ -52,7 +51,6 @@ def main() -> None:
 
     with bench_database("dashboard"):
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.test import Client
 
         from finops.accounts.models import Team
@@ -64,10 +62,7 @@ def main() -> None:
             jobs=args.jobs, gpus=args.gpus, teams=args.teams, days=args.days,
             telemetry_days=args.telemetry_days, t=t, clips=True,
         )  # fmt: skip
-        with timed("ledger", t):
-            call_command("recompute_costs", f"--from={month.start.isoformat()}",
-                         f"--to={month.end.isoformat()}", f"--workers={args.workers}",
-                         "--no-rollups", stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+        month_ledger(month, workers=args.workers, t=t)
         Team.objects.update(monthly_budget=Decimal("40000"))
         patterns = list(Pattern.values)
         Finding.objects.bulk_create(

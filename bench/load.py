@@ -26,7 +26,6 @@ rows stored = rows sent. The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -40,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _month import month_arguments, month_build
+from _month import month_arguments, month_build, month_ledger
 from _setup import ROOT, bench_database, timed
 
 THROTTLES = {"API_THROTTLE_BURST": "10000000/min", "API_THROTTLE_SUSTAINED": "100000000/day"}
@@ -49,10 +48,7 @@ INGEST_GPUS = 8
 
 # wrk's Lua: count every response that is not a 2xx (per thread, summed in done()), and
 # print the counts as one line the benchmark reads.
-LUA_COUNT = """
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) bad = 0; ok = 0 end
+LUA_COUNTING = """
 function response(status, headers, body)
   if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
 end
@@ -62,10 +58,19 @@ function done(summary, latency, requests)
   io.write(string.format("COUNTS ok=%d bad=%d\\n", o, b))
 end
 """
+LUA_COUNT = (
+    """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0; ok = 0 end
+"""
+    + LUA_COUNTING
+)
 
 # Ingest bodies: each request carries 1,000 new samples, 125 seconds of 8 GPUs, at times
 # no other request uses (the thread's index and its request number decide the seconds).
-LUA_INGEST = """
+LUA_INGEST = (
+    """
 local threads = {}
 local next_index = 0
 function setup(thread)
@@ -91,15 +96,9 @@ function request()
   end
   return wrk.format("POST", nil, nil, table.concat(lines, "\\n"))
 end
-function response(status, headers, body)
-  if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
-end
-function done(summary, latency, requests)
-  local b, o = 0, 0
-  for _, t in ipairs(threads) do b = b + t:get("bad"); o = o + t:get("ok") end
-  io.write(string.format("COUNTS ok=%d bad=%d\\n", o, b))
-end
 """
+    + LUA_COUNTING
+)
 
 
 def _wrk() -> str:
@@ -201,7 +200,6 @@ def main() -> None:
 
     with bench_database("load") as url:
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
 
         from finops.accounts.services import api_key_create
         from finops.telemetry.models import GpuSample
@@ -211,10 +209,7 @@ def main() -> None:
             jobs=args.jobs, gpus=args.gpus, teams=args.teams, days=args.days,
             telemetry_days=args.telemetry_days, t=t, clips=True,
         )  # fmt: skip
-        with timed("ledger", t):
-            call_command("recompute_costs", f"--from={month.start.isoformat()}",
-                         f"--to={month.end.isoformat()}", f"--workers={args.workers}",
-                         "--no-rollups", stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+        month_ledger(month, workers=args.workers, t=t)
         # A server in steady state: the month's tables vacuumed and analysed, not with
         # autovacuum working through a million fresh rows during the measurement.
         with timed("vacuum analyze", t):

@@ -12,7 +12,6 @@ allocation report for the week): `ratio_vs_allocation_report`.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -21,8 +20,8 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _month import month_arguments, month_build
-from _setup import bench_database, timed
+from _month import month_arguments, month_build, month_ledger
+from _setup import bench_database
 
 
 def main() -> None:
@@ -32,8 +31,6 @@ def main() -> None:
     args = parser.parse_args()
 
     with bench_database("reports"):
-        from django.core.management import call_command
-
         from finops.costing.selectors import allocation_report
         from finops.reports.content import Scope, Week, week_query, weekly_report
         from finops.reports.models import ReportSubscription
@@ -44,10 +41,7 @@ def main() -> None:
             jobs=args.jobs, gpus=args.gpus, teams=args.teams, days=args.days,
             telemetry_days=0, t=t, clips=True,
         )  # fmt: skip
-        with timed("ledger", t):
-            call_command("recompute_costs", f"--from={month.start.isoformat()}",
-                         f"--to={month.end.isoformat()}", f"--workers={args.workers}",
-                         "--no-rollups", stdout=io.StringIO(), stderr=io.StringIO())  # fmt: skip
+        month_ledger(month, workers=args.workers, t=t)
         week = Week(date.fromisoformat(args.week), "UTC")
         renders, reads = [], []
         started_all = time.perf_counter()

@@ -31,6 +31,16 @@ def _require_postgresql() -> None:
 
 
 @pytest.fixture
+def gpu_catalog(db: None) -> None:
+    """The GPU catalog as the migrations seed it: a transactional test before this one
+    flushed every table, the catalog included."""
+    from finops.fleet.models import GpuModel
+    from finops.fleet.services import gpu_model_catalog_sync
+
+    gpu_model_catalog_sync(gpu_model_cls=GpuModel)
+
+
+@pytest.fixture
 def team_a(db: None) -> Team:
     return team_create(slug="studio-a", name="Studio A", monthly_budget=50_000)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 from finops.accounts.models import Role, Team
 from finops.accounts.services import membership_set
@@ -95,6 +96,23 @@ def test_the_dashboard_in_a_real_browser(server):
         page.fill("#id_password", password)
         page.click("button[type=submit]")
         return page
+
+    # --- a guessed password, five times: sign-in pauses and says how to lift it -------------
+    users.create_user("guessed", "guessed@example.com", "pw-guessed-1")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        page.goto(f"{server.url}/login/")
+        for attempt in range(5):
+            page.fill("#id_username", "guessed")
+            page.fill("#id_password", f"wrong-{attempt}")
+            page.click("button[type=submit]")
+            page.wait_for_load_state()
+        assert "Too many failed sign-ins" in page.inner_text("main")
+        assert "axes_reset_username guessed" in page.inner_text("main")
+        page.screenshot(path=str(SCREENSHOTS / "locked-out.png"))
+        browser.close()
+    call_command("axes_reset")  # as an admin lifts it: this address signs in again below
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])

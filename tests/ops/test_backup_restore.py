@@ -50,7 +50,9 @@ def _what_a_reader_sees() -> dict[str, object]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_dump_restored_into_a_fresh_database_reads_the_same(team_a, team_b, tmp_path):
+def test_a_dump_restored_into_a_fresh_database_reads_the_same(
+    gpu_catalog, team_a, team_b, tmp_path
+):
     scenario.build(team_a, team_b)
     ledger_recompute(start=scenario.T10, end=scenario.T12)
     findings_refresh(start=scenario.T10, end=scenario.T12, now=scenario.T12)

@@ -171,16 +171,6 @@ class Inbox:
         return "250 OK"
 
 
-@pytest.fixture
-def catalog(db: None) -> None:
-    """The GPU catalog as migrations seed it (a transactional test before may have flushed
-    it)."""
-    from finops.fleet.models import GpuModel
-    from finops.fleet.services import gpu_model_catalog_sync
-
-    gpu_model_catalog_sync(gpu_model_cls=GpuModel)
-
-
 def _ledger_rows():  # type: ignore[no-untyped-def]
     from finops.costing.models import LedgerDay, LedgerEntry
 
@@ -194,7 +184,7 @@ def _ledger_rows():  # type: ignore[no-untyped-def]
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_in_a_ledger_day_leaves_the_clean_runs_ledger(
-    settings, tmp_path, team_a, team_b
+    settings, tmp_path, gpu_catalog, team_a, team_b
 ):
     from finops.costing.engine import ledger_recompute
     from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry
@@ -220,7 +210,7 @@ def test_a_worker_killed_in_a_ledger_day_leaves_the_clean_runs_ledger(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_in_a_detector_run_duplicates_no_finding(
-    settings, tmp_path, catalog, team_a
+    settings, tmp_path, gpu_catalog, team_a
 ):
     from django.utils import timezone
 
@@ -256,7 +246,9 @@ def test_a_worker_killed_in_a_detector_run_duplicates_no_finding(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_in_a_report_send_sends_it_once(settings, tmp_path, catalog, team_a, root):
+def test_a_worker_killed_in_a_report_send_sends_it_once(
+    settings, tmp_path, gpu_catalog, team_a, root
+):
     from aiosmtpd.controller import Controller
     from django.utils import timezone
 
@@ -331,7 +323,9 @@ def _pings(client) -> bool:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_broker_restarted_under_load_loses_no_task(settings, tmp_path, catalog, team_a, team_b):
+def test_the_broker_restarted_under_load_loses_no_task(
+    settings, tmp_path, gpu_catalog, team_a, team_b
+):
     from celery import Celery
 
     from finops.costing.engine import ledger_recompute
