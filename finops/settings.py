@@ -406,7 +406,11 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "FrameOps API",
     "DESCRIPTION": "Cost per usable second of AI-generated video: ingest, jobs, prices, "
-    "allocation, invoices and FOCUS export. Authenticate with 'Authorization: Bearer fo_…'.",
+    "allocation, invoices and FOCUS export. Machines authenticate with 'Authorization: Bearer "
+    "fo_…' (an API key). People signed in on the dashboard use their session cookie; their "
+    "writes (POST, PATCH) also send the CSRF token from the csrftoken cookie as X-CSRFToken. "
+    "Who sees what: viewers and managers their teams, finance every team's costs read-only, "
+    "admins everything (docs/api.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # The docs UI is served from this installation: no CDN.
