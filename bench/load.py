@@ -8,7 +8,8 @@ installed when missing) for a bounded time per target:
 - ``GET /api/v1/allocation`` over the month's last 7 days by team, with a billing key;
 - the overview page over the same 7 days, signed in as an admin (every team: the largest);
 - ``POST /api/v1/ingest/gpu-samples`` with 1,000-sample NDJSON batches, every batch new
-  samples (no duplicates), for 8 GPUs registered for it.
+  samples (no duplicates), for 64 GPUs registered for it, each batch 8 of them as one
+  host's agent sends its GPUs.
 
 The baseline, measured in the same run: ``GET /health/`` (one query: the server's floor).
 Each target prints req/s, p50 and p99 and its ratio to the baseline's req/s; non-2xx
@@ -44,7 +45,7 @@ from _setup import ROOT, bench_database, timed
 
 THROTTLES = {"API_THROTTLE_BURST": "10000000/min", "API_THROTTLE_SUSTAINED": "100000000/day"}
 BATCH = 1000
-INGEST_GPUS = 8
+INGEST_GPUS = 64
 
 # wrk's Lua: count every response that is not a 2xx (per thread, summed in done()), and
 # print the counts as one line the benchmark reads.
@@ -68,7 +69,7 @@ function init(args) bad = 0; ok = 0 end
 )
 
 # Ingest bodies: each request carries 1,000 new samples, 125 seconds of 8 GPUs, at times
-# no other request uses (the thread's index and its request number decide the seconds).
+# no other request uses for them (the thread's index and its request number decide which).
 LUA_INGEST = (
     """
 local threads = {}
@@ -80,7 +81,11 @@ function setup(thread)
 end
 function init(args) bad = 0; ok = 0; counter = 0 end
 function request()
-  local first = BASE + (counter * THREADS + thread_index) * 125
+  -- The k-th batch of the run: 8 GPUs of block k % 8 (64 in all, as 8 hosts' agents send
+  -- them), 125 seconds of window k // 8: no (GPU, second) is sent twice.
+  local k = counter * THREADS + thread_index
+  local block = k % 8
+  local first = BASE + math.floor(k / 8) * 125
   counter = counter + 1
   local lines = {}
   for s = 0, 124 do
@@ -90,7 +95,7 @@ function request()
         '{"gpu_uuid":"GPU-LOAD-%d","ts":"%s","sm_util_pct":%d,"mem_used_bytes":%d,' ..
         '"mem_total_bytes":85520809984,"power_w":%d.5,"power_limit_w":700.0,"temp_c":65,' ..
         '"sm_clock_mhz":1755,"sm_clock_max_mhz":1980,"clocks_event_reasons":0,' ..
-        '"energy_mj":%d}', g, ts, (s * 7 + g) % 100, 60000000000 + s, 400 + g,
+        '"energy_mj":%d}', block * 8 + g, ts, (s * 7 + g) % 100, 60000000000 + s, 400 + g,
         (first + s) * 1000)
     end
   end

@@ -232,7 +232,10 @@ def gpu_samples_store(
     with transaction.atomic():
         inserted = gpu_sample_rows_write(list(rows.values()))
         _note_late(earliest, latest)
-        gpu_last_seen_advance(rows)
+    # After the commit, in a statement of its own: the GPU rows it locks are not held for
+    # the whole write, so batches for the same GPUs (an agent and the DCGM pull) do not
+    # queue behind each other.
+    gpu_last_seen_advance(rows)
     result.accepted += inserted
     result.duplicate += len(rows) - inserted
     return result
