@@ -222,6 +222,8 @@ def main() -> None:
 
             with connection.cursor() as cursor:
                 cursor.execute("VACUUM (ANALYZE)")
+                # And written out: no checkpoint of the month's pages during the measurement.
+                cursor.execute("CHECKPOINT")
         password = secrets.token_urlsafe(16)
         get_user_model().objects.create_superuser("load", "load@example.com", password)
         _, billing_key = api_key_create(name="load billing", scopes=["billing:read"])
@@ -282,6 +284,7 @@ def main() -> None:
                       f"p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}", flush=True)  # fmt: skip
 
             before = GpuSample.objects.count()
+            checkpoints_before = _checkpoints()
             base_ts = int((datetime.now(UTC) - timedelta(days=5)).timestamp())
             ingest_headers = {"Authorization": f"Bearer {ingest_key}",
                               "Content-Type": "application/x-ndjson"}  # fmt: skip
@@ -294,10 +297,12 @@ def main() -> None:
             time.sleep(3)  # requests in flight when wrk stopped finish
             received = _ingest_requests(access_log) - received_before
             stored = GpuSample.objects.count() - before
+            checkpoints = _checkpoints() - checkpoints_before
             sent = received * BATCH
             print(f"  ingest: {r['rps'] * BATCH:,.0f} samples/s ({r['rps']:.1f} batches/s), "
                   f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}; "
-                  f"rows sent {sent:,}, stored {stored:,}", flush=True)  # fmt: skip
+                  f"rows sent {sent:,}, stored {stored:,}; PostgreSQL checkpoints during it: "
+                  f"{checkpoints}", flush=True)  # fmt: skip
         finally:
             gunicorn.terminate()
             gunicorn.wait(timeout=30)
@@ -360,6 +365,14 @@ def _profile(week: str, billing_key: str) -> None:
         assert response.status_code == 200, response.content[:300]
         print(f"--- profile of one {name} request ---")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+
+
+def _checkpoints() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        return int(cursor.fetchone()[0])
 
 
 def _ingest_requests(access_log: Path) -> int:
