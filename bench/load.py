@@ -246,7 +246,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         gunicorn = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
-             f"127.0.0.1:{port}", "--access-logfile", str(access_log), "finops.wsgi:application"],
+             f"127.0.0.1:{port}", "--access-logfile", str(access_log), "--access-logformat",
+             '%(h)s "%(r)s" %(s)s %(M)s', "finops.wsgi:application"],
             cwd=ROOT, env=env,
         )  # fmt: skip
         try:
@@ -298,6 +299,11 @@ def main() -> None:
             received = _ingest_requests(access_log) - received_before
             stored = GpuSample.objects.count() - before
             checkpoints = _checkpoints() - checkpoints_before
+            server_ms = _server_ms(access_log, '"POST /api/v1/ingest/gpu-samples')
+            print(f"    ingest time inside gunicorn (its access log): p50 "
+                  f"{_quantile(server_ms, 0.5):.0f} ms, p99 {_quantile(server_ms, 0.99):.0f} ms, "
+                  f"max {max(server_ms, default=0):.0f} ms; autovacuum and autoanalyze of the "
+                  f"sample table during the run: {_autovacuums('telemetry_gpusample')}")  # fmt: skip
             sent = received * BATCH
             print(f"  ingest: {r['rps'] * BATCH:,.0f} samples/s ({r['rps']:.1f} batches/s), "
                   f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}; "
@@ -365,6 +371,27 @@ def _profile(week: str, billing_key: str) -> None:
         assert response.status_code == 200, response.content[:300]
         print(f"--- profile of one {name} request ---")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+
+
+def _server_ms(access_log: Path, request: str) -> list[float]:
+    """Milliseconds each request of ``request`` spent in gunicorn (its access log, %(M)s)."""
+    return [float(line.rsplit(" ", 1)[1]) for line in access_log.read_text().splitlines()
+            if request in line and line.rsplit(" ", 1)[1].isdigit()]  # fmt: skip
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def _autovacuums(table: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT autovacuum_count + autoanalyze_count FROM pg_stat_user_tables "
+                       "WHERE relname = %s", [table])  # fmt: skip
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def _checkpoints() -> int:
