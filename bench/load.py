@@ -283,6 +283,7 @@ def main() -> None:
                 r = runs[name]
                 print(f"  {name}: {r['rps']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
                       f"p99 {r['p99_ms']:.1f} ms, non-2xx {r['non_2xx']}", flush=True)  # fmt: skip
+                _drain(access_log)
 
             before = GpuSample.objects.count()
             checkpoints_before = _checkpoints()
@@ -371,6 +372,18 @@ def _profile(week: str, billing_key: str) -> None:
         assert response.status_code == 200, response.content[:300]
         print(f"--- profile of one {name} request ---")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+
+
+def _drain(access_log: Path) -> None:
+    """Wait for the requests wrk left queued when it stopped (up to its connections'
+    worth) to finish, so the next target does not wait behind them."""
+    seen = -1
+    while True:
+        count = len(access_log.read_text().splitlines()) if access_log.exists() else 0
+        if count == seen:
+            return
+        seen = count
+        time.sleep(1.0)
 
 
 def _server_ms(access_log: Path, request: str) -> list[float]:
