@@ -16,14 +16,23 @@ the server's SQL over the hand-computed cases and random series.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from collectors.records import GpuSample
+from collectors.records import (
+    GpuSample,
+    RecordError,
+    _check_known,
+    _measurement,
+    _text,
+    format_ts,
+    parse_ts,
+)
 
 MAX_SAMPLE_GAP_S = 60.0
 MINUTE = timedelta(minutes=1)
@@ -68,6 +77,64 @@ class GpuMinute:
     mem_s: float
     clock_s: float
     power_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["ts"] = format_ts(self.ts)
+        return {k: v for k, v in out.items() if v is not None}
+
+
+# What a minute row may hold (the server's table constraints): (integer, low, high).
+SECONDS_FIELDS = ("covered_s", "busy_s", "mem_pressure_s", *THROTTLE_BITS, "util_s", "mem_s",
+                  "clock_s", "power_s")  # fmt: skip
+MINUTE_BOUNDS: dict[str, tuple[bool, float, float]] = {
+    "samples": (True, 0, 60_000),
+    **dict.fromkeys(SECONDS_FIELDS, (False, 0, 60)),
+    "util_mean_pct": (False, 0, 100),
+    "util_max_pct": (False, 0, 100),
+    "mem_frac_mean": (False, 0, 1),
+    "mem_frac_max": (False, 0, 1),
+    "clock_ratio_mean": (False, 0, 10),
+    "power_mean_w": (False, 0, 100_000),
+    "temp_max_c": (False, -40, 150),
+    "energy_j": (False, 0, 6_000_000),  # 100 kW for a minute
+    "pcie_tx_bytes": (False, 0, 6e14),
+    "pcie_rx_bytes": (False, 0, 6e14),
+}
+MINUTE_FIELDS = frozenset({"gpu_uuid", "ts", *MINUTE_BOUNDS})
+# Each seconds field is part of the minute the samples covered.
+PART_OF_COVERED = ("busy_s", "mem_pressure_s", *THROTTLE_BITS, "util_s", "mem_s", "clock_s",
+                   "power_s")  # fmt: skip
+
+
+def gpu_minute_from_mapping(data: Any, *, now: datetime | None = None) -> GpuMinute:
+    """A minute row sent by an agent, validated as the server stores it, or RecordError
+    naming the field: ``gpu_uuid``, ``ts`` (a whole minute) and ``covered_s`` are required;
+    absent measurements are null, absent seconds zero."""
+    if not isinstance(data, Mapping):
+        raise RecordError("(record)", f"expected a JSON object, got {type(data).__name__}")
+    _check_known(data, MINUTE_FIELDS)
+    for required in ("gpu_uuid", "ts", "covered_s"):
+        if data.get(required) is None:
+            raise RecordError(required, "is required")
+    ts = parse_ts(data["ts"], now=now)
+    if ts.second or ts.microsecond:
+        raise RecordError("ts", f"{format_ts(ts)} is not the start of a minute (:00 seconds)")
+    values: dict[str, Any] = dict.fromkeys(MINUTE_BOUNDS)
+    values.update(dict.fromkeys(SECONDS_FIELDS, 0.0))
+    values["samples"] = 0
+    for name, spec in MINUTE_BOUNDS.items():
+        if data.get(name) is not None:
+            values[name] = _measurement(name, data[name], spec)
+    covered = values["covered_s"]
+    for name in PART_OF_COVERED:
+        if values[name] > covered + 1e-6:
+            raise RecordError(name, f"{values[name]:g} s exceeds covered_s {covered:g} s")
+    for mean, largest in (("util_mean_pct", "util_max_pct"), ("mem_frac_mean", "mem_frac_max")):
+        if None not in (values[mean], values[largest]) and values[mean] > values[largest] + 1e-9:
+            raise RecordError(mean, f"{values[mean]:g} exceeds {largest} {values[largest]:g}")
+    return GpuMinute(gpu_uuid=_text("gpu_uuid", data["gpu_uuid"], max_length=96), ts=ts,
+                     **values)  # fmt: skip
 
 
 def _seconds(ts: datetime) -> float:

@@ -24,6 +24,7 @@ from finops.fleet.services import GpuRegistration, StorageRegistration, node_reg
 from finops.telemetry.ingest import (
     BatchError,
     IngestResult,
+    gpu_minutes_ingest,
     gpu_samples_ingest,
     storage_samples_ingest,
 )
@@ -200,6 +201,13 @@ class _BatchIngestApi(APIView):
 
 class GpuSampleIngestApi(_BatchIngestApi):
     service = gpu_samples_ingest
+
+
+class GpuMinuteIngestApi(_BatchIngestApi):
+    """Minute rollups an agent computed itself (``--minutes``): one row per GPU-minute,
+    written as an upsert by (GPU, minute); a minute sent again replaces the first."""
+
+    service = gpu_minutes_ingest
 
 
 class StorageSampleIngestApi(_BatchIngestApi):

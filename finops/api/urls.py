@@ -53,6 +53,9 @@ urlpatterns = [
         "ingest/gpu-samples", ingest_views.GpuSampleIngestApi.as_view(), name="ingest-gpu-samples"
     ),
     path(
+        "ingest/gpu-minutes", ingest_views.GpuMinuteIngestApi.as_view(), name="ingest-gpu-minutes"
+    ),
+    path(
         "ingest/storage-samples",
         ingest_views.StorageSampleIngestApi.as_view(),
         name="ingest-storage-samples",

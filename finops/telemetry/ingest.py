@@ -28,10 +28,11 @@ from collectors.records import (
     gpu_sample_from_mapping,
     storage_sample_from_mapping,
 )
+from collectors.rollups import gpu_minute_from_mapping
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.ops.json_bounds import JsonTooDeep, json_depth_limit, json_loads_bounded
-from finops.telemetry.models import RollupBacklog, SampleSource
-from finops.telemetry.rollups import MAX_SAMPLE_GAP_S
+from finops.telemetry.models import GpuMinute, RollupBacklog, SampleSource
+from finops.telemetry.rollups import MAX_SAMPLE_GAP_S, ROLLUP_COLUMNS, hours_recompute
 from finops.telemetry.writes import (
     GPU_SAMPLE_COLUMNS,
     gpu_sample_rows_write,
@@ -216,11 +217,7 @@ def gpu_samples_store(
     for number, s in records:
         gpu_id = gpu_ids.get(s.gpu_uuid)
         if gpu_id is None:
-            result.reject(
-                number,
-                "gpu_uuid",
-                f"unknown GPU {s.gpu_uuid!r}: register its node with POST /api/v1/nodes",
-            )
+            result.reject(number, "gpu_uuid", _unknown_gpu(s.gpu_uuid))
             continue
         key = (gpu_id, s.ts)
         if key in rows:
@@ -260,6 +257,43 @@ def gpu_last_seen_advance(keys: Iterable[tuple[int, datetime]]) -> None:
     Gpu.objects.filter(id__in=newest).filter(
         Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=ts_by_gpu)
     ).update(last_seen_at=ts_by_gpu)
+
+
+def _unknown_gpu(uuid: str) -> str:
+    return f"unknown GPU {uuid!r}: register its node with POST /api/v1/nodes"
+
+
+MINUTE_COLUMNS = tuple(c for c in ROLLUP_COLUMNS if c not in ("gpu_id", "ts"))
+
+
+def gpu_minutes_ingest(*, body: bytes, content_encoding: str = "") -> IngestResult:
+    """Minute rollups computed by an agent (``collectors.rollups``), one per GPU and
+    minute: validated line by line like samples, written as upserts by (GPU, minute) so a
+    corrected minute sent again replaces the first, then the hours they touch follow."""
+    result = IngestResult()
+    records = _validate(
+        decode_body(body, content_encoding=content_encoding), gpu_minute_from_mapping, result
+    )
+    gpu_ids = _resolve_gpus({m.gpu_uuid for _, m in records})
+    rows: dict[tuple[int, datetime], GpuMinute] = {}
+    for number, m in records:
+        gpu_id = gpu_ids.get(m.gpu_uuid)
+        if gpu_id is None:
+            result.reject(number, "gpu_uuid", _unknown_gpu(m.gpu_uuid))
+            continue
+        values = {name: getattr(m, name) for name in MINUTE_COLUMNS}
+        rows[(gpu_id, m.ts)] = GpuMinute(gpu_id=gpu_id, ts=m.ts, from_edge=True, **values)
+    if rows:
+        with transaction.atomic():
+            GpuMinute.objects.bulk_create(
+                list(rows.values()), batch_size=2000, update_conflicts=True,
+                unique_fields=["gpu", "ts"], update_fields=[*MINUTE_COLUMNS, "from_edge"],
+            )  # fmt: skip
+            first, last = min(k[1] for k in rows), max(k[1] for k in rows)
+            hours_recompute(start=first, end=last + timedelta(minutes=1))
+        gpu_last_seen_advance((gpu_id, ts + timedelta(seconds=59)) for gpu_id, ts in rows)
+    result.accepted += len(rows)
+    return result
 
 
 def storage_samples_ingest(*, body: bytes, content_encoding: str = "") -> IngestResult:

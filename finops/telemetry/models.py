@@ -177,6 +177,10 @@ class RollupFields(models.Model):
 class GpuMinute(RollupFields):
     PERIOD_S = 60
 
+    # Rolled up by the GPU's host agent (POST /api/v1/ingest/gpu-minutes) rather than from
+    # raw samples here: the server's rollup of raw samples never replaces or deletes it.
+    from_edge = models.BooleanField(default=False, db_default=False)
+
     class Meta:
         verbose_name = "GPU minute"
         constraints = RollupFields.constraints_for("gpuminute", 60)

@@ -171,7 +171,8 @@ SELECT gpu_id, bucket, SUM(own),
 FROM p
 WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY gpu_id, bucket
-"""  # noqa: S608 (constants only)
+ON CONFLICT (gpu_id, ts) DO NOTHING
+"""  # noqa: S608 (constants only; a minute an agent sent is kept)
 
 
 def _weighted(column: str, weight: str) -> str:
@@ -224,9 +225,10 @@ def _minutes_recompute(start: datetime, end: datetime, *, shard: int = 0, shards
     delete_filter = f"AND gpu_id %% {int(shards)} = {int(shard)}" if shards > 1 else ""
     params = {"start": _param(start), "end": _param(end)}
     with transaction.atomic(), connection.cursor() as cursor:
+        # Minutes an agent rolled up itself (POST /api/v1/ingest/gpu-minutes) are kept.
         cursor.execute(
             "DELETE FROM telemetry_gpuminute "  # noqa: S608
-            f"WHERE ts >= %(start)s AND ts < %(end)s {delete_filter}",
+            f"WHERE ts >= %(start)s AND ts < %(end)s {delete_filter} AND NOT from_edge",
             params,
         )
         cursor.execute(
@@ -273,6 +275,11 @@ def rollups_recompute(
     else:
         with transaction.atomic():
             minutes = _minutes_recompute(start, end)
+    return {"minutes": minutes, "hours": hours_recompute(start=start, end=end)}
+
+
+def hours_recompute(*, start: datetime, end: datetime) -> int:
+    """Replace the hour rollups of every hour [start, end) touches from their minutes."""
     hour = timedelta(hours=1)
     hours_params = {
         "start": _param(_floor(start, hour)),
@@ -283,8 +290,7 @@ def rollups_recompute(
             "DELETE FROM telemetry_gpuhour WHERE ts >= %(start)s AND ts < %(end)s", hours_params
         )
         cursor.execute(_hour_sql(_dialect()), hours_params)
-        hours = int(cursor.rowcount)
-    return {"minutes": minutes, "hours": hours}
+        return int(cursor.rowcount)
 
 
 def rollups_recent(*, now: datetime | None = None) -> dict[str, int]:

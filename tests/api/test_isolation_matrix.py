@@ -96,6 +96,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "api:pricing-resolve": ("node=lab-b", READ_OR_BILLING),
     "api:node-register": ("", INGEST_ONLY),
     "api:ingest-gpu-samples": ("", INGEST_ONLY),
+    "api:ingest-gpu-minutes": ("", INGEST_ONLY),
     "api:ingest-storage-samples": ("", INGEST_ONLY),
     "schema": ("", OPEN),
     "api-docs": ("", OPEN),
@@ -104,7 +105,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "reports:preview": ("", PAGE),
     "reports:unsubscribe": ("", _s(*[400] * 9)),  # a bad token, whoever follows it
     "dashboard:overview": (f"window={WINDOW}", PAGE),
-    "dashboard:findings": ("status=all&window=30d", PAGE),
+    "dashboard:findings": ("status=all&window=2026-11-01T00:00:00Z,2026-11-03T00:00:00Z", PAGE),
     "dashboard:finding-judge": ("", POST_ONLY_PAGE),
     "dashboard:planner": ("", PAGE),
     "dashboard:fleet": (f"window={WINDOW}", FLEET_PAGE),
@@ -245,7 +246,9 @@ def test_fleet_wide_findings_and_alerts_reach_every_team_reader_but_no_team_pers
         client = _client(persona, team_a, team_b)
         findings = _body(client.get("/api/v1/findings"))
         alerts = _body(client.get("/api/v1/alerts"))
-        page = _body(client.get("/findings/?status=all&window=30d"))
+        page = _body(
+            client.get("/findings/?status=all&window=2026-11-01T00:00:00Z,2026-11-03T00:00:00Z")
+        )
         overview = _body(client.get("/"))
         assert (FLEET_MARKERS[0] in findings) is sees, persona
         assert (FLEET_MARKERS[1] in alerts) is sees, persona
