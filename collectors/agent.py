@@ -31,15 +31,19 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 
+from collectors.records import GpuSample
+from collectors.rollups import MAX_SAMPLE_GAP_S, gpu_minutes
+
 log = logging.getLogger("frameops.agent")
 
 GPU_PATH = "/api/v1/ingest/gpu-samples"
+MINUTES_PATH = "/api/v1/ingest/gpu-minutes"
 STORAGE_PATH = "/api/v1/ingest/storage-samples"
 NODES_PATH = "/api/v1/nodes"
 
@@ -189,6 +193,9 @@ class Agent:
         rescan_s: float = 300.0,
         max_attempts: int = MAX_ATTEMPTS,
         retry_base_s: float = RETRY_BASE_S,
+        minutes: bool = False,
+        minute_grace_s: float = 10.0,
+        pressure_fraction: float = 0.92,
     ) -> None:
         self.server = server.rstrip("/")
         self.sources = sources
@@ -209,6 +216,16 @@ class Agent:
         self._attempts: dict[str, tuple[int, float]] = {}
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
+        # Minute rollups at the edge: GPU samples stay here until their minute closes (the
+        # sample after its end is known, plus a grace for stragglers), then one row per
+        # GPU-minute goes to the server instead of sixty samples.
+        self.minutes = minutes and "gpu" in sources
+        self.minute_grace_s = minute_grace_s
+        self.pressure_fraction = pressure_fraction
+        self._gpu_samples: dict[str, list[GpuSample]] = {}
+        self._sent_until: dict[str, datetime] = {}
+        if self.minutes:
+            self._pending["minute"] = []
 
     # --- polling -----------------------------------------------------------------------
 
@@ -216,10 +233,36 @@ class Agent:
         now = now or datetime.now(UTC)
         for kind, source in self.sources.items():
             try:
-                self._pending[kind].extend(json.dumps(s.as_json()) for s in source.sample(now=now))
+                samples = source.sample(now=now)
+                if self.minutes and kind == "gpu":
+                    for sample in samples:
+                        self._gpu_samples.setdefault(sample.gpu_uuid, []).append(sample)
+                else:
+                    self._pending[kind].extend(json.dumps(s.as_json()) for s in samples)
             except Exception as exc:  # a failing source must not stop the others
                 self._error(f"{kind} source: {exc}")
         self.stats.polls += 1
+
+    def _close_minutes(self) -> None:
+        """Roll up every GPU's minutes that have closed: a minute is closed once a sample
+        ``MAX_SAMPLE_GAP_S`` plus the grace past its end has been seen (its last interval
+        is then known). Samples no later minute needs are let go."""
+        reach = timedelta(seconds=MAX_SAMPLE_GAP_S)
+        for uuid, series in self._gpu_samples.items():
+            if not series:
+                continue
+            series.sort(key=lambda sample: sample.ts)
+            latest = series[-1].ts - reach - timedelta(seconds=self.minute_grace_s)
+            end = latest.replace(second=0, microsecond=0)
+            start = self._sent_until.get(uuid, series[0].ts.replace(second=0, microsecond=0))
+            if end <= start:
+                continue
+            after = next((x for x in series if x.ts >= end + reach), None)
+            rows = gpu_minutes(series, start=start, end=end, after=after,
+                               pressure_fraction=self.pressure_fraction)  # fmt: skip
+            self._pending["minute"].extend(json.dumps(row.as_json()) for row in rows)
+            self._sent_until[uuid] = end
+            self._gpu_samples[uuid] = [x for x in series if x.ts >= end - 2 * reach]
 
     # --- pushing -----------------------------------------------------------------------
 
@@ -317,7 +360,7 @@ class Agent:
             self._error(f"server rejected line {line}: {name}: {error.get('message')}")
 
     def _send(self, kind: str, body: bytes) -> None:
-        path = GPU_PATH if kind == "gpu" else STORAGE_PATH
+        path = {"gpu": GPU_PATH, "minute": MINUTES_PATH}.get(kind, STORAGE_PATH)
         self._count(self._post(path, body, gzipped=True))
         self.stats.pushed_batches += 1
 
@@ -366,6 +409,8 @@ class Agent:
         self._error(f"batch {path.name} failed (attempt {attempts}), retry in {delay:.0f} s: {exc}")
 
     def flush(self) -> None:
+        if self.minutes:
+            self._close_minutes()
         batches = []
         for kind, lines in self._pending.items():
             if lines:
@@ -577,6 +622,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-gpu", action="store_true", help="storage only (hosts without NVML)")
     parser.add_argument(
+        "--minutes",
+        action="store_true",
+        help="roll GPU samples up into minutes here and send one row per GPU-minute "
+        "(POST /api/v1/ingest/gpu-minutes) instead of every sample",
+    )
+    parser.add_argument(
+        "--minute-grace",
+        type=float,
+        default=10.0,
+        help="seconds a minute stays open after its last interval is known (--minutes)",
+    )
+    parser.add_argument(
+        "--memory-pressure-fraction",
+        type=float,
+        default=0.92,
+        help="memory used / total that counts as pressure; keep it equal to the server's "
+        "TELEMETRY_MEMORY_PRESSURE_FRACTION (--minutes)",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         default=0.0,
@@ -589,6 +653,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--interval must be positive and --flush-every at least 1")
     if args.duration < 0:
         parser.error("--duration must be at least 0")
+    if args.minute_grace < 0 or not 0.5 <= args.memory_pressure_fraction <= 1:
+        parser.error("--minute-grace must be at least 0; --memory-pressure-fraction 0.5 to 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     from collectors.storage import StorageSource, storage_devices
@@ -626,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
             storage=storage,
         ),
         storage_devices=storage_devices,
+        minutes=args.minutes,
+        minute_grace_s=args.minute_grace,
+        pressure_fraction=args.memory_pressure_fraction,
     )
     stopping = False
     deadline = time.monotonic() + args.duration if args.duration else None

@@ -5,6 +5,7 @@ real tmpfs of 64 KiB)."""
 from __future__ import annotations
 
 import errno
+import math
 import os
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -129,3 +130,59 @@ def test_a_full_spool_disk_keeps_the_newest_batches_and_logs_the_drops(server, t
         assert not GpuSample.objects.filter(ts=t0).exists()
     finally:
         subprocess.run(["umount", str(spool_dir)], check=False)  # noqa: S603, S607
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_in_minutes_mode_sends_the_minutes_the_server_would_make(
+    server, tmp_path, settings
+):
+    """One agent sends its samples raw, another (the same GPUs renamed) sends minutes it
+    rolled up: the server ends up with the same minutes and hours, and no raw samples of
+    the second."""
+    from datetime import timedelta as td
+
+    from finops.telemetry.models import GpuHour, GpuMinute
+    from finops.telemetry.rollups import rollups_recompute
+
+    t0 = timezone.now().replace(second=0, microsecond=0) - td(minutes=30)
+    raw_fake, edge_fake = FakeNvml(), FakeNvml()
+    for i, gpu in enumerate(edge_fake.gpus):
+        gpu["uuid"] = f"GPU-edge-{i}"
+    for slot in edge_fake.migs.values():
+        slot["uuid"] = slot["uuid"].replace("MIG-", "MIG-edge-")
+    raw = _agent(server.url, tmp_path / "raw", raw_fake)
+    edge = _agent(server.url, tmp_path / "edge", edge_fake)
+    edge.minutes, edge._pending["minute"] = True, []
+    edge.registration["hostname"] = "gpu-e1"  # type: ignore[index]
+    for second in range(0, 300, 3):
+        for agent in (raw, edge):
+            agent.poll(now=t0 + td(seconds=second))
+        if second % 30 == 27:
+            raw.flush()
+            edge.flush()
+    raw.flush()
+    edge.flush()
+    assert edge.stats.rejected == 0 and edge.stats.accepted > 0, edge.stats.errors
+    assert not GpuSample.objects.filter(gpu__uuid__contains="edge").exists()
+    closed = edge._sent_until["GPU-edge-0"]
+    rollups_recompute(start=t0, end=closed)
+    fields = ("samples", "covered_s", "busy_s", "util_mean_pct", "mem_frac_mean", "power_mean_w",
+              "energy_j", "throttle_power_cap_s", "clock_ratio_mean", "pcie_tx_bytes")  # fmt: skip
+
+    def minutes(uuid: str):  # type: ignore[no-untyped-def]
+        return list(GpuMinute.objects.filter(gpu__uuid=uuid, ts__lt=closed).order_by("ts")
+                    .values_list("ts", *fields))  # fmt: skip
+
+    def close(a, b) -> bool:  # type: ignore[no-untyped-def]
+        if a is None or b is None or isinstance(a, datetime):
+            return a == b
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+    for raw_uuid, edge_uuid in (("GPU-h100", "GPU-edge-0"), ("GPU-l4", "GPU-edge-1"),
+                                ("MIG-aaaa", "MIG-edge-aaaa")):  # fmt: skip
+        ours, theirs = minutes(edge_uuid), minutes(raw_uuid)
+        assert len(ours) == len(theirs) > 0, edge_uuid
+        for row_a, row_b in zip(ours, theirs, strict=True):
+            assert all(close(a, b) for a, b in zip(row_a, row_b, strict=True)), (row_a, row_b)
+    assert GpuMinute.objects.filter(gpu__uuid="GPU-edge-0", from_edge=True).exists()
+    assert GpuHour.objects.filter(gpu__uuid="GPU-edge-0").exists()
