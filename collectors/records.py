@@ -153,7 +153,9 @@ def _measurement(name: str, value: Any, spec: tuple[bool, float, float]) -> floa
                 raise RecordError(name, f"{value!r} must be a whole number")
             return int(value)
         return int(value)
-    return float(value)
+    # A reading below 1e-30 in magnitude is noise (and multiplied by seconds it would
+    # underflow a database double, which PostgreSQL refuses): it is stored as zero.
+    return 0.0 if abs(value) < 1e-30 else float(value)
 
 
 def _shown(value: Any) -> str:

@@ -212,3 +212,16 @@ def test_focus_bounds_are_400_naming_the_parameter(api, make_key, params, parame
     response = api.get("/api/v1/export/focus", params)
     assert response.status_code == 400, response.content
     assert list(response.json()["extra"]["fields"]) == [parameter]
+
+
+def test_a_vanishing_reading_is_stored_as_zero_and_rolls_up(ingest):
+    # 5.8e-177 B/s times a sample's seconds underflows a PostgreSQL double, which refuses
+    # it: one agent's noise would stop the rollup of every GPU in that minute.
+    from finops.telemetry.rollups import rollups_recompute
+
+    line = {"gpu_uuid": "GPU-0", "ts": _ts(120), "pcie_tx_bytes_per_s": 5.844e-177,
+            "sm_util_pct": 1e-40}  # fmt: skip
+    assert _post(ingest, "/api/v1/ingest/gpu-samples", [line, _good(1)]).json()["accepted"] == 2
+    sample = GpuSample.objects.get(ts=NOW - timedelta(seconds=120))
+    assert (sample.pcie_tx_bytes_per_s, sample.sm_util_pct) == (0.0, 0.0)
+    rollups_recompute(start=NOW - timedelta(minutes=5), end=NOW)

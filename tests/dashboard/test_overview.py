@@ -50,7 +50,7 @@ def test_findings_page_judges_with_csrf_and_roles(client, team_a, team_b, alice,
 
     from finops.insights.models import Finding
 
-    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)  # inside the default 30 days
     mine = Finding.objects.create(pattern="regeneration_waste", scope_kind="team", scope_key="studio-a",
                                   team=team_a, window_start=now - timedelta(hours=1), window_end=now,
                                   est_monthly_waste=120, waste=1, dedup_key="a", first_seen_at=now,
@@ -120,7 +120,7 @@ def test_the_findings_page_runs_no_query_per_finding(
 
     from finops.insights.models import Finding
 
-    now = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)  # inside the default 30 days
     client.force_login(alice)
 
     def make(n: int) -> None:

@@ -16,6 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from collectors.records import GpuSample as Record
+from collectors.records import RecordError, gpu_sample_from_mapping
 from collectors.rollups import MAX_SAMPLE_GAP_S, gpu_minutes
 from finops.fleet.models import Gpu, Node, Site
 from finops.telemetry.models import GpuMinute, GpuSample
@@ -126,7 +127,18 @@ def test_random_series_roll_up_the_same_at_the_edge(samples, window, late):
     gpu, _ = Gpu.objects.get_or_create(
         node=node, uuid="GPU-prop", defaults={"index": 0, "vram_bytes": VRAM}
     )
-    rows = [GpuSample(gpu=gpu, ts=T0 + timedelta(seconds=t), **values) for t, values in samples]
+    rows = []
+    for t, values in samples:  # through the ingest validation, as an agent's samples come
+        try:
+            record = gpu_sample_from_mapping(
+                {"gpu_uuid": gpu.uuid, "ts": T0 + timedelta(seconds=t),
+                 **{k: v for k, v in values.items() if v is not None}},
+                now=T0 + timedelta(days=1),
+            )  # fmt: skip
+        except RecordError:
+            continue  # a sample with no measurement at all is refused at ingest
+        fields = {k: getattr(record, k) for k in SAMPLE_FIELDS}
+        rows.append(GpuSample(gpu=gpu, ts=record.ts, **fields))
     # Late samples: the last few stored first, as a replayed spool delivers them.
     rows = rows[-late:] + rows[:-late] if late and late < len(rows) else rows
     for row in rows:

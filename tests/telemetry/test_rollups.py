@@ -72,7 +72,10 @@ def test_hour_rollup_sums_minutes_and_recompute_is_idempotent(gpu):
     _samples(gpu, T0, 180, sm_util_pct=lambda i: 100.0 if i < 120 else 0.0, power_w=300.0)
 
     def snapshot() -> list[dict[str, object]]:
-        rows = [*GpuMinute.objects.order_by("ts").values(), *GpuHour.objects.order_by("ts").values()]
+        rows = [
+            *GpuMinute.objects.order_by("ts").values(),
+            *GpuHour.objects.order_by("ts").values(),
+        ]
         return [{k: v for k, v in row.items() if k != "id"} for row in rows]
 
     rollups_recompute(start=T0, end=T0 + timedelta(hours=1))
