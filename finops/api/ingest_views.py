@@ -209,6 +209,17 @@ class GpuMinuteIngestApi(_BatchIngestApi):
 
     service = gpu_minutes_ingest
 
+    @extend_schema(
+        request={"application/x-ndjson": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
+        responses=IngestResultSerializer,
+        description="Minute rows, one per GPU and minute (docs/telemetry.md 'Minutes rolled up "
+        "on the host'): gpu_uuid, ts at :00 seconds, covered_s and the rollup columns. NDJSON "
+        "or a JSON array, optionally gzip. Each bad line is rejected on its own; a minute "
+        "sent again replaces the first.",
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
 
 class StorageSampleIngestApi(_BatchIngestApi):
     service = storage_samples_ingest
