@@ -31,10 +31,12 @@ from collectors.records import (
 from collectors.rollups import gpu_minute_from_mapping
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.ops.json_bounds import JsonTooDeep, json_depth_limit, json_loads_bounded
-from finops.telemetry.models import GpuMinute, RollupBacklog, SampleSource
-from finops.telemetry.rollups import MAX_SAMPLE_GAP_S, ROLLUP_COLUMNS, hours_recompute
+from finops.telemetry.models import RollupBacklog, SampleSource
+from finops.telemetry.rollups import MAX_SAMPLE_GAP_S, hours_recompute
 from finops.telemetry.writes import (
+    GPU_MINUTE_VALUE_COLUMNS,
     GPU_SAMPLE_COLUMNS,
+    gpu_minute_rows_upsert,
     gpu_sample_rows_write,
     storage_sample_rows_write,
 )
@@ -263,7 +265,7 @@ def _unknown_gpu(uuid: str) -> str:
     return f"unknown GPU {uuid!r}: register its node with POST /api/v1/nodes"
 
 
-MINUTE_COLUMNS = tuple(c for c in ROLLUP_COLUMNS if c not in ("gpu_id", "ts"))
+MINUTE_COLUMNS = GPU_MINUTE_VALUE_COLUMNS[:-1]  # from_edge is set here
 
 
 def gpu_minutes_ingest(*, body: bytes, content_encoding: str = "") -> IngestResult:
@@ -275,22 +277,19 @@ def gpu_minutes_ingest(*, body: bytes, content_encoding: str = "") -> IngestResu
         decode_body(body, content_encoding=content_encoding), gpu_minute_from_mapping, result
     )
     gpu_ids = _resolve_gpus({m.gpu_uuid for _, m in records})
-    rows: dict[tuple[int, datetime], GpuMinute] = {}
+    rows: dict[tuple[int, datetime], tuple[Any, ...]] = {}
     for number, m in records:
         gpu_id = gpu_ids.get(m.gpu_uuid)
         if gpu_id is None:
             result.reject(number, "gpu_uuid", _unknown_gpu(m.gpu_uuid))
             continue
-        values = {name: getattr(m, name) for name in MINUTE_COLUMNS}
-        rows[(gpu_id, m.ts)] = GpuMinute(gpu_id=gpu_id, ts=m.ts, from_edge=True, **values)
+        rows[(gpu_id, m.ts)] = (gpu_id, m.ts, *(getattr(m, c) for c in MINUTE_COLUMNS), True)
     if rows:
         with transaction.atomic():
-            GpuMinute.objects.bulk_create(
-                list(rows.values()), batch_size=2000, update_conflicts=True,
-                unique_fields=["gpu", "ts"], update_fields=[*MINUTE_COLUMNS, "from_edge"],
-            )  # fmt: skip
+            gpu_minute_rows_upsert(list(rows.values()))
             first, last = min(k[1] for k in rows), max(k[1] for k in rows)
-            hours_recompute(start=first, end=last + timedelta(minutes=1))
+            hours_recompute(start=first, end=last + timedelta(minutes=1),
+                            gpu_ids={gpu_id for gpu_id, _ in rows})  # fmt: skip
         gpu_last_seen_advance((gpu_id, ts + timedelta(seconds=59)) for gpu_id, ts in rows)
     result.accepted += len(rows)
     return result

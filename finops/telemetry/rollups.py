@@ -15,6 +15,7 @@ any range gives the rows of a whole-day recompute.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,7 +180,7 @@ def _weighted(column: str, weight: str) -> str:
     return f"SUM({column} * {weight}) / NULLIF(SUM({weight}), 0)"
 
 
-def _hour_sql(d: _Dialect) -> str:
+def _hour_sql(d: _Dialect, only: str = "") -> str:
     throttles = ", ".join(f"SUM({name})" for name in THROTTLE_BITS)
     return f"""
 INSERT INTO telemetry_gpuhour ({", ".join(ROLLUP_COLUMNS)})
@@ -192,7 +193,7 @@ SELECT gpu_id, {d.hour.format(col="ts")}, SUM(samples),
        MAX(temp_max_c), SUM(energy_j), SUM(pcie_tx_bytes), SUM(pcie_rx_bytes),
        SUM(util_s), SUM(mem_s), SUM(clock_s), SUM(power_s)
 FROM telemetry_gpuminute
-WHERE ts >= %(start)s AND ts < %(end)s
+WHERE ts >= %(start)s AND ts < %(end)s {only}
 GROUP BY gpu_id, {d.hour.format(col="ts")}
 """  # noqa: S608 (constants only)
 
@@ -278,18 +279,24 @@ def rollups_recompute(
     return {"minutes": minutes, "hours": hours_recompute(start=start, end=end)}
 
 
-def hours_recompute(*, start: datetime, end: datetime) -> int:
-    """Replace the hour rollups of every hour [start, end) touches from their minutes."""
+def hours_recompute(
+    *, start: datetime, end: datetime, gpu_ids: Collection[int] | None = None
+) -> int:
+    """Replace the hour rollups of every hour [start, end) touches from their minutes; of
+    the GPUs ``gpu_ids`` only, when given (a batch of edge minutes touches its own)."""
     hour = timedelta(hours=1)
     hours_params = {
         "start": _param(_floor(start, hour)),
         "end": _param(_floor(end - timedelta(minutes=1), hour) + hour),
     }
+    # Integers from the caller's GPU rows, never request text.
+    only = f"AND gpu_id IN ({', '.join(str(int(g)) for g in gpu_ids)})" if gpu_ids else ""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "DELETE FROM telemetry_gpuhour WHERE ts >= %(start)s AND ts < %(end)s", hours_params
+            f"DELETE FROM telemetry_gpuhour WHERE ts >= %(start)s AND ts < %(end)s {only}",  # noqa: S608
+            hours_params,
         )
-        cursor.execute(_hour_sql(_dialect()), hours_params)
+        cursor.execute(_hour_sql(_dialect(), only), hours_params)
         return int(cursor.rowcount)
 
 

@@ -121,3 +121,46 @@ def storage_sample_rows_write(rows: Sequence[tuple[Any, ...]]) -> int:
     return _write(
         STORAGE_SAMPLE_TABLE, STORAGE_SAMPLE_COLUMNS, STORAGE_SAMPLE_TYPES, "device_id, ts", rows
     )
+
+
+GPU_MINUTE_TABLE = "telemetry_gpuminute"
+# The rollup columns after gpu_id, ts (finops.telemetry.rollups.ROLLUP_COLUMNS), then the
+# edge mark.
+GPU_MINUTE_VALUE_COLUMNS = (
+    "samples", "covered_s", "busy_s", "util_mean_pct", "util_max_pct", "mem_frac_mean",
+    "mem_frac_max", "mem_pressure_s", "throttle_power_cap_s", "throttle_hw_slowdown_s",
+    "throttle_sw_thermal_s", "throttle_hw_thermal_s", "throttle_power_brake_s",
+    "clock_ratio_mean", "power_mean_w", "temp_max_c", "energy_j", "pcie_tx_bytes",
+    "pcie_rx_bytes", "util_s", "mem_s", "clock_s", "power_s", "from_edge",
+)  # fmt: skip
+GPU_MINUTE_COLUMNS = ("gpu_id", "ts", *GPU_MINUTE_VALUE_COLUMNS)
+GPU_MINUTE_TYPES = ("int8", "timestamptz", "int4", *["float8"] * 22, "bool")
+
+
+def gpu_minute_rows_upsert(rows: Sequence[tuple[Any, ...]]) -> int:
+    """Insert or replace minute rows (GPU_MINUTE_COLUMNS order) by (gpu, ts): a minute sent
+    again replaces the first. PostgreSQL: COPY into a staging table, then one
+    ``INSERT … ON CONFLICT DO UPDATE``; SQLite: the same statement per row."""
+    if not rows:
+        return 0
+    cols = ", ".join(GPU_MINUTE_COLUMNS)
+    update = ", ".join(f"{c} = excluded.{c}" for c in GPU_MINUTE_VALUE_COLUMNS)
+    # Table and column names are this module's constants, never request data.
+    upsert = (f"INSERT INTO {GPU_MINUTE_TABLE} ({cols}) {{source}} "
+              f"ON CONFLICT (gpu_id, ts) DO UPDATE SET {update}")  # fmt: skip
+    with connection.cursor() as wrapper:
+        if connection.vendor != "postgresql":
+            placeholders = ", ".join(["%s"] * len(GPU_MINUTE_COLUMNS))
+            wrapper.executemany(upsert.format(source=f"VALUES ({placeholders})"), rows)
+            return len(rows)
+        cursor = wrapper.cursor
+        stage = f"{GPU_MINUTE_TABLE}_stage"
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
+            f"AS SELECT {cols} FROM {GPU_MINUTE_TABLE} WITH NO DATA"
+        )
+        cursor.execute(f"TRUNCATE {stage}")
+        copy_rows(cursor, stage, GPU_MINUTE_COLUMNS, GPU_MINUTE_TYPES, rows)
+        cursor.execute(upsert.format(source=f"SELECT {cols} FROM {stage}"))  # noqa: S608
+        cursor.execute(f"TRUNCATE {stage}")
+        return len(rows)

@@ -120,3 +120,9 @@ def test_bad_minutes_are_named_and_rejected_alone(agent, bad, field, text):
     (error,) = body["errors"]
     assert (error["line"], error["field"]) == (2, field) and text in error["message"]
     assert GpuMinute.objects.filter(gpu__uuid="GPU-edge").count() == 1  # the good line kept
+
+
+def test_the_upsert_writes_every_rollup_column():
+    from finops.telemetry.writes import GPU_MINUTE_COLUMNS
+
+    assert (*ROLLUP_COLUMNS, "from_edge") == GPU_MINUTE_COLUMNS

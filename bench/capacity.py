@@ -1,0 +1,251 @@
+"""Capacity benchmark: the largest fleet whose minute of telemetry one server handles in
+60 s, with minutes rolled up at the edge and with raw 1 Hz samples.
+
+For growing fleet sizes (doubling), one minute of telemetry is handled the way the server
+handles it, in this process against the local PostgreSQL (the HTTP layer is measured by
+bench/load.py):
+
+- raw: every GPU's 60 samples through the sample ingest service in 1,000-sample NDJSON
+  batches, then the minute and hour rollups of that minute;
+- edge: every GPU's minute row through the minute ingest service (upserts, hours
+  recomputed) in 1,000-row batches, as ``collectors.agent --minutes`` sends them;
+- then, both: one tick of the default alert rules, and the minute's share of the ledger
+  (a day's ledger recompute over an hour of minute rows at a small size, per GPU-minute,
+  times the fleet: the ledger is hourly, so a minute carries 1/60 of an hour's).
+
+The capacity is the largest size measured whose stages sum to 60 s or less (sizes double,
+so the true figure lies below twice it). Storage is measured on PostgreSQL (table plus
+indexes) from the rows the largest run wrote: bytes per GPU-day in each mode and GPUs per
+terabyte at the default retentions (raw samples ``TELEMETRY_RAW_RETENTION_DAYS``, 14;
+minute rollups have no retention yet and are counted for a year). The last line is one
+JSON object.
+
+    .venv/bin/python bench/capacity.py [--raw-start 2048] [--edge-start 16384]
+        [--raw-max 131072] [--edge-max 524288]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _setup import bench_database
+
+BATCH = 1000
+BUDGET_S = 60.0
+MINUTE_COLUMNS_LINE = (
+    '"samples":60,"covered_s":60.0,"busy_s":%s,"util_mean_pct":%s,"util_max_pct":%s,'
+    '"mem_frac_mean":0.9,"mem_frac_max":0.95,"mem_pressure_s":%s,"throttle_power_cap_s":3.0,'
+    '"clock_ratio_mean":0.93,"power_mean_w":512.5,"temp_max_c":71.0,"energy_j":30750.0,'
+    '"pcie_tx_bytes":6.0e10,"pcie_rx_bytes":2.0e10,"util_s":60.0,"mem_s":60.0,"clock_s":60.0,'
+    '"power_s":60.0'
+)
+
+
+def _fleet(size: int, prefix: str) -> None:
+    """Register ``size`` GPUs (8 a node) in bulk, as node registration would."""
+    from finops.fleet.models import Gpu, GpuModel, Node, Site
+
+    site, _ = Site.objects.get_or_create(slug=f"cap-{prefix}", defaults={"provider": "on-prem"})
+    h100 = GpuModel.objects.get(name="H100 SXM")
+    nodes = Node.objects.bulk_create(
+        Node(site=site, hostname=f"{prefix}-{i:06d}", price_override_per_gpu_hour=2)
+        for i in range(size // 8)
+    )
+    Gpu.objects.bulk_create(
+        (Gpu(node=node, uuid=f"GPU-{prefix}-{n * 8 + i:07d}", index=i, model=h100,
+             vram_bytes=h100.vram_bytes) for n, node in enumerate(nodes) for i in range(8)),
+        batch_size=5000,
+    )  # fmt: skip
+
+
+def _raw_bodies(size: int, prefix: str, minute: datetime) -> Iterator[bytes]:
+    """Each GPU's 60 samples of ``minute``, 1,000 a gzip NDJSON body, hosts in turn."""
+    lines: list[str] = []
+    stamps = [(minute + timedelta(seconds=s)).isoformat().replace("+00:00", "Z") for s in range(60)]
+    for g in range(size):
+        uuid = f"GPU-{prefix}-{g:07d}"
+        for s, ts in enumerate(stamps):
+            lines.append(
+                f'{{"gpu_uuid":"{uuid}","ts":"{ts}","sm_util_pct":{(g + s) % 100},'
+                f'"mem_used_bytes":{70_000_000_000 + s},"mem_total_bytes":85520809984,'
+                f'"power_w":512.5,"power_limit_w":700.0,"temp_c":70,"sm_clock_mhz":1840,'
+                f'"sm_clock_max_mhz":1980,"clocks_event_reasons":{4 if s % 20 == 0 else 0},'
+                f'"pcie_tx_bytes_per_s":1.0e9,"pcie_rx_bytes_per_s":3.3e8,'
+                f'"energy_mj":{10**9 + (minute.timestamp() + s) * 512_500:.0f}}}'
+            )
+            if len(lines) == BATCH:
+                yield gzip.compress("\n".join(lines).encode(), compresslevel=1)
+                lines = []
+    if lines:
+        yield gzip.compress("\n".join(lines).encode(), compresslevel=1)
+
+
+def _edge_bodies(size: int, prefix: str, minute: datetime) -> Iterator[bytes]:
+    ts = minute.isoformat().replace("+00:00", "Z")
+    for first in range(0, size, BATCH):
+        lines = []
+        for g in range(first, min(first + BATCH, size)):
+            busy = 60.0 if g % 10 else 0.0
+            util = (g % 100) if busy else 0
+            # One GPU in a hundred under memory pressure (half the minute): alerts that fire,
+            # not a fleet that all fires at once.
+            pressure = 30.0 if busy and g % 100 == 1 else 0.0
+            columns = MINUTE_COLUMNS_LINE % (busy, util, util, pressure)
+            lines.append(f'{{"gpu_uuid":"GPU-{prefix}-{g:07d}","ts":"{ts}",{columns}}}')
+        yield gzip.compress("\n".join(lines).encode(), compresslevel=1)
+
+
+def _timed(stages: dict[str, float], name: str, work) -> object:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = work()
+    stages[name] = time.perf_counter() - started
+    return result
+
+
+def _minute_run(
+    mode: str, size: int, minute: datetime, ledger_s_per_gpu_minute: float
+) -> dict[str, float]:
+    from finops.alerts.evaluation import rules_evaluate
+    from finops.telemetry.ingest import gpu_minutes_ingest, gpu_samples_ingest
+    from finops.telemetry.rollups import rollups_recompute
+
+    prefix = f"{mode}{size}"
+    _fleet(size, prefix)
+    stages: dict[str, float] = {}
+    accepted = 0
+
+    def ingest() -> None:
+        nonlocal accepted
+        bodies = (
+            _raw_bodies(size, prefix, minute)
+            if mode == "raw"
+            else _edge_bodies(size, prefix, minute)
+        )
+        service = gpu_samples_ingest if mode == "raw" else gpu_minutes_ingest
+        for body in bodies:
+            result = service(body=body, content_encoding="gzip")
+            assert not result.rejected, result.as_json()
+            accepted += result.accepted
+
+    _timed(stages, "ingest_s", ingest)
+    expected = size * 60 if mode == "raw" else size
+    assert accepted == expected, (accepted, expected)
+    if mode == "raw":
+        _timed(
+            stages,
+            "rollup_s",
+            lambda: rollups_recompute(start=minute, end=minute + timedelta(minutes=1)),
+        )
+    else:
+        stages["rollup_s"] = 0.0  # the hours were recomputed inside ingest
+    _timed(stages, "alerts_s", lambda: rules_evaluate(now=minute + timedelta(minutes=1, seconds=2)))
+    stages["ledger_share_s"] = ledger_s_per_gpu_minute * size
+    stages["total_s"] = sum(stages.values())
+    return stages
+
+
+def _ledger_per_gpu_minute(minute: datetime) -> float:
+    """Seconds of ledger recompute per GPU-minute: an hour of minute rows for 4,096 GPUs
+    (no jobs: every paid hour idle), its day recomputed."""
+    from django.db import connection
+
+    from finops.costing.engine import ledger_recompute
+
+    size, prefix = 4096, "ledger"
+    _fleet(size, prefix)
+    hour = minute.replace(minute=0) - timedelta(hours=2)
+    with connection.cursor() as c:
+        c.execute(
+            "INSERT INTO telemetry_gpuminute (gpu_id, ts, samples, covered_s, busy_s, util_mean_pct, "
+            "util_max_pct, mem_pressure_s, throttle_power_cap_s, throttle_hw_slowdown_s, "
+            "throttle_sw_thermal_s, throttle_hw_thermal_s, throttle_power_brake_s, energy_j, util_s, "
+            "mem_s, clock_s, power_s, from_edge) "
+            "SELECT g.id, m, 60, 60, 60, 50, 50, 0, 0, 0, 0, 0, 0, 30000, 60, 0, 0, 0, true "
+            "FROM fleet_gpu g CROSS JOIN generate_series(%s::timestamptz, %s::timestamptz - "
+            "interval '1 minute', interval '1 minute') AS m WHERE g.uuid LIKE 'GPU-ledger-%%'",
+            [hour, hour + timedelta(hours=1)],
+        )
+    from finops.telemetry.rollups import hours_recompute
+
+    hours_recompute(start=hour, end=hour + timedelta(hours=1))
+    started = time.perf_counter()
+    ledger_recompute(start=hour, end=hour + timedelta(hours=1))
+    return (time.perf_counter() - started) / (size * 60)
+
+
+def _table_bytes(table: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("SELECT pg_total_relation_size(%s)", [table])
+        return int(c.fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-start", type=int, default=2048)
+    parser.add_argument("--edge-start", type=int, default=16384)
+    parser.add_argument("--raw-max", type=int, default=131072)
+    parser.add_argument("--edge-max", type=int, default=524288)
+    args = parser.parse_args()
+
+    with bench_database("capacity"):
+        from django.conf import settings
+
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        ledger = _ledger_per_gpu_minute(now - timedelta(hours=3))
+        print(f"ledger share: {ledger * 1e6:.2f} µs per GPU-minute (a day's recompute over an "
+              f"hour of 4,096 GPUs' minutes)", flush=True)  # fmt: skip
+        found: dict[str, tuple[int, dict[str, float]]] = {}
+        storage: dict[str, float] = {}
+        for mode, size, limit in (("edge", args.edge_start, args.edge_max),
+                                  ("raw", args.raw_start, args.raw_max)):  # fmt: skip
+            minute = now - timedelta(minutes=30 if mode == "raw" else 20)
+            while size <= limit:
+                table = "telemetry_gpusample" if mode == "raw" else "telemetry_gpuminute"
+                before = _table_bytes(table)
+                stages = _minute_run(mode, size, minute, ledger)
+                rows = size * 60 if mode == "raw" else size
+                storage[mode] = (_table_bytes(table) - before) / rows
+                print(f"  {mode} {size:>7,} GPUs: " + ", ".join(
+                    f"{k} {v:.2f}" for k, v in stages.items()), flush=True)  # fmt: skip
+                if stages["total_s"] > BUDGET_S:
+                    break
+                found[mode] = (size, stages)
+                size *= 2
+                minute += timedelta(minutes=2)
+        raw_day = storage["raw"] * 86400
+        edge_day = storage["edge"] * 1440
+        retention = settings.TELEMETRY_RAW_RETENTION_DAYS
+        figures = {
+            "bench": "capacity",
+            "fleet_capacity_gpus_edge": found.get("edge", (0, {}))[0],
+            "fleet_capacity_gpus_raw_1hz": found.get("raw", (0, {}))[0],
+            "stages_at_capacity_edge": {k: round(v, 2) for k, v in found.get("edge", (0, {}))[1].items()},
+            "stages_at_capacity_raw": {k: round(v, 2) for k, v in found.get("raw", (0, {}))[1].items()},
+            "stored_bytes_per_gpu_day_edge": round(edge_day),
+            "stored_bytes_per_gpu_day_raw": round(raw_day),
+            "edge_vs_raw_bytes": round(edge_day / raw_day, 4),
+            "gpus_per_tb_edge": round(1e12 / (365 * edge_day)),
+            "gpus_per_tb_raw": round(1e12 / (retention * raw_day + 365 * edge_day)),
+            "ledger_us_per_gpu_minute": round(ledger * 1e6, 3),
+            "targets": {"fleet_capacity_gpus_edge": 200_000, "fleet_capacity_gpus_raw_1hz": 50_000,
+                        "edge_vs_raw_bytes": 1 / 30},
+        }  # fmt: skip
+        print(f"capacity: edge {figures['fleet_capacity_gpus_edge']:,} GPUs (target 200,000), "
+              f"raw {figures['fleet_capacity_gpus_raw_1hz']:,} GPUs (target 50,000); storage per "
+              f"GPU-day: edge {edge_day:,.0f} B, raw {raw_day:,.0f} B "
+              f"({edge_day / raw_day:.4f} of raw, target <= 1/30)")  # fmt: skip
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
