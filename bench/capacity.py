@@ -197,20 +197,24 @@ def main() -> None:
     parser.add_argument("--edge-max", type=int, default=524288)
     args = parser.parse_args()
 
-    with bench_database("capacity"):
-        from django.conf import settings
+    from django.conf import settings
 
-        now = datetime.now(UTC).replace(second=0, microsecond=0)
-        ledger = _ledger_per_gpu_minute(now - timedelta(hours=3))
-        print(f"ledger share: {ledger * 1e6:.2f} µs per GPU-minute (a day's recompute over an "
-              f"hour of 4,096 GPUs' minutes)", flush=True)  # fmt: skip
-        found: dict[str, tuple[int, dict[str, float]]] = {}
-        storage: dict[str, float] = {}
-        for mode, size, limit in (("edge", args.edge_start, args.edge_max),
-                                  ("raw", args.raw_start, args.raw_max)):  # fmt: skip
-            minute = now - timedelta(minutes=30 if mode == "raw" else 20)
+    found: dict[str, tuple[int, dict[str, float]]] = {}
+    storage: dict[str, float] = {}
+    ledger = 0.0
+    # Each mode in a database of its own: one mode's fleet and alerts do not weigh on the
+    # other's minute.
+    for mode, size, limit in (("edge", args.edge_start, args.edge_max),
+                              ("raw", args.raw_start, args.raw_max)):  # fmt: skip
+        with bench_database(f"capacity_{mode}"):
+            now = datetime.now(UTC).replace(second=0, microsecond=0)
+            if not ledger:
+                ledger = _ledger_per_gpu_minute(now - timedelta(hours=3))
+                print(f"ledger share: {ledger * 1e6:.2f} µs per GPU-minute (a day's recompute "
+                      f"over an hour of 4,096 GPUs' minutes)", flush=True)  # fmt: skip
+            minute = now - timedelta(minutes=30)
+            table = "telemetry_gpusample" if mode == "raw" else "telemetry_gpuminute"
             while size <= limit:
-                table = "telemetry_gpusample" if mode == "raw" else "telemetry_gpuminute"
                 before = _table_bytes(table)
                 stages = _minute_run(mode, size, minute, ledger)
                 rows = size * 60 if mode == "raw" else size
@@ -222,29 +226,29 @@ def main() -> None:
                 found[mode] = (size, stages)
                 size *= 2
                 minute += timedelta(minutes=2)
-        raw_day = storage["raw"] * 86400
-        edge_day = storage["edge"] * 1440
-        retention = settings.TELEMETRY_RAW_RETENTION_DAYS
-        figures = {
-            "bench": "capacity",
-            "fleet_capacity_gpus_edge": found.get("edge", (0, {}))[0],
-            "fleet_capacity_gpus_raw_1hz": found.get("raw", (0, {}))[0],
-            "stages_at_capacity_edge": {k: round(v, 2) for k, v in found.get("edge", (0, {}))[1].items()},
-            "stages_at_capacity_raw": {k: round(v, 2) for k, v in found.get("raw", (0, {}))[1].items()},
-            "stored_bytes_per_gpu_day_edge": round(edge_day),
-            "stored_bytes_per_gpu_day_raw": round(raw_day),
-            "edge_vs_raw_bytes": round(edge_day / raw_day, 4),
-            "gpus_per_tb_edge": round(1e12 / (365 * edge_day)),
-            "gpus_per_tb_raw": round(1e12 / (retention * raw_day + 365 * edge_day)),
-            "ledger_us_per_gpu_minute": round(ledger * 1e6, 3),
-            "targets": {"fleet_capacity_gpus_edge": 200_000, "fleet_capacity_gpus_raw_1hz": 50_000,
-                        "edge_vs_raw_bytes": 1 / 30},
-        }  # fmt: skip
-        print(f"capacity: edge {figures['fleet_capacity_gpus_edge']:,} GPUs (target 200,000), "
-              f"raw {figures['fleet_capacity_gpus_raw_1hz']:,} GPUs (target 50,000); storage per "
-              f"GPU-day: edge {edge_day:,.0f} B, raw {raw_day:,.0f} B "
-              f"({edge_day / raw_day:.4f} of raw, target <= 1/30)")  # fmt: skip
-        print(json.dumps(figures))
+    raw_day = storage["raw"] * 86400
+    edge_day = storage["edge"] * 1440
+    retention = settings.TELEMETRY_RAW_RETENTION_DAYS
+    figures = {
+        "bench": "capacity",
+        "fleet_capacity_gpus_edge": found.get("edge", (0, {}))[0],
+        "fleet_capacity_gpus_raw_1hz": found.get("raw", (0, {}))[0],
+        "stages_at_capacity_edge": {k: round(v, 2) for k, v in found.get("edge", (0, {}))[1].items()},
+        "stages_at_capacity_raw": {k: round(v, 2) for k, v in found.get("raw", (0, {}))[1].items()},
+        "stored_bytes_per_gpu_day_edge": round(edge_day),
+        "stored_bytes_per_gpu_day_raw": round(raw_day),
+        "edge_vs_raw_bytes": round(edge_day / raw_day, 4),
+        "gpus_per_tb_edge": round(1e12 / (365 * edge_day)),
+        "gpus_per_tb_raw": round(1e12 / (retention * raw_day + 365 * edge_day)),
+        "ledger_us_per_gpu_minute": round(ledger * 1e6, 3),
+        "targets": {"fleet_capacity_gpus_edge": 200_000, "fleet_capacity_gpus_raw_1hz": 50_000,
+                    "edge_vs_raw_bytes": 1 / 30},
+    }  # fmt: skip
+    print(f"capacity: edge {figures['fleet_capacity_gpus_edge']:,} GPUs (target 200,000), "
+          f"raw {figures['fleet_capacity_gpus_raw_1hz']:,} GPUs (target 50,000); storage per "
+          f"GPU-day: edge {edge_day:,.0f} B, raw {raw_day:,.0f} B "
+          f"({edge_day / raw_day:.4f} of raw, target <= 1/30)")  # fmt: skip
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
