@@ -24,16 +24,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+# The rules' constants live with the agent's implementation of the same rules.
+from collectors.rollups import MAX_SAMPLE_GAP_S, THROTTLE_BITS
 from finops.telemetry.models import RollupBacklog
 
-MAX_SAMPLE_GAP_S = 60
-THROTTLE_BITS = {
-    "throttle_power_cap_s": 0x4,
-    "throttle_hw_slowdown_s": 0x8,
-    "throttle_sw_thermal_s": 0x20,
-    "throttle_hw_thermal_s": 0x40,
-    "throttle_power_brake_s": 0x80,
-}
 ROLLUP_COLUMNS = (
     "gpu_id", "ts", "samples", "covered_s", "busy_s", "util_mean_pct", "util_max_pct",
     "mem_frac_mean", "mem_frac_max", "mem_pressure_s", *THROTTLE_BITS, "clock_ratio_mean",
