@@ -2,6 +2,11 @@
 
     python -m collectors.agent --server https://frameops.example --key fo_... \
         [--interval 1] [--flush-every 10] [--spool /var/spool/frameops] [--spool-max-mb 256]
+        [--send-raw]
+
+GPU samples are rolled up into minutes on the host (``collectors.rollups``, the server's
+rules) and one row per GPU-minute is sent once its minute has closed; ``--send-raw`` sends
+every sample instead, for those who want second-level history on the server.
 
 It registers its node and GPUs (``POST /api/v1/nodes``), then polls every ``--interval``
 seconds and pushes gzip NDJSON batches every ``--flush-every`` polls. When the server is
@@ -622,23 +627,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-gpu", action="store_true", help="storage only (hosts without NVML)")
     parser.add_argument(
-        "--minutes",
+        "--send-raw",
         action="store_true",
-        help="roll GPU samples up into minutes here and send one row per GPU-minute "
-        "(POST /api/v1/ingest/gpu-minutes) instead of every sample",
+        help="send every GPU sample (POST /api/v1/ingest/gpu-samples) instead of the minutes "
+        "rolled up here (the default: one row per GPU-minute, /api/v1/ingest/gpu-minutes)",
     )
     parser.add_argument(
         "--minute-grace",
         type=float,
         default=10.0,
-        help="seconds a minute stays open after its last interval is known (--minutes)",
+        help="seconds a minute stays open after its last interval is known",
     )
     parser.add_argument(
         "--memory-pressure-fraction",
         type=float,
         default=0.92,
         help="memory used / total that counts as pressure; keep it equal to the server's "
-        "TELEMETRY_MEMORY_PRESSURE_FRACTION (--minutes)",
+        "TELEMETRY_MEMORY_PRESSURE_FRACTION",
     )
     parser.add_argument(
         "--duration",
@@ -692,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
             storage=storage,
         ),
         storage_devices=storage_devices,
-        minutes=args.minutes,
+        minutes=not args.send_raw,
         minute_grace_s=args.minute_grace,
         pressure_fraction=args.memory_pressure_fraction,
     )
