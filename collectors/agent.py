@@ -99,6 +99,7 @@ class AgentStats:
     failed_attempts: int = 0
     dead_letter_batches: int = 0
     dead_letter_samples: int = 0
+    late_dropped: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -201,6 +202,7 @@ class Agent:
         minutes: bool = False,
         minute_grace_s: float = 10.0,
         pressure_fraction: float = 0.92,
+        late_window_s: float = 900.0,
     ) -> None:
         self.server = server.rstrip("/")
         self.sources = sources
@@ -229,6 +231,11 @@ class Agent:
         self.pressure_fraction = pressure_fraction
         self._gpu_samples: dict[str, list[GpuSample]] = {}
         self._sent_until: dict[str, datetime] = {}
+        # Samples are kept this long after their minute was sent, to re-send minutes that a
+        # late sample changes (the server replaces a minute sent again).
+        self.late_window_s = late_window_s
+        self._resend_from: dict[str, datetime] = {}
+        self._kept_from: dict[str, datetime] = {}  # samples before this were let go
         if self.minutes:
             self._pending["minute"] = []
 
@@ -241,12 +248,35 @@ class Agent:
                 samples = source.sample(now=now)
                 if self.minutes and kind == "gpu":
                     for sample in samples:
-                        self._gpu_samples.setdefault(sample.gpu_uuid, []).append(sample)
+                        self._gpu_sample_add(sample)
                 else:
                     self._pending[kind].extend(json.dumps(s.as_json()) for s in samples)
             except Exception as exc:  # a failing source must not stop the others
                 self._error(f"{kind} source: {exc}")
         self.stats.polls += 1
+
+    def _gpu_sample_add(self, sample: GpuSample) -> None:
+        """Hold a sample for its minute. One that arrives after its minute was sent (a late
+        reading, a replayed source) reopens the minutes it changes: its own and the one
+        before it, whose last interval it shortens. Within ``late_window_s`` the agent
+        still holds the samples to recompute them; an older one is dropped and counted."""
+        uuid = sample.gpu_uuid
+        series = self._gpu_samples.setdefault(uuid, [])
+        sent = self._sent_until.get(uuid)
+        if sent is not None and sample.ts < sent:
+            reach = timedelta(seconds=MAX_SAMPLE_GAP_S)
+            # Its minutes need the samples two caps before it; were they let go already?
+            kept_from = self._kept_from.get(uuid)
+            if kept_from is not None and sample.ts - 2 * reach < kept_from:
+                self.stats.late_dropped += 1
+                self._error(
+                    f"sample of {uuid} at {sample.ts.isoformat()} came after its minute was "
+                    f"sent and past the {self.late_window_s:.0f} s kept: dropped"
+                )
+                return
+            reopen = (sample.ts - reach).replace(second=0, microsecond=0)
+            self._resend_from[uuid] = min(self._resend_from.get(uuid, reopen), reopen)
+        series.append(sample)
 
     def _close_minutes(self) -> None:
         """Roll up every GPU's minutes that have closed: a minute is closed once a sample
@@ -260,6 +290,7 @@ class Agent:
             latest = series[-1].ts - reach - timedelta(seconds=self.minute_grace_s)
             end = latest.replace(second=0, microsecond=0)
             start = self._sent_until.get(uuid, series[0].ts.replace(second=0, microsecond=0))
+            start = min(start, self._resend_from.pop(uuid, start))  # minutes a late one changed
             if end <= start:
                 continue
             after = next((x for x in series if x.ts >= end + reach), None)
@@ -267,7 +298,10 @@ class Agent:
                                pressure_fraction=self.pressure_fraction)  # fmt: skip
             self._pending["minute"].extend(json.dumps(row.as_json()) for row in rows)
             self._sent_until[uuid] = end
-            self._gpu_samples[uuid] = [x for x in series if x.ts >= end - 2 * reach]
+            keep = end - 2 * reach - timedelta(seconds=self.late_window_s)
+            if series[0].ts < keep:
+                self._kept_from[uuid] = keep
+            self._gpu_samples[uuid] = [x for x in series if x.ts >= keep]
 
     # --- pushing -----------------------------------------------------------------------
 

@@ -186,3 +186,60 @@ def test_an_agent_in_minutes_mode_sends_the_minutes_the_server_would_make(
             assert all(close(a, b) for a, b in zip(row_a, row_b, strict=True)), (row_a, row_b)
     assert GpuMinute.objects.filter(gpu__uuid="GPU-edge-0", from_edge=True).exists()
     assert GpuHour.objects.filter(gpu__uuid="GPU-edge-0").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_sample_makes_the_agent_send_its_minutes_again(server, tmp_path, settings):
+    """A reading that comes after its minute was sent (a gap filled late): the agent sends
+    the minutes it changes again, and the server ends with the minutes a raw agent's
+    samples give. One far older than the agent keeps is dropped and counted."""
+    from datetime import timedelta as td
+
+    from finops.telemetry.models import GpuMinute
+    from finops.telemetry.rollups import rollups_recompute
+
+    t0 = timezone.now().replace(second=0, microsecond=0) - td(minutes=40)
+    raw_fake, edge_fake = FakeNvml(), FakeNvml()
+    for i, gpu in enumerate(edge_fake.gpus):
+        gpu["uuid"] = f"GPU-edge-{i}"
+    for slot in edge_fake.migs.values():
+        slot["uuid"] = slot["uuid"].replace("MIG-", "MIG-edge-")
+    raw = _agent(server.url, tmp_path / "raw", raw_fake)
+    edge = _agent(server.url, tmp_path / "edge", edge_fake)
+    edge.minutes, edge._pending["minute"] = True, []
+    edge.registration["hostname"] = "gpu-e1"  # type: ignore[index]
+    # Every 10 s for 6 minutes, but nothing from 120 s to 170 s: a gap.
+    seconds = [s for s in range(0, 360, 10) if not 120 <= s < 180]
+    for second in seconds:
+        for agent in (raw, edge):
+            agent.poll(now=t0 + td(seconds=second))
+    for agent in (raw, edge):
+        agent.flush()
+    sent_before = edge.stats.accepted
+    assert edge._sent_until["GPU-edge-0"] >= t0 + td(minutes=4)
+    # The gap's readings arrive late, hotter than the rest.
+    raw_fake.gpus[0]["util"] = edge_fake.gpus[0]["util"] = 13
+    for second in range(120, 180, 10):
+        for agent in (raw, edge):
+            agent.poll(now=t0 + td(seconds=second))
+    for agent in (raw, edge):
+        agent.flush()
+    assert edge.stats.accepted > sent_before  # minutes sent again
+    rollups_recompute(start=t0, end=edge._sent_until["GPU-edge-0"])
+
+    def minutes(uuid: str):  # type: ignore[no-untyped-def]
+        return list(GpuMinute.objects.filter(gpu__uuid=uuid, ts__lt=edge._sent_until["GPU-edge-0"])
+                    .order_by("ts").values_list("ts", "samples", "covered_s", "util_mean_pct"))  # fmt: skip
+
+    ours, theirs = minutes("GPU-edge-0"), minutes("GPU-h100")
+    assert len(ours) == len(theirs) > 0
+    for a, b in zip(ours, theirs, strict=True):
+        assert a[:3] == b[:3] and math.isclose(a[3], b[3], rel_tol=1e-9), (a, b)
+    assert any(row[3] < 80 for row in ours)  # the late, cooler readings are in
+    # A reading older than the samples the agent keeps is dropped, and counted.
+    edge.late_window_s = 0
+    for second in range(360, 600, 10):
+        edge.poll(now=t0 + td(seconds=second))
+    edge.flush()
+    edge.poll(now=t0 + td(seconds=5))
+    assert edge.stats.late_dropped == 4  # each device's reading
