@@ -26,15 +26,29 @@ from tests.collectors.fake_pynvml import FakeNvml
 L4 = 1  # index of the L4 in the fake NVML
 
 
-def _agent(url: str, spool_dir, fake: FakeNvml, *, max_bytes: int = 2**30) -> Agent:  # type: ignore[no-untyped-def]
-    _, key = api_key_create(name="agent gpu-a1", scopes=["ingest:write"])
+def _agent(url: str, spool_dir, fake: FakeNvml, *, max_bytes: int = 2**30,  # type: ignore[no-untyped-def]
+           hostname: str = "gpu-a1", **options) -> Agent:  # fmt: skip
+    _, key = api_key_create(name=f"agent {hostname}", scopes=["ingest:write"])
     nvml = NvmlSource(fake)
     devices = nvml.open()
     return Agent(server=url, key=key, sources={"gpu": nvml},
                  spool=Spool(spool_dir, max_bytes=max_bytes),
-                 registration=node_registration(hostname="gpu-a1", site="lab", provider="on-prem",
+                 registration=node_registration(hostname=hostname, site="lab", provider="on-prem",
                                                 region="", instance_type="", devices=devices),
-                 timeout_s=2)  # fmt: skip
+                 timeout_s=2, **options)  # fmt: skip
+
+
+def _raw_and_minutes_agents(url: str, tmp_path) -> tuple[Agent, Agent, FakeNvml, FakeNvml]:  # type: ignore[no-untyped-def]
+    """Two hosts with the same GPUs under other UUIDs: one agent sends raw samples, the
+    other the minutes it rolls up."""
+    raw_fake, edge_fake = FakeNvml(), FakeNvml()
+    for i, gpu in enumerate(edge_fake.gpus):
+        gpu["uuid"] = f"GPU-edge-{i}"
+    for slot in edge_fake.migs.values():
+        slot["uuid"] = slot["uuid"].replace("MIG-", "MIG-edge-")
+    raw = _agent(url, tmp_path / "raw", raw_fake)
+    edge = _agent(url, tmp_path / "edge", edge_fake, hostname="gpu-e1", minutes=True)
+    return raw, edge, raw_fake, edge_fake
 
 
 @pytest.mark.django_db(transaction=True)
@@ -145,15 +159,7 @@ def test_an_agent_in_minutes_mode_sends_the_minutes_the_server_would_make(
     from finops.telemetry.rollups import rollups_recompute
 
     t0 = timezone.now().replace(second=0, microsecond=0) - td(minutes=30)
-    raw_fake, edge_fake = FakeNvml(), FakeNvml()
-    for i, gpu in enumerate(edge_fake.gpus):
-        gpu["uuid"] = f"GPU-edge-{i}"
-    for slot in edge_fake.migs.values():
-        slot["uuid"] = slot["uuid"].replace("MIG-", "MIG-edge-")
-    raw = _agent(server.url, tmp_path / "raw", raw_fake)
-    edge = _agent(server.url, tmp_path / "edge", edge_fake)
-    edge.minutes, edge._pending["minute"] = True, []
-    edge.registration["hostname"] = "gpu-e1"  # type: ignore[index]
+    raw, edge, *_ = _raw_and_minutes_agents(server.url, tmp_path)
     for second in range(0, 300, 3):
         for agent in (raw, edge):
             agent.poll(now=t0 + td(seconds=second))
@@ -199,15 +205,7 @@ def test_a_late_sample_makes_the_agent_send_its_minutes_again(server, tmp_path, 
     from finops.telemetry.rollups import rollups_recompute
 
     t0 = timezone.now().replace(second=0, microsecond=0) - td(minutes=40)
-    raw_fake, edge_fake = FakeNvml(), FakeNvml()
-    for i, gpu in enumerate(edge_fake.gpus):
-        gpu["uuid"] = f"GPU-edge-{i}"
-    for slot in edge_fake.migs.values():
-        slot["uuid"] = slot["uuid"].replace("MIG-", "MIG-edge-")
-    raw = _agent(server.url, tmp_path / "raw", raw_fake)
-    edge = _agent(server.url, tmp_path / "edge", edge_fake)
-    edge.minutes, edge._pending["minute"] = True, []
-    edge.registration["hostname"] = "gpu-e1"  # type: ignore[index]
+    raw, edge, raw_fake, edge_fake = _raw_and_minutes_agents(server.url, tmp_path)
     # Every 10 s for 6 minutes, but nothing from 120 s to 170 s: a gap.
     seconds = [s for s in range(0, 360, 10) if not 120 <= s < 180]
     for second in seconds:
