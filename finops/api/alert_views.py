@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Membership, Role, Scope, Team
+from finops.accounts.selectors import user_is_admin
 from finops.alerts.models import (
     RULE_FIELD_BOUNDS,
     Alert,
@@ -43,12 +44,12 @@ def _may_write(request: Request, team: Team | None) -> None:
     user = request.user
     if isinstance(request.auth, ApiKey):
         raise exceptions.PermissionDenied("API keys read alerts; people (signed in) change them.")
-    if getattr(user, "is_superuser", False):
+    if user_is_admin(user=user):
         return
-    roles = Membership.objects.filter(user=user)
-    if roles.filter(role=Role.ADMIN).exists():
-        return
-    if team is not None and roles.filter(team=team, role=Role.MANAGER).exists():
+    if (
+        team is not None
+        and Membership.objects.filter(user=user, team=team, role=Role.MANAGER).exists()
+    ):
         return
     raise exceptions.PermissionDenied(
         "Admins change every rule, silence and channel; a team's managers their team's."

@@ -13,7 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from finops.accounts.models import ApiKey, Membership, Role, Scope, Team
+from finops.accounts.models import ApiKey, Scope, Team
+from finops.accounts.selectors import user_is_admin
 from finops.api.permissions import request_teams
 from finops.jobs.models import KubernetesMapping, KubernetesUnmapped
 
@@ -79,12 +80,7 @@ class KubernetesMappingListApi(APIView):
         responses=MappingSerializer,
     )
     def post(self, request: Request) -> Response:
-        user = request.user
-        admin = getattr(user, "is_superuser", False) or (
-            not isinstance(request.auth, ApiKey)
-            and Membership.objects.filter(user=user, role=Role.ADMIN).exists()
-        )
-        if isinstance(request.auth, ApiKey) or not admin:
+        if isinstance(request.auth, ApiKey) or not user_is_admin(user=request.user):
             raise exceptions.PermissionDenied("Admins (signed in) map namespaces to teams.")
         serializer = MappingSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
