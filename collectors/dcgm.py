@@ -24,7 +24,7 @@ import math
 import re
 import sys
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -362,6 +362,35 @@ def _bits(throttled: dict[int, float], at: float) -> int:
     return bits
 
 
+def series_points(
+    series: Iterable[Mapping[str, Any]],
+    *,
+    devices: dict[str, Device],
+    problem: Callable[[str], None],
+) -> Iterator[tuple[str, Device, PodRef | None, float, float]]:
+    """(metric name, device, pod, unix time, value) of every numeric point of Prometheus
+    ``query_range`` or range-selector results; each series' device is added to
+    ``devices``; a series without a UUID and a value that is not a number are reported to
+    ``problem`` and left out. Non-finite values are yielded: what they mean is the
+    caller's."""
+    for item in series:
+        labels = item.get("metric", {})
+        device = device_from_labels(labels)
+        name = labels.get("__name__", "")
+        if device is None:
+            problem(f"series {name} has no UUID label")
+            continue
+        devices.setdefault(device.key, device)
+        pod = pod_from_labels(labels)
+        for stamp, raw in item.get("values", []):
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                problem(f"{name}@{stamp} value {raw!r} is not a number")
+                continue
+            yield name, device, pod, float(stamp), value
+
+
 GAUGE_FOR_PRESENCE = "DCGM_FI_DEV_GPU_UTIL|DCGM_FI_PROF_GR_ENGINE_ACTIVE"
 
 
@@ -378,37 +407,24 @@ def samples_from_range_series(
     time (see ``query_prometheus``)."""
     result = ParseResult()
     grid: dict[tuple[str, float], dict[str, float]] = {}
-    for item in series:
-        labels = item.get("metric", {})
-        device = device_from_labels(labels)
-        name = labels.get("__name__", "")
-        if device is None:
-            result.skip(0, f"series {name} has no UUID label")
-            continue
-        result.devices.setdefault(device.key, device)
-        pod = pod_from_labels(labels)
-        for stamp, raw in item.get("values", []):
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                result.skip(0, f"{name}@{stamp} value {raw!r} is not a number")
-                continue
-            if math.isfinite(value):
-                grid.setdefault((device.key, float(stamp)), {})[name] = value
-                if pod_presence is None:
-                    result.pod_seen(device.key, pod, float(stamp))
+    points = series_points(series, devices=result.devices, problem=lambda r: result.skip(0, r))
+    for name, device, pod, stamp, value in points:
+        if math.isfinite(value):
+            grid.setdefault((device.key, stamp), {})[name] = value
+            if pod_presence is None:
+                result.pod_seen(device.key, pod, stamp)
     for item in pod_presence or ():
         labels = item.get("metric", {})
-        device, pod = device_from_labels(labels), pod_from_labels(labels)
-        if device is None or pod is None:
+        holder, held_by = device_from_labels(labels), pod_from_labels(labels)
+        if holder is None or held_by is None:
             continue
-        for stamp, raw in item.get("values", []):
+        for when, raw in item.get("values", []):
             try:
-                fresh = float(stamp) - float(raw) < step_s
+                fresh = float(when) - float(raw) < step_s
             except (TypeError, ValueError):
                 continue
             if fresh:
-                result.pod_seen(device.key, pod, float(stamp))
+                result.pod_seen(holder.key, held_by, float(when))
     throttle = _throttled_seconds(counters, step_s)
     for key, values in grid.items():
         try:

@@ -35,6 +35,11 @@ from collectors.records import (
 )
 
 MAX_SAMPLE_GAP_S = 60.0
+# An interval that reaches less than this past a minute's edge ends at the edge: timestamps
+# are microseconds and epoch seconds are doubles, so an interval that ends on the edge can
+# compute a hair past it, and that hair would carry the sample into the next minute's
+# maxima.
+EDGE_TOLERANCE_S = 0.001
 MINUTE = timedelta(minutes=1)
 THROTTLE_BITS = {
     "throttle_power_cap_s": 0x4,
@@ -215,9 +220,10 @@ def gpu_minutes(
     start_s, end_s = _seconds(start), _seconds(end)
     owners = (ts >= start_s - cap) & (ts < end_s)
     first = np.minimum(dt, to_edge)
-    spill = np.where(dt > to_edge, dt - to_edge, 0.0)
+    spills = dt > to_edge + EDGE_TOLERANCE_S
+    spill = np.where(spills, dt - to_edge, 0.0)
     # Pieces: every owner's first piece in its minute, and the spill into the next one.
-    spilled = owners & (dt > to_edge)
+    spilled = owners & spills
     index = np.concatenate([np.arange(n)[owners], np.arange(n)[spilled]])
     bucket = np.concatenate([minute_start[owners], minute_start[spilled] + 60])
     weight = np.concatenate([first[owners], spill[spilled]])

@@ -334,6 +334,12 @@ DCGM_PULL_LOOKBACK_S = env_int("DCGM_PULL_LOOKBACK_S", 600, minimum=60)
 # older is reported as a gap.
 DCGM_PULL_CHUNK_STEPS = env_int("DCGM_PULL_CHUNK_STEPS", 2880, minimum=1)
 DCGM_PULL_MAX_LOOKBACK_S = env_int("DCGM_PULL_MAX_LOOKBACK_S", 7 * 86400, minimum=60)
+# "samples" reads dcgm-exporter's gauges at DCGM_PULL_STEP_S and rolls them up here;
+# "minutes" reads the minute rollups Prometheus (Thanos, Mimir) records with
+# deploy/prometheus/frameops-minute-rules.yml: one row per GPU-minute crosses the network.
+DCGM_PULL_MODE = env_str("DCGM_PULL_MODE", "samples")
+if DCGM_PULL_MODE not in ("samples", "minutes"):
+    raise ImproperlyConfigured(f"DCGM_PULL_MODE={DCGM_PULL_MODE!r}: use samples or minutes")
 # Raw samples are kept this long; minute and hour rollups are kept.
 TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 14, minimum=1)
 # A sample for a GPU nobody registered: "reject" it (the line is reported), or "register"

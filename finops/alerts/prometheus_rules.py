@@ -98,3 +98,26 @@ def rules_yaml() -> str:
         "# `manage.py export_prometheus_rules`; thresholds and `for` as FrameOps' defaults).\n"
     )
     return header + yaml.safe_dump(rules_document(), sort_keys=False, width=100)
+
+
+def minute_rules_yaml() -> str:
+    """Recording rules for per-GPU minute rollups inside Prometheus, Thanos or Mimir
+    (``collectors.dcgm_minutes``), at this server's pull step and memory-pressure line."""
+    from django.conf import settings
+
+    from collectors.dcgm_minutes import minute_rules_document
+
+    header = (
+        "# FrameOps minute rollups recorded by Prometheus (Thanos, Mimir) over dcgm-exporter\n"
+        "# series, read by the DCGM pull with DCGM_PULL_MODE=minutes (written by\n"
+        "# `manage.py export_prometheus_rules --minutes`; docs/telemetry.md).\n"
+        f"# Steps of {settings.DCGM_PULL_STEP_S} s (DCGM_PULL_STEP_S); memory pressure at "
+        f"{settings.TELEMETRY_MEMORY_PRESSURE_FRACTION:g} of VRAM\n"
+        "# (TELEMETRY_MEMORY_PRESSURE_FRACTION). A sample recorded at T holds the minute\n"
+        "# [floor(T/60)*60 - 120 s, +60 s).\n"
+    )
+    document = minute_rules_document(
+        step_s=settings.DCGM_PULL_STEP_S,
+        pressure_fraction=settings.TELEMETRY_MEMORY_PRESSURE_FRACTION,
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, width=100)

@@ -18,6 +18,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from collectors.dcgm import Device, ParseResult, query_pod_labels, query_prometheus
+from collectors.dcgm_minutes import (
+    PREFIX,
+    RULE_DELAY_S,
+    SUFFIX,
+    RecordedMinutes,
+    minutes_from_recorded,
+)
+from collectors.rollups import MINUTE
 from finops.fleet.models import Gpu, Node, Site
 from finops.fleet.selectors import gpu_model_for_reported_name
 from finops.telemetry.ingest import IngestResult, gpu_samples_store
@@ -91,14 +99,19 @@ def dcgm_pull(
     step_s: int | None = None,
     query: Callable[..., ParseResult] = query_prometheus,
     pod_labels: Callable[..., dict[tuple[str, str], dict[str, str]]] = query_pod_labels,
+    mode: str | None = None,
 ) -> dict[str, object]:
     """Read the completed steps after the watermark, in chunks of at most
     ``DCGM_PULL_CHUNK_STEPS`` steps (each stored with its watermark in its own
     transaction, so a long catch-up keeps what it has read), never further back than
     ``DCGM_PULL_MAX_LOOKBACK_S``: older steps are reported as a gap, not read. Series
-    labelled with a Kubernetes pod become ``k8s`` jobs (``finops.jobs.kubernetes``)."""
+    labelled with a Kubernetes pod become ``k8s`` jobs (``finops.jobs.kubernetes``).
+    With ``DCGM_PULL_MODE=minutes`` it reads recorded minutes instead
+    (``dcgm_minutes_pull``)."""
     from finops.jobs.kubernetes import pods_attribute
 
+    if (mode or settings.DCGM_PULL_MODE) == "minutes":
+        return dcgm_minutes_pull(url=url, now=now, pod_labels=pod_labels)
     url = url or settings.PROMETHEUS_URL
     if not url:
         return {"skipped": "PROMETHEUS_URL is not set"}
@@ -155,4 +168,98 @@ def dcgm_pull(
             totals[name] += value
         chunks += 1
         cursor = last + timedelta(seconds=step_s)
+    return {**counts, **totals, "chunks": chunks}
+
+
+# Recorded minutes older than this after their rule's evaluation are surely there: the
+# rule group runs once a minute, and a ruler (Mimir, Thanos) may lag a little behind.
+MINUTES_EVALUATION_LAG_S = 30
+MINUTES_CHUNK = timedelta(hours=12)
+
+
+def query_recorded_minutes(
+    url: str, *, first: datetime, last: datetime, timeout_s: float = 30
+) -> RecordedMinutes:
+    """The recorded minutes ``first``..``last`` (minute starts, inclusive): the raw samples
+    of ``frameops:gpu_*:1m`` evaluated in ``[first + delay, last + delay + 60 s)``."""
+    from prometheus_api_client import PrometheusConnect
+
+    prom = PrometheusConnect(url=url, disable_ssl=True, timeout=timeout_s)
+    at = last + timedelta(seconds=RULE_DELAY_S + 60) - timedelta(milliseconds=1)
+    span_ms = int((last - first).total_seconds() * 1000) + 60_000
+    series = prom.custom_query(
+        f'{{__name__=~"{PREFIX}.+{SUFFIX}"}}[{span_ms}ms]', params={"time": at.timestamp()}
+    )
+    return minutes_from_recorded(series, now=at)
+
+
+def dcgm_minutes_pull(
+    *,
+    url: str | None = None,
+    now: datetime | None = None,
+    query: Callable[..., RecordedMinutes] = query_recorded_minutes,
+    pod_labels: Callable[..., dict[tuple[str, str], dict[str, str]]] = query_pod_labels,
+) -> dict[str, object]:
+    """Minute rollups recorded by Prometheus (``deploy/prometheus/frameops-minute-rules.yml``)
+    after the watermark, in chunks of at most 12 hours, each stored with its watermark in
+    one transaction. Minutes are upserts by (GPU, minute), so a minute read twice is not
+    stored twice; pods on the series become ``k8s`` jobs as in the samples pull."""
+    from finops.jobs.kubernetes import pods_attribute
+    from finops.telemetry.ingest import gpu_minutes_store
+
+    url = url or settings.PROMETHEUS_URL
+    if not url:
+        return {"skipped": "PROMETHEUS_URL is not set"}
+    now = now or timezone.now()
+    source = f"dcgm-minutes:{url}"[:64]
+    watermark = PullWatermark.objects.filter(source=source).first()
+    start = (
+        watermark.until + MINUTE
+        if watermark
+        else _aligned(now - timedelta(seconds=settings.DCGM_PULL_LOOKBACK_S), 60)
+    )
+    # The last minute whose rule has surely been evaluated.
+    end = _aligned(now - timedelta(seconds=RULE_DELAY_S + 60 + MINUTES_EVALUATION_LAG_S), 60)
+    counts: dict[str, object] = {"from": start, "to": end, "mode": "minutes"}
+    oldest = _aligned(now - timedelta(seconds=settings.DCGM_PULL_MAX_LOOKBACK_S), 60)
+    if start < oldest:
+        counts["gap"] = {"from": start, "to": oldest - MINUTE}
+        log.warning(
+            "DCGM minutes pull from %s: %s to %s is older than DCGM_PULL_MAX_LOOKBACK_S "
+            "and is not read", url, start, oldest,
+        )  # fmt: skip
+        start = counts["from"] = oldest
+    totals = dict.fromkeys(
+        ("minutes", "accepted", "rejected", "skipped_points", "registered_gpus", "k8s_jobs",
+         "k8s_unmapped_namespaces"), 0,
+    )  # fmt: skip
+    chunks = 0
+    cursor = start
+    while cursor <= end:
+        last = min(cursor + MINUTES_CHUNK - MINUTE, end)
+        recorded = query(url, first=cursor, last=last)
+        minutes = [m for m in recorded.minutes if cursor <= m.ts <= last]
+        with transaction.atomic():
+            registered = dcgm_devices_register(recorded.devices.values())
+            result = gpu_minutes_store(
+                records=list(enumerate(minutes, start=1)), result=IngestResult()
+            )
+            pods = pods_attribute(
+                {key: {t for t in stamps if cursor.timestamp() <= t <= last.timestamp()}
+                 for key, stamps in recorded.pods.items()},
+                step_s=60, until=last + MINUTE,
+                pod_labels=lambda at=last: pod_labels(url, at=at),
+            )  # fmt: skip
+            PullWatermark.objects.update_or_create(source=source, defaults={"until": last})
+        for name, value in (
+            ("minutes", len(minutes)), ("accepted", result.accepted),
+            ("rejected", result.rejected), ("skipped_points", recorded.skipped),
+            ("registered_gpus", registered), ("k8s_jobs", pods.jobs),
+            ("k8s_unmapped_namespaces", pods.unmapped_namespaces),
+        ):  # fmt: skip
+            totals[name] += value
+        for problem in recorded.problems[:5]:
+            log.warning("DCGM minutes pull from %s: %s", url, problem)
+        chunks += 1
+        cursor = last + MINUTE
     return {**counts, **totals, "chunks": chunks}

@@ -27,7 +27,7 @@ from collectors.records import (
     gpu_sample_from_mapping,
     storage_sample_from_mapping,
 )
-from collectors.rollups import gpu_minute_from_mapping
+from collectors.rollups import GpuMinute, gpu_minute_from_mapping
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.ops.json_bounds import JsonTooDeep, json_depth_limit, json_loads_bounded
 from finops.telemetry.models import RollupBacklog, SampleSource
@@ -281,6 +281,14 @@ def gpu_minutes_ingest(*, body: bytes, content_encoding: str = "") -> IngestResu
     records = _validate(
         decode_body(body, content_encoding=content_encoding), gpu_minute_from_mapping, result
     )
+    return gpu_minutes_store(records=records, result=result)
+
+
+def gpu_minutes_store(
+    *, records: list[tuple[int, GpuMinute]], result: IngestResult
+) -> IngestResult:
+    """Upsert validated minutes (``from_edge``: the rollup of raw samples leaves them be)
+    and recompute the hours they touch, in one transaction."""
     gpu_ids = _resolve_gpus({m.gpu_uuid for _, m in records})
     rows: dict[tuple[int, datetime], tuple[Any, ...]] = {}
     for number, m in records:

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 # The rules' constants live with the agent's implementation of the same rules.
-from collectors.rollups import MAX_SAMPLE_GAP_S, THROTTLE_BITS
+from collectors.rollups import EDGE_TOLERANCE_S, MAX_SAMPLE_GAP_S, THROTTLE_BITS
 from finops.telemetry.models import RollupBacklog
 
 ROLLUP_COLUMNS = (
@@ -142,7 +142,7 @@ WITH s AS (
     FROM d
     UNION ALL
     SELECT d.*, {d.next_minute.format(col="m0")} AS bucket, dt - to_edge AS w, 0 AS own
-    FROM d WHERE dt > to_edge
+    FROM d WHERE dt > to_edge + {EDGE_TOLERANCE_S}
 )
 SELECT gpu_id, bucket, SUM(own),
        {d.least}(SUM(w), 60),

@@ -54,9 +54,17 @@ def test_the_agent_runs_on_gpu_nodes_and_nothing_runs_as_root():
             assert doc["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
-def test_the_prometheus_rule_carries_the_exported_rules(tmp_path):
-    exported = yaml.safe_load((DEPLOY / "prometheus" / "frameops-rules.yml").read_text())
-    (rule,) = [d for _, d in _manifests() if d["kind"] == "PrometheusRule"]
+@pytest.mark.parametrize(
+    ("name", "exported_file"),
+    [("frameops", "frameops-rules.yml"), ("frameops-gpu-minutes", "frameops-minute-rules.yml")],
+)
+def test_the_prometheus_rules_carry_the_exported_rules(tmp_path, name, exported_file):
+    exported = yaml.safe_load((DEPLOY / "prometheus" / exported_file).read_text())
+    (rule,) = [
+        d
+        for _, d in _manifests()
+        if d["kind"] == "PrometheusRule" and d["metadata"]["name"] == name
+    ]
     assert rule["spec"]["groups"] == exported["groups"]
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
