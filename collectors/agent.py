@@ -2,11 +2,17 @@
 
     python -m collectors.agent --server https://frameops.example --key fo_... \
         [--interval 1] [--flush-every 10] [--spool /var/spool/frameops] [--spool-max-mb 256]
-        [--send-raw]
+        [--send-raw] [--raw-ring-mb 64]
+    python -m collectors.agent --server ... --key ... --replay-raw SINCE[,UNTIL]
 
 GPU samples are rolled up into minutes on the host (``collectors.rollups``, the server's
 rules) and one row per GPU-minute is sent once its minute has closed; ``--send-raw`` sends
-every sample instead, for those who want second-level history on the server.
+every sample instead, for those who want second-level history on the server. While it
+sends minutes, the agent keeps its raw samples in a bounded ring on disk (the spool's
+``raw-ring`` folder, ``--raw-ring-mb``, oldest dropped first); ``--replay-raw`` sends the
+ring's samples of a time range to the server as raw samples (to look at a GPU second by
+second after the fact) and exits. The server stores each (gpu, ts) once, so replaying a
+range twice stores nothing twice, and its minutes stay those the agent sent.
 
 It registers its node and GPUs (``POST /api/v1/nodes``), then polls every ``--interval``
 seconds and pushes gzip NDJSON batches every ``--flush-every`` polls. When the server is
@@ -42,7 +48,7 @@ from typing import Any, Protocol
 
 import requests
 
-from collectors.records import GpuSample
+from collectors.records import GpuSample, RecordError, parse_ts
 from collectors.rollups import MAX_SAMPLE_GAP_S, gpu_minutes
 
 log = logging.getLogger("frameops.agent")
@@ -203,6 +209,7 @@ class Agent:
         minute_grace_s: float = 10.0,
         pressure_fraction: float = 0.92,
         late_window_s: float = 900.0,
+        raw_ring: Spool | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.sources = sources
@@ -238,6 +245,9 @@ class Agent:
         self._kept_from: dict[str, datetime] = {}  # samples before this were let go
         if self.minutes:
             self._pending["minute"] = []
+        # Raw samples kept on the host for replay while minutes are sent.
+        self.raw_ring = raw_ring if self.minutes else None
+        self._ring_lines: list[str] = []
 
     # --- polling -----------------------------------------------------------------------
 
@@ -249,6 +259,8 @@ class Agent:
                 if self.minutes and kind == "gpu":
                     for sample in samples:
                         self._gpu_sample_add(sample)
+                    if self.raw_ring is not None:
+                        self._ring_lines.extend(json.dumps(s.as_json()) for s in samples)
                 else:
                     self._pending[kind].extend(json.dumps(s.as_json()) for s in samples)
             except Exception as exc:  # a failing source must not stop the others
@@ -447,9 +459,23 @@ class Agent:
         self._attempts[path.name] = (attempts, time.monotonic() + delay)
         self._error(f"batch {path.name} failed (attempt {attempts}), retry in {delay:.0f} s: {exc}")
 
+    def _ring_write(self) -> None:
+        """Keep this flush's raw samples in the ring; a full ring drops its oldest files,
+        and a ring that cannot be written is logged, never fatal to sending minutes."""
+        if self.raw_ring is None or not self._ring_lines:
+            return
+        lines, self._ring_lines = self._ring_lines, []
+        try:
+            self.raw_ring.append("gpu", gzip.compress("\n".join(lines).encode()), len(lines))
+        except OSError as exc:
+            self._error(
+                f"raw ring ({self.raw_ring.directory}): {exc}; {len(lines)} samples not kept"
+            )
+
     def flush(self) -> None:
         if self.minutes:
             self._close_minutes()
+            self._ring_write()
         batches = []
         for kind, lines in self._pending.items():
             if lines:
@@ -612,6 +638,56 @@ def startup_summary(server: str, hostname: str, gpus: list[Any], storage: list[A
     return "\n".join(lines)
 
 
+RING_FOLDER = "raw-ring"
+REPLAY_BATCH = 10_000
+
+
+def _parse_range(text: str) -> tuple[datetime, datetime]:
+    since_text, _, until_text = text.partition(",")
+    since = parse_ts(since_text.strip())
+    until = parse_ts(until_text.strip()) if until_text.strip() else datetime.now(UTC)
+    if until <= since:
+        raise ValueError(f"the range ends ({until.isoformat()}) before it starts")
+    return since, until
+
+
+def raw_replay(
+    ring: Path, *, server: str, key: str, since: datetime, until: datetime,
+    session: requests.Session | None = None, timeout_s: float = 30.0,
+) -> dict[str, int]:  # fmt: skip
+    """Send the ring's raw samples of ``[since, until)`` to the server's sample endpoint in
+    batches of ``REPLAY_BATCH``; returns what was read, sent and what the server said."""
+    session = session or requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    counts = dict.fromkeys(("files", "sent", "accepted", "duplicate", "rejected"), 0)
+    batch: list[str] = []
+
+    def send() -> None:
+        body = gzip.compress("\n".join(batch).encode())
+        answer = session.post(
+            f"{server.rstrip('/')}{GPU_PATH}", data=body, timeout=timeout_s,
+            headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
+        )  # fmt: skip
+        if answer.status_code != 200:
+            raise PushError(f"replay refused: HTTP {answer.status_code} {answer.text[:300]}")
+        payload = answer.json()
+        counts["sent"] += len(batch)
+        for name in ("accepted", "duplicate", "rejected"):
+            counts[name] += int(payload.get(name, 0))
+        batch.clear()
+
+    for path in sorted(ring.glob("*.ndjson.gz")):
+        counts["files"] += 1
+        for line in gzip.decompress(path.read_bytes()).decode().splitlines():
+            if since <= parse_ts(json.loads(line)["ts"]) < until:
+                batch.append(line)
+                if len(batch) >= REPLAY_BATCH:
+                    send()
+    if batch:
+        send()
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m collectors.agent", description=__doc__.splitlines()[0]
@@ -680,6 +756,18 @@ def main(argv: list[str] | None = None) -> int:
         "TELEMETRY_MEMORY_PRESSURE_FRACTION",
     )
     parser.add_argument(
+        "--raw-ring-mb",
+        type=float,
+        default=64.0,
+        help="raw samples kept on the host while minutes are sent (0: none); the oldest go first",
+    )
+    parser.add_argument(
+        "--replay-raw",
+        metavar="SINCE[,UNTIL]",
+        help="send the raw ring's samples of this range (ISO 8601 times; UNTIL defaults to "
+        "now) to the server as raw samples, then exit",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         default=0.0,
@@ -694,7 +782,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--duration must be at least 0")
     if args.minute_grace < 0 or not 0.5 <= args.memory_pressure_fraction <= 1:
         parser.error("--minute-grace must be at least 0; --memory-pressure-fraction 0.5 to 1")
+    if args.raw_ring_mb < 0:
+        parser.error("--raw-ring-mb must be at least 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    ring = Path(args.spool) / RING_FOLDER
+    if args.replay_raw:
+        try:
+            since, until = _parse_range(args.replay_raw)
+        except (RecordError, ValueError) as exc:
+            parser.error(f"--replay-raw: {exc}")
+        try:
+            counts = raw_replay(ring, server=args.server, key=args.key, since=since, until=until)
+        except (PushError, requests.RequestException) as exc:
+            log.error("replay stopped: %s", exc)
+            return 1
+        log.info("replayed %s to %s from %s: %s", since.isoformat(), until.isoformat(), ring,
+                 counts)  # fmt: skip
+        return 0
 
     from collectors.storage import StorageSource, storage_devices
 
@@ -734,6 +838,9 @@ def main(argv: list[str] | None = None) -> int:
         minutes=not args.send_raw,
         minute_grace_s=args.minute_grace,
         pressure_fraction=args.memory_pressure_fraction,
+        raw_ring=(
+            Spool(ring, max_bytes=int(args.raw_ring_mb * 2**20)) if args.raw_ring_mb else None
+        ),
     )
     stopping = False
     deadline = time.monotonic() + args.duration if args.duration else None

@@ -241,3 +241,64 @@ def test_a_late_sample_makes_the_agent_send_its_minutes_again(server, tmp_path, 
     edge.flush()
     edge.poll(now=t0 + td(seconds=5))
     assert edge.stats.late_dropped == 4  # each device's reading
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_raw_ring_keeps_samples_for_replay_within_its_bound(server, tmp_path):
+    """A minutes agent keeps its raw samples in a bounded ring; a replayed range reaches the
+    server as raw samples, once however often it is replayed, and leaves the minutes the
+    agent sent as they were."""
+    from collectors.agent import raw_replay
+    from finops.telemetry.models import GpuMinute
+
+    t0 = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=30)
+    ring = Spool(tmp_path / "edge" / "raw-ring", max_bytes=2**30)
+    edge = _agent(server.url, tmp_path / "edge", FakeNvml(), minutes=True, raw_ring=ring)
+    for second in range(0, 300, 3):
+        edge.poll(now=t0 + timedelta(seconds=second))
+        if second % 30 == 27:
+            edge.flush()
+    edge.flush()
+    assert not GpuSample.objects.exists()  # minutes only went to the server
+    assert len(ring) == 10
+    sent = {m.pk: (m.ts, m.covered_s, m.util_mean_pct) for m in GpuMinute.objects.all()}
+    assert sent
+
+    _, key = api_key_create(name="replay", scopes=["ingest:write"])
+    since, until = t0 + timedelta(minutes=1), t0 + timedelta(minutes=2)
+    first = raw_replay(ring.directory, server=server.url, key=key, since=since, until=until)
+    gpus = 4  # the devices the fake NVML samples (its GPUs and MIG instances)
+    assert first["sent"] == first["accepted"] == gpus * 20 and first["rejected"] == 0
+    stored = GpuSample.objects.all()
+    assert stored.count() == gpus * 20
+    assert min(s.ts for s in stored) == since and max(s.ts for s in stored) < until
+    again = raw_replay(ring.directory, server=server.url, key=key, since=since, until=until)
+    assert (again["accepted"], again["duplicate"]) == (0, gpus * 20)
+    assert {m.pk: (m.ts, m.covered_s, m.util_mean_pct) for m in GpuMinute.objects.all()} == sent
+
+    # A ring of 4 KiB keeps the newest flushes only.
+    small = Spool(tmp_path / "small", max_bytes=4096)
+    edge.raw_ring = small
+    for second in range(300, 600, 3):
+        edge.poll(now=t0 + timedelta(seconds=second))
+        if second % 30 == 27:
+            edge.flush()
+    assert 1 <= len(small) < 10
+    assert (
+        sum(p.stat().st_size for p in small.directory.glob("*.ndjson.gz")) <= 4096
+        or len(small) == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("yesterday", "--replay-raw: ts"), ("2026-11-02T10:00:00Z,2026-11-02T09:00:00Z", "before")],
+)
+def test_replay_raw_names_a_bad_range(capsys, tmp_path, text, message):
+    from collectors.agent import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--server", "http://127.0.0.1:9", "--key", "k", "--spool", str(tmp_path),
+              "--replay-raw", text])  # fmt: skip
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
