@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
@@ -110,37 +111,86 @@ def _timed(stages: dict[str, float], name: str, work) -> object:  # type: ignore
     return result
 
 
+_BODIES: list[bytes] = []
+
+
+def _ingest_share(mode: str, worker: int, workers: int) -> int:
+    """Ingest every ``workers``-th body from ``worker`` on, as one web worker would."""
+    from django.db import connections
+
+    from finops.telemetry.ingest import gpu_minutes_ingest, gpu_samples_ingest
+
+    service = gpu_samples_ingest if mode == "raw" else gpu_minutes_ingest
+    accepted = 0
+    try:
+        for body in _BODIES[worker::workers]:
+            result = service(body=body, content_encoding="gzip")
+            assert not result.rejected, result.as_json()
+            accepted += result.accepted
+    finally:
+        if workers > 1:
+            connections.close_all()
+    return accepted
+
+
+def _ingest(mode: str, bodies: list[bytes], workers: int) -> int:
+    """The bodies through the ingest service, in ``workers`` processes (forked, each with
+    its own database connection, as gunicorn's workers are)."""
+    global _BODIES
+    _BODIES = bodies
+    if workers == 1:
+        return _ingest_share(mode, 0, 1)
+    from django.db import connections
+
+    connections.close_all()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return sum(pool.starmap(_ingest_share, [(mode, w, workers) for w in range(workers)]))
+
+
 def _minute_run(
-    mode: str, size: int, minute: datetime, ledger_s_per_gpu_minute: float
+    mode: str, size: int, minute: datetime, ledger_s_per_gpu_minute: float, workers: int
 ) -> dict[str, float]:
     from finops.alerts.evaluation import rules_evaluate
-    from finops.telemetry.ingest import gpu_minutes_ingest, gpu_samples_ingest
     from finops.telemetry.rollups import rollups_recompute
 
     prefix = f"{mode}{size}"
-    _fleet(size, prefix)
-    # A server in steady state has its tables' statistics current (autovacuum analyses them
-    # as they grow); here they grow by a whole fleet between two measured minutes.
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # The server holds this fleet alone: the fleets of earlier sizes are gone.
+        cursor.execute("TRUNCATE telemetry_gpusample, telemetry_gpuminute, telemetry_gpuhour, "
+                       "alerts_notification, alerts_alert, fleet_gpu, fleet_node CASCADE")  # fmt: skip
+    _fleet(size, prefix)
+    with connection.cursor() as cursor:
+        # Steady state: the alert rules' windows (up to 15 minutes) already hold the fleet's
+        # minutes before this one.
+        cursor.execute(
+            "INSERT INTO telemetry_gpuminute (gpu_id, ts, samples, covered_s, busy_s, "
+            "util_mean_pct, util_max_pct, mem_frac_mean, mem_frac_max, mem_pressure_s, "
+            "throttle_power_cap_s, throttle_hw_slowdown_s, throttle_sw_thermal_s, "
+            "throttle_hw_thermal_s, throttle_power_brake_s, energy_j, util_s, mem_s, clock_s, "
+            "power_s, from_edge) "
+            "SELECT g.id, m, 60, 60, 60, 50, 50, 0.9, 0.95, "
+            "CASE WHEN g.id %% 100 = 1 THEN 30 ELSE 0 END, 0, 0, 0, 0, 0, 30000, 60, 60, 0, 0, "
+            "true FROM fleet_gpu g CROSS JOIN generate_series(%s::timestamptz, "
+            "%s::timestamptz, interval '1 minute') AS m",
+            [minute - timedelta(minutes=15), minute - timedelta(minutes=1)],
+        )
+        # A server in steady state has its tables' statistics current (autovacuum analyses
+        # them as they grow); here a whole fleet arrives between two measured minutes.
         cursor.execute("ANALYZE fleet_gpu, fleet_node, telemetry_gpuminute, telemetry_gpuhour, "
                        "telemetry_gpusample")  # fmt: skip
     stages: dict[str, float] = {}
     accepted = 0
 
+    # The bodies are what agents send: made before the clock starts.
+    bodies = list(
+        _raw_bodies(size, prefix, minute) if mode == "raw" else _edge_bodies(size, prefix, minute)
+    )
+
     def ingest() -> None:
         nonlocal accepted
-        bodies = (
-            _raw_bodies(size, prefix, minute)
-            if mode == "raw"
-            else _edge_bodies(size, prefix, minute)
-        )
-        service = gpu_samples_ingest if mode == "raw" else gpu_minutes_ingest
-        for body in bodies:
-            result = service(body=body, content_encoding="gzip")
-            assert not result.rejected, result.as_json()
-            accepted += result.accepted
+        accepted = _ingest(mode, bodies, workers)
 
     _timed(stages, "ingest_s", ingest)
     expected = size * 60 if mode == "raw" else size
@@ -202,7 +252,25 @@ def main() -> None:
     parser.add_argument("--edge-start", type=int, default=16384)
     parser.add_argument("--raw-max", type=int, default=131072)
     parser.add_argument("--edge-max", type=int, default=524288)
+    parser.add_argument(
+        "--ingest-workers",
+        type=int,
+        default=3,
+        help="processes ingesting at once, as web workers do (2 cores: 3; docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=2,
+        help="bisections between the last size within the minute and the first beyond it",
+    )
+    parser.add_argument("--modes", default="edge,raw", help="edge, raw or both")
     args = parser.parse_args()
+    if args.ingest_workers < 1 or args.refine < 0:
+        parser.error("--ingest-workers must be at least 1 and --refine at least 0")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"edge", "raw"}:
+        parser.error("--modes: edge, raw or edge,raw")
 
     from django.conf import settings
 
@@ -213,48 +281,85 @@ def main() -> None:
     # other's minute.
     for mode, size, limit in (("edge", args.edge_start, args.edge_max),
                               ("raw", args.raw_start, args.raw_max)):  # fmt: skip
+        if mode not in modes:
+            continue
         with bench_database(f"capacity_{mode}"):
             now = datetime.now(UTC).replace(second=0, microsecond=0)
             if not ledger:
                 ledger = _ledger_per_gpu_minute(now - timedelta(hours=3))
                 print(f"ledger share: {ledger * 1e6:.2f} µs per GPU-minute (a day's recompute "
                       f"over an hour of 4,096 GPUs' minutes)", flush=True)  # fmt: skip
-            minute = now - timedelta(minutes=30)
             table = "telemetry_gpusample" if mode == "raw" else "telemetry_gpuminute"
-            while size <= limit:
+            tried: dict[int, dict[str, float]] = {}
+
+            def within(
+                size: int,
+                mode: str = mode,
+                table: str = table,
+                now: datetime = now,
+                tried: dict[int, dict[str, float]] = tried,
+                ledger: float = ledger,
+            ) -> bool:
                 before = _table_bytes(table)
-                stages = _minute_run(mode, size, minute, ledger)
+                minute = now - timedelta(minutes=30 - 2 * len(tried))
+                stages = _minute_run(mode, size, minute, ledger, args.ingest_workers)
+                tried[size] = stages
                 rows = size * 60 if mode == "raw" else size
                 storage[mode] = (_table_bytes(table) - before) / rows
-                print(f"  {mode} {size:>7,} GPUs: " + ", ".join(
-                    f"{k} {v:.2f}" for k, v in stages.items()), flush=True)  # fmt: skip
-                if stages["total_s"] > BUDGET_S:
+                print(
+                    f"  {mode} {size:>7,} GPUs: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),
+                    flush=True,
+                )
+                return stages["total_s"] <= BUDGET_S  # fmt: skip
+
+            # Double until a minute takes longer than the budget, then halve the interval
+            # between the last size within it and the first beyond it, --refine times.
+            low, over = 0, 0
+            while size <= limit:
+                if not within(size):
+                    over = size
                     break
-                found[mode] = (size, stages)
+                low = size
                 size *= 2
-                minute += timedelta(minutes=2)
-    raw_day = storage["raw"] * 86400
-    edge_day = storage["edge"] * 1440
+            for _ in range(args.refine if over and low else 0):
+                middle = (low + over) // 2 // 1024 * 1024
+                if middle in (low, over):
+                    break
+                if within(middle):
+                    low = middle
+                else:
+                    over = middle
+            if low:
+                found[mode] = (low, tried[low])
+    figures: dict[str, object] = {"bench": "capacity", "ingest_workers": args.ingest_workers}
+    for mode in modes:
+        size, stages = found.get(mode, (0, {}))
+        name = "fleet_capacity_gpus_edge" if mode == "edge" else "fleet_capacity_gpus_raw_1hz"
+        figures[name] = size
+        figures[f"stages_at_capacity_{mode}"] = {k: round(v, 2) for k, v in stages.items()}
     retention = settings.TELEMETRY_RAW_RETENTION_DAYS
-    figures = {
-        "bench": "capacity",
-        "fleet_capacity_gpus_edge": found.get("edge", (0, {}))[0],
-        "fleet_capacity_gpus_raw_1hz": found.get("raw", (0, {}))[0],
-        "stages_at_capacity_edge": {k: round(v, 2) for k, v in found.get("edge", (0, {}))[1].items()},
-        "stages_at_capacity_raw": {k: round(v, 2) for k, v in found.get("raw", (0, {}))[1].items()},
-        "stored_bytes_per_gpu_day_edge": round(edge_day),
-        "stored_bytes_per_gpu_day_raw": round(raw_day),
-        "edge_vs_raw_bytes": round(edge_day / raw_day, 4),
-        "gpus_per_tb_edge": round(1e12 / (365 * edge_day)),
-        "gpus_per_tb_raw": round(1e12 / (retention * raw_day + 365 * edge_day)),
+    edge_day = storage.get("edge", 0.0) * 1440
+    raw_day = storage.get("raw", 0.0) * 86400
+    if edge_day:
+        figures["stored_bytes_per_gpu_day_edge"] = round(edge_day)
+        figures["gpus_per_tb_edge"] = round(1e12 / (365 * edge_day))
+    if raw_day:
+        figures["stored_bytes_per_gpu_day_raw"] = round(raw_day)
+    if edge_day and raw_day:
+        figures["edge_vs_raw_bytes"] = round(edge_day / raw_day, 4)
+        figures["gpus_per_tb_raw"] = round(1e12 / (retention * raw_day + 365 * edge_day))
+    figures |= {
         "ledger_us_per_gpu_minute": round(ledger * 1e6, 3),
         "targets": {"fleet_capacity_gpus_edge": 200_000, "fleet_capacity_gpus_raw_1hz": 50_000,
                     "edge_vs_raw_bytes": 1 / 30},
     }  # fmt: skip
-    print(f"capacity: edge {figures['fleet_capacity_gpus_edge']:,} GPUs (target 200,000), "
-          f"raw {figures['fleet_capacity_gpus_raw_1hz']:,} GPUs (target 50,000); storage per "
-          f"GPU-day: edge {edge_day:,.0f} B, raw {raw_day:,.0f} B "
-          f"({edge_day / raw_day:.4f} of raw, target <= 1/30)")  # fmt: skip
+    summary = [f"{m} {found.get(m, (0, {}))[0]:,} GPUs" for m in modes]
+    print(f"capacity with {args.ingest_workers} ingest worker(s): {', '.join(summary)} "
+          f"(targets: edge 200,000, raw 50,000)", flush=True)  # fmt: skip
+    if edge_day and raw_day:
+        print(f"storage per GPU-day: edge {edge_day:,.0f} B, raw {raw_day:,.0f} B "
+              f"({edge_day / raw_day:.4f} of raw, target <= 1/30)")  # fmt: skip
     print(json.dumps(figures))
 
 

@@ -139,6 +139,16 @@ def parse_ts(value: Any, *, field: str = "ts", now: datetime | None = None) -> d
 
 def _measurement(name: str, value: Any, spec: tuple[bool, float, float]) -> float | int:
     integer, low, high = spec
+    # The common case first, at ingest rates: a finite number within bounds (NaN fails
+    # every comparison and takes the checks below).
+    kind = type(value)
+    if kind is float and low <= value <= high:
+        if not integer:
+            return 0.0 if -1e-30 < value < 1e-30 else value
+        if value.is_integer():
+            return int(value)
+    elif kind is int and low <= value <= high:
+        return value if integer else float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RecordError(name, f"{_shown(value)} is not a number")
     if isinstance(value, float) and not math.isfinite(value):

@@ -48,6 +48,13 @@ def json_loads_bounded(text: str | bytes, *, limit: int | None = None) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise JsonTooDeep(limit) from None
-    if isinstance(value, dict | list) and json_depth_exceeds(value, limit):
+    # No value nests deeper than the brackets its text opens (brackets inside strings only
+    # add to the count): most bodies need no walk at all.
+    opened = (
+        text.count("{") + text.count("[")
+        if isinstance(text, str)
+        else (text.count(b"{") + text.count(b"["))
+    )
+    if opened > limit and isinstance(value, dict | list) and json_depth_exceeds(value, limit):
         raise JsonTooDeep(limit)
     return value
