@@ -253,6 +253,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, min
 # JSON bodies nested deeper than this are refused with a 400 naming the limit, on every
 # endpoint (finops.ops.json_bounds). FrameOps' own payloads nest at most 4 levels.
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 32, minimum=4)
+# Job events in one POST /api/v1/jobs/bulk request (manage.py import_jobs sends files of
+# any length in batches of this size).
+JOBS_BULK_MAX_LINES = env_int("JOBS_BULK_MAX_LINES", 10_000, minimum=1)
 
 # --- Celery ---------------------------------------------------------------------------------
 

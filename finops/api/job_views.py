@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -13,6 +15,7 @@ from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
 from finops.api.docs_schema import JOB_LIST_PARAMETERS
+from finops.api.errors import error_body
 from finops.api.pagination import cursor_pagination, page_serializer
 from finops.api.params import (
     FiniteFloatField,
@@ -25,7 +28,15 @@ from finops.api.params import (
 )
 from finops.api.permissions import request_teams
 from finops.jobs.models import JobStatus, RenderJob
-from finops.jobs.services import AllocationIn, job_judge, job_record
+from finops.jobs.services import (
+    AllocationIn,
+    BulkJobResult,
+    JobEvent,
+    job_judge,
+    job_record,
+    jobs_record_bulk,
+)
+from finops.telemetry.ingest import BatchError, decode_body, iter_batch
 
 INT4_MAX = 2**31 - 1  # PositiveIntegerField
 INT8_MAX = 2**63 - 1  # BigIntegerField
@@ -62,6 +73,22 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
 
 JobPageSerializer = page_serializer("JobPage", JobOutputSerializer)
+
+
+class JobBulkErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="Line (NDJSON) or position (array), from 1.")
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobBulkResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(min_value=0, help_text="Events applied.")
+    created = serializers.IntegerField(min_value=0, help_text="Jobs new to FrameOps.")
+    updated = serializers.IntegerField(min_value=0, help_text="Jobs that existed before.")
+    rejected = serializers.IntegerField(min_value=0, help_text="Lines refused.")
+    errors = JobBulkErrorSerializer(many=True)
+
+
 JobPagination = cursor_pagination(ordering="-created_at", page_size=100, max_page_size=1000)
 
 
@@ -130,12 +157,12 @@ class JobApi(APIView):
 
         def validate_gpus(self, value: list[dict[str, Any]]) -> list[AllocationIn]:
             out, errors = [], {}
+            gpu = JobApi.GpuIn()  # one instance validates every entry (cheaper than many)
             for position, item in enumerate(value):
-                gpu = JobApi.GpuIn(data=item)
-                if gpu.is_valid():
-                    out.append(AllocationIn(**gpu.validated_data))
-                else:
-                    errors[str(position)] = gpu.errors
+                try:
+                    out.append(AllocationIn(**gpu.run_validation(item)))
+                except serializers.ValidationError as exc:
+                    errors[str(position)] = exc.detail
             if errors:
                 raise serializers.ValidationError(errors)
             return out
@@ -163,11 +190,12 @@ class JobApi(APIView):
             raise exceptions.PermissionDenied(
                 f"this key may only report jobs of team {request.auth.team.slug}"
             )
-        if "model" in data:
-            data["model_name"] = data.pop("model")
-        if data.get("error") is None:
-            data.pop("error", None)
-        job, created = job_record(team=team, allocations=data.pop("gpus", None), **data)
+        event = job_event(line=0, team=team, data=data)
+        job, created = job_record(
+            source=event.source, external_id=event.external_id, team=team, status=event.status,
+            clip_id=event.clip_id, target_seconds=event.target_seconds,
+            allocations=event.allocations, **event.fields,
+        )  # fmt: skip
         body = JobOutputSerializer(job).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -238,3 +266,131 @@ class JobDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         job = job_judge(job=job, **serializer.validated_data)
         return Response(JobOutputSerializer(job).data)
+
+
+def job_event(*, line: int, team: Team, data: dict[str, Any]) -> JobEvent:
+    """A validated event body (``team`` already resolved) as ``job_record``'s arguments."""
+    data = dict(data)
+    data.pop("team", None)
+    if "model" in data:
+        data["model_name"] = data.pop("model")
+    if data.get("error") is None:
+        data.pop("error", None)
+    return JobEvent(
+        line=line, team=team, source=data.pop("source"), external_id=data.pop("external_id"),
+        status=data.pop("status"), clip_id=data.pop("clip_id", None),
+        target_seconds=data.pop("target_seconds", None), allocations=data.pop("gpus", None),
+        fields=data,
+    )  # fmt: skip
+
+
+def _flat_errors(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """DRF's nested error detail as (field, message) pairs: ``gpus[0].uuid``."""
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            name = (
+                f"{prefix}[{key}]"
+                if prefix and str(key).isdigit()
+                else (f"{prefix}.{key}" if prefix else str(key))
+            )
+            out += _flat_errors(value, name)
+        return out
+    if isinstance(detail, list) and detail and not isinstance(detail[0], dict | list):
+        return [(prefix or "(event)", "; ".join(str(m) for m in detail))]
+    if isinstance(detail, list):
+        return [pair for position, value in enumerate(detail)
+                for pair in _flat_errors(value, f"{prefix}[{position}]")]  # fmt: skip
+    return [(prefix or "(event)", str(detail))]
+
+
+def job_events_validate(
+    items: list[tuple[int, Any]], *, key_team_id: int | None = None
+) -> tuple[list[JobEvent], BulkJobResult]:
+    """Each line of a batch validated as ``POST /api/v1/jobs`` validates one event: the
+    valid ones as events, the others reported by line and field."""
+    from collectors.records import RecordError
+
+    result = BulkJobResult()
+    checker = JobApi.JobEventSerializer()  # one instance validates every line
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for line, item in items:
+        if isinstance(item, RecordError):
+            result.errors.append({"line": line, "field": item.field, "message": item.message})
+            continue
+        if not isinstance(item, dict):
+            kind = type(item).__name__
+            result.errors.append(
+                {"line": line, "field": "(line)", "message": f"expected a JSON object, got {kind}"}
+            )
+            continue
+        try:
+            valid.append((line, checker.run_validation(item)))
+        except serializers.ValidationError as exc:
+            result.errors += [{"line": line, "field": f, "message": m}
+                              for f, m in _flat_errors(exc.detail)]  # fmt: skip
+    teams = {t.slug: t for t in Team.objects.filter(slug__in={d["team"] for _, d in valid})}
+    events = []
+    for line, data in valid:
+        team = teams.get(data["team"])
+        if team is None:
+            result.errors.append({"line": line, "field": "team", "message": "no such team"})
+        elif key_team_id not in (None, team.pk):
+            message = "this key may only report jobs of its own team"
+            result.errors.append({"line": line, "field": "team", "message": message})
+        else:
+            events.append(job_event(line=line, team=team, data=data))
+    return events, result
+
+
+def jobs_import_batch(
+    items: list[tuple[int, Any]], *, key_team_id: int | None = None
+) -> BulkJobResult:
+    """Validate and record one batch; the validation's refusals and the recording's are
+    reported together, by line."""
+    events, refused = job_events_validate(items, key_team_id=key_team_id)
+    result = jobs_record_bulk(events) if events else BulkJobResult()
+    result.errors = sorted(refused.errors + result.errors, key=lambda e: e["line"])
+    return result
+
+
+class JobBulkApi(APIView):
+    """``POST /api/v1/jobs/bulk``: many job events at once (render farms backfilling
+    history), NDJSON or a JSON array, optionally gzip, in order. The same validation,
+    idempotency and rules as ``POST /api/v1/jobs``, line by line; a refused line changes
+    nothing and is listed with its number; the others are stored."""
+
+    required_scopes = (Scope.INGEST_WRITE,)
+    parser_classes: list[Any] = []
+
+    @extend_schema(
+        request={"application/x-ndjson": OpenApiTypes.STR, "application/json": OpenApiTypes.OBJECT},
+        responses=JobBulkResultSerializer,
+        description="Job events as POST /api/v1/jobs takes them, one a line (NDJSON) or in a "
+        "JSON array, optionally gzip, at most JOBS_BULK_MAX_LINES a request. Applied in "
+        "order; each bad line is refused on its own (`errors`: line, field, message); a body "
+        "that cannot be read, or with no line accepted, is a 400.",
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            body = decode_body(
+                request.body, content_encoding=request.headers.get("Content-Encoding", "")
+            )
+            items = list(iter_batch(body))
+        except BatchError as exc:
+            return Response(error_body(str(exc)), status=exc.status)
+        limit = settings.JOBS_BULK_MAX_LINES
+        if len(items) > limit:
+            return Response(
+                error_body(f"The batch has {len(items)} events; send at most {limit} a request "
+                           "(JOBS_BULK_MAX_LINES)."),
+                status=413,
+            )  # fmt: skip
+        key_team = request.auth.team_id if isinstance(request.auth, ApiKey) else None
+        result = jobs_import_batch(items, key_team_id=key_team)
+        body_out = result.as_json()
+        if result.rejected and not (result.created or result.updated):
+            return Response(
+                error_body("No event of the batch was accepted.", **body_out), status=400
+            )
+        return Response(body_out, status=200)

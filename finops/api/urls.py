@@ -25,6 +25,7 @@ urlpatterns = [
     path("export/focus", billing_views.FocusExportApi.as_view(), name="export-focus"),
     path("teams/<slug:slug>/invoice", billing_views.InvoiceApi.as_view(), name="team-invoice"),
     path("jobs", job_views.JobApi.as_view(), name="jobs"),
+    path("jobs/bulk", job_views.JobBulkApi.as_view(), name="jobs-bulk"),
     path(
         "jobs/<str:source>/<str:external_id>", job_views.JobDetailApi.as_view(), name="job-detail"
     ),

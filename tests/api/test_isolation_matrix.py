@@ -81,6 +81,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "api:export-focus": ("start=2026-11-02T10:00:00Z&end=2026-11-02T12:00:00Z", BILLING),
     "api:team-invoice": ("period=2026-11", B_BILLING),
     "api:jobs": ("", READ),
+    "api:jobs-bulk": ("", INGEST_ONLY),
     "api:job-detail": ("", B_OBJECT_READ),
     "api:findings": ("", READ_OR_BILLING),
     "api:finding-detail": ("", B_OBJECT),
