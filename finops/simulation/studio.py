@@ -1,7 +1,8 @@
 """A simulated studio with known faults, written through the same services as real data.
 
 Nodes are registered (``node_register``), prices loaded (``price_offers_load``), jobs
-reported (``job_record``), one GPU sample a minute and storage samples stored through the
+reported in bulk as a farm sends them (``jobs_import_batch``, behind ``POST
+/api/v1/jobs/bulk``), one GPU sample a minute and storage samples stored through the
 ingest path, then rolled up and costed. Every name says "sim": sites, nodes, teams (named
 "… (simulated)"), price SKUs and the job source, so the data is labelled wherever a person
 sees it, and ``studio_clear`` removes exactly those rows.
@@ -36,7 +37,6 @@ from finops.fleet.models import Node, Site
 from finops.fleet.services import GpuRegistration, StorageRegistration, node_register
 from finops.insights.models import Finding
 from finops.jobs.models import Clip, JobStatus, RenderJob
-from finops.jobs.services import AllocationIn, job_record
 from finops.pricing.models import PriceRate
 from finops.pricing.services import price_offers_load
 from finops.telemetry.ingest import gpu_samples_store, storage_samples_store
@@ -322,6 +322,9 @@ def _jobs(
     scaling_host = hosts[5 % len(hosts)]  # an L40S node over PCIe
     decoy_host = hosts[6 % len(hosts)]  # an H100 node over NVLink
     clip = 0
+    # Job events as a render farm sends them to POST /api/v1/jobs/bulk, through the same
+    # validation and service (finops.api.job_views.jobs_import_batch).
+    events: list[dict[str, Any]] = []
 
     def report(
         team: Team,
@@ -337,34 +340,18 @@ def _jobs(
     ) -> None:
         nonlocal count
         name, default_version, (w, h), _ = model
-        job_record(
-            source=SOURCE,
-            external_id=f"job-{count}",
-            team=team,
-            status=status,
-            clip_id=f"{team.slug}-clip-{clip}",
-            project=rng.choice(["trailer", "ads", "series"]),
-            model_name=name,
-            model_version=version or default_version,
-            width=w,
-            height=h,
-            frames=81,
-            fps=16.0,
-            steps=50,
-            usable=usable if status == JobStatus.SUCCEEDED else False,
-            peak_vram_bytes=peak,
-            queued_at=start + timedelta(minutes=a),
-            started_at=start + timedelta(minutes=a),
-            finished_at=start + timedelta(minutes=b),
-            allocations=[
-                AllocationIn(
-                    uuid=g.uuid,
-                    start=start + timedelta(minutes=a),
-                    end=start + timedelta(minutes=b),
-                )
-                for g in gpus
-            ],
-        )
+        began, ended = _iso(start + timedelta(minutes=a)), _iso(start + timedelta(minutes=b))
+        events.append({
+            "source": SOURCE, "external_id": f"job-{count}", "team": team.slug,
+            "status": status, "clip_id": f"{team.slug}-clip-{clip}",
+            "project": rng.choice(["trailer", "ads", "series"]), "model": name,
+            "model_version": version or default_version, "width": w, "height": h,
+            "frames": 81, "fps": 16.0, "steps": 50,
+            "usable": usable if status == JobStatus.SUCCEEDED else False,
+            "peak_vram_bytes": peak, "queued_at": began, "started_at": began,
+            "finished_at": ended,
+            "gpus": [{"uuid": g.uuid, "start": began, "end": ended} for g in gpus],
+        })  # fmt: skip
         count += 1
 
     for host, gpus in by_host.items():
@@ -463,7 +450,27 @@ def _jobs(
         truth.add("model_cost_regression", "model", f"sim-studio-a:{name}:{w}x{h}:2.2")
         name, _, (w, h), _ = WORKLOADS[1]
         truth.add("model_cost_regression", "model", f"sim-studio-b:{name}:{w}x{h}:2.2", decoy=True)
+    _jobs_send(events)
     return count
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _jobs_send(events: list[dict[str, Any]]) -> None:
+    """The events in order, in batches of JOBS_BULK_MAX_LINES; a refused line is a bug in
+    the simulation, not data to skip."""
+    from django.conf import settings
+
+    from finops.api.job_views import jobs_import_batch
+
+    size = settings.JOBS_BULK_MAX_LINES
+    for first in range(0, len(events), size):
+        batch = list(enumerate(events[first : first + size], start=first + 1))
+        result = jobs_import_batch(batch)
+        if result.errors:
+            raise RuntimeError(f"simulated job events refused: {result.errors[:3]}")
 
 
 def _telemetry(fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Random) -> None:
