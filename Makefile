@@ -49,11 +49,11 @@ system-deps:
 	fi
 
 # First start on an empty database: a labelled simulated studio (SIM_DAYS days, 64 GPUs, one
-# known fault per pattern; three days take about two minutes here) so the dashboard has
-# something to show, an admin and a manager persona of the simulated studio A (one-time
+# known fault per pattern; two weeks, so every "vs the week before" on the overview is
+# filled; jobs go through the bulk import path) so the dashboard has something to show, an admin and a manager persona of the simulated studio A (one-time
 # passwords printed once); with a fleet present nothing is simulated again.
 # `simulate_studio --clear` removes it.
-SIM_DAYS ?= 3
+SIM_DAYS ?= 14
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py ensure_admin

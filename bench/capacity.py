@@ -188,6 +188,9 @@ def _minute_run(
         _raw_bodies(size, prefix, minute) if mode == "raw" else _edge_bodies(size, prefix, minute)
     )
 
+    table = "telemetry_gpusample" if mode == "raw" else "telemetry_gpuminute"
+    before = _table_bytes(table)
+
     def ingest() -> None:
         nonlocal accepted
         accepted = _ingest(mode, bodies, workers)
@@ -195,6 +198,7 @@ def _minute_run(
     _timed(stages, "ingest_s", ingest)
     expected = size * 60 if mode == "raw" else size
     assert accepted == expected, (accepted, expected)
+    stored_per_row = (_table_bytes(table) - before) / expected
     if mode == "raw":
         _timed(
             stages,
@@ -206,6 +210,7 @@ def _minute_run(
     _timed(stages, "alerts_s", lambda: rules_evaluate(now=minute + timedelta(minutes=1, seconds=2)))
     stages["ledger_share_s"] = ledger_s_per_gpu_minute * size
     stages["total_s"] = sum(stages.values())
+    stages["stored_bytes_per_row"] = stored_per_row
     return stages
 
 
@@ -289,23 +294,19 @@ def main() -> None:
                 ledger = _ledger_per_gpu_minute(now - timedelta(hours=3))
                 print(f"ledger share: {ledger * 1e6:.2f} µs per GPU-minute (a day's recompute "
                       f"over an hour of 4,096 GPUs' minutes)", flush=True)  # fmt: skip
-            table = "telemetry_gpusample" if mode == "raw" else "telemetry_gpuminute"
             tried: dict[int, dict[str, float]] = {}
 
             def within(
                 size: int,
                 mode: str = mode,
-                table: str = table,
                 now: datetime = now,
                 tried: dict[int, dict[str, float]] = tried,
                 ledger: float = ledger,
             ) -> bool:
-                before = _table_bytes(table)
                 minute = now - timedelta(minutes=30 - 2 * len(tried))
                 stages = _minute_run(mode, size, minute, ledger, args.ingest_workers)
                 tried[size] = stages
-                rows = size * 60 if mode == "raw" else size
-                storage[mode] = (_table_bytes(table) - before) / rows
+                storage[mode] = stages.pop("stored_bytes_per_row")
                 print(
                     f"  {mode} {size:>7,} GPUs: "
                     + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()),

@@ -150,6 +150,69 @@ def parse_benchmark(gpus: int, repeats: int = 5) -> dict[str, float]:
     }
 
 
+def _job_event(n: int, uuids: list[str], start: datetime, source: str) -> dict[str, Any]:
+    """A finished job on one or two GPUs, as a farm backfilling history reports it."""
+    began = start + timedelta(minutes=n % 600)
+    ended = began + timedelta(minutes=20)
+    iso = [t.isoformat().replace("+00:00", "Z") for t in (began, ended)]
+    gpus = [uuids[n % len(uuids)]] + ([uuids[(n + 1) % len(uuids)]] if n % 3 == 0 else [])
+    return {
+        "source": source, "external_id": f"job-{n}", "team": "bench-team", "status": "succeeded",
+        "clip_id": f"clip-{n // 2}", "project": "trailer", "model": "wan2.1-t2v-14b",
+        "model_version": "2.1", "frames": 81, "fps": 16, "width": 1280, "height": 720,
+        "steps": 50, "usable": n % 4 != 0, "queued_at": iso[0], "started_at": iso[0],
+        "finished_at": iso[1], "gpus": [{"uuid": g, "start": iso[0], "end": iso[1]} for g in gpus],
+    }  # fmt: skip
+
+
+def jobs_benchmark(uuids: list[str], start: datetime, single: int, bulk: int) -> dict[str, Any]:
+    """Job events through the API in this process (no network): ``single`` events as
+    ``POST /api/v1/jobs``, one a request, and ``bulk`` events as ``POST /api/v1/jobs/bulk``
+    in gzip NDJSON batches of ``JOBS_BULK_MAX_LINES``. The per-key burst limit (120 a
+    minute) is lifted for the run: it is the path's own cost that is measured."""
+    import gzip as gz
+
+    from django.conf import settings
+    from rest_framework.test import APIClient
+
+    from finops.accounts.models import Team
+    from finops.accounts.services import api_key_create
+    from finops.api.throttling import BurstRateThrottle, SustainedRateThrottle
+    from finops.jobs.models import RenderJob
+
+    BurstRateThrottle.rate = SustainedRateThrottle.rate = "10000000/min"  # type: ignore[attr-defined]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    Team.objects.get_or_create(slug="bench-team", defaults={"name": "Bench"})
+    _, key = api_key_create(name="bench jobs", scopes=["ingest:write"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    t: dict[str, float] = {}
+    with timed("jobs_single", t):
+        for n in range(single):
+            answer = client.post("/api/v1/jobs", _job_event(n, uuids, start, "one"), format="json")
+            assert answer.status_code == 201, answer.content
+    events = [_job_event(n, uuids, start, "many") for n in range(bulk)]
+    size = settings.JOBS_BULK_MAX_LINES
+    bodies = [
+        gz.compress("\n".join(json.dumps(e) for e in events[i : i + size]).encode(), 1)
+        for i in range(0, bulk, size)
+    ]
+    with timed("jobs_bulk", t):
+        for body in bodies:
+            answer = client.post("/api/v1/jobs/bulk", body, content_type="application/x-ndjson",
+                                 HTTP_CONTENT_ENCODING="gzip")  # fmt: skip
+            assert answer.status_code == 200 and not answer.json()["rejected"], answer.content
+    assert RenderJob.objects.filter(source="many").count() == bulk
+    single_rate, bulk_rate = single / t["jobs_single"], bulk / t["jobs_bulk"]
+    print(f"    one a request: {single_rate:,.0f} events/s ({1000 / single_rate:.2f} ms each); "
+          f"bulk: {bulk_rate:,.0f} events/s, {bulk_rate / single_rate:.1f}x (target >= 20x)")  # fmt: skip
+    return {
+        "jobs_single_per_s": round(single_rate, 1),
+        "jobs_bulk_per_s": round(bulk_rate, 1),
+        "jobs_bulk_vs_single": round(bulk_rate / single_rate, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2_000_000)
@@ -161,6 +224,8 @@ def main() -> None:
         default=400_000,
         help="bulk_create is slow: its rate is measured on this many of the same rows",
     )
+    parser.add_argument("--jobs-single", type=int, default=500, help="events sent one a request")
+    parser.add_argument("--jobs-bulk", type=int, default=20_000, help="events sent in bulk")
     args = parser.parse_args()
 
     with bench_database("ingest"):
@@ -260,6 +325,9 @@ def main() -> None:
         print("parsing a dcgm-exporter scrape:")
         parse = parse_benchmark(len(uuids))
 
+        print("job events, one a request against a batch of many:")
+        jobs = jobs_benchmark(uuids, start, args.jobs_single, args.jobs_bulk)
+
         figures = {
             "bench": "ingest",
             "samples": n,
@@ -277,6 +345,7 @@ def main() -> None:
             "rollup_hour_512_s": round(t["rollup_hour"], 3),
             "rollup_hour_512_cold_s": round(t["rollup_hour_cold"], 3),
             **parse,
+            **jobs,
         }
         print(json.dumps(figures))
 

@@ -293,6 +293,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ingest"
 CELERY_TIMEZONE = "UTC"
+# The costing beat hands out dirty days as a task each (for every costing worker) when at
+# least this many are dirty; fewer are recomputed in the beat's own task.
+COSTING_FANOUT_MIN_DAYS = env_int("COSTING_FANOUT_MIN_DAYS", 3, minimum=1)
 
 # --- E-mail ---------------------------------------------------------------------------------
 

@@ -199,3 +199,35 @@ class OutputDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.team_id}: {self.usable_seconds:.1f} s usable"
+
+
+class RecomputeRun(models.Model):
+    """A ledger recompute fanned out over Celery workers, a task per UTC day: its days are
+    marked done in the transaction that writes them, so progress counts each day once
+    however often a task is delivered."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    reason = models.CharField(max_length=32, help_text="command or dirty-windows")
+
+    def __str__(self) -> str:
+        return f"recompute {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} ({self.reason})"
+
+
+class RecomputeRunDay(models.Model):
+    run = models.ForeignKey(RecomputeRun, on_delete=models.CASCADE, related_name="days")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    entries = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "start"], name="recomputerunday_run_start_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.start:%Y-%m-%d %H:%M}"

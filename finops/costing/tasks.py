@@ -3,19 +3,44 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import shared_task
+from django.db import transaction
 from django.utils import timezone
 
 from finops.costing.dirty import hour_floor
-from finops.costing.engine import dirty_windows_recompute, ledger_recompute
+from finops.costing.engine import day_floor, dirty_windows_recompute, ledger_recompute
+from finops.costing.fanout import dirty_days_fan_out, fan_out_wanted
+from finops.costing.models import DirtyWindow, RecomputeRunDay
 
 
 @shared_task(name="finops.costing.tasks.recompute_recent")
 def recompute_recent() -> dict[str, int]:
     """The UTC day(s) of the last two hours (the current hour grows), then the days of hours
-    marked dirty by late events; the ledger is recomputed in whole days."""
+    marked dirty by late events; the ledger is recomputed in whole days. Many dirty days
+    (``COSTING_FANOUT_MIN_DAYS``) go out as a task each, for every costing worker."""
     now = timezone.now()
     counts = ledger_recompute(start=hour_floor(now) - timedelta(hours=1), end=now)
     unpriced = counts.pop("unpriced")
     counts["unpriced_node_hours"] = sum(len(hours) for hours in unpriced.values())
-    counts["dirty_windows"] = dirty_windows_recompute()
+    oldest = DirtyWindow.objects.order_by("window_start").values_list("window_start", flat=True)
+    dirty_days = len({day_floor(h) for h in oldest[:168]})
+    if fan_out_wanted(dirty_days):
+        counts["dirty_days_sent"] = dirty_days_fan_out()
+    else:
+        counts["dirty_windows"] = dirty_windows_recompute()
     return counts
+
+
+@shared_task(name="finops.costing.tasks.recompute_day")
+def recompute_day(run_day_id: int) -> dict[str, object]:
+    """One day of a fanned-out recompute (``finops.costing.fanout``): recomputed and marked
+    done in one transaction; a day already done is not recomputed again."""
+    with transaction.atomic():
+        day = RecomputeRunDay.objects.select_for_update().filter(pk=run_day_id).first()
+        if day is None:
+            return {"skipped": f"no recompute day {run_day_id}"}
+        if day.done_at is not None:
+            return {"skipped": f"day {day.start:%Y-%m-%d} of run {day.run_id} is done"}
+        counts = ledger_recompute(start=day.start, end=day.end)
+        day.done_at, day.entries = timezone.now(), counts["entries"]
+        day.save(update_fields=["done_at", "entries"])
+    return {"run": day.run_id, "day": day.start.isoformat(), "entries": counts["entries"]}

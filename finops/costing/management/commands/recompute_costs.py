@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,14 @@ from django.db import connection, connections
 
 from finops.costing.dirty import hour_floor
 from finops.costing.engine import ledger_recompute
-from finops.costing.models import LedgerDay, LedgerEntry, LedgerPrice, OutputDay
+from finops.costing.fanout import recompute_fan_out, run_progress
+from finops.costing.models import (
+    LedgerDay,
+    LedgerEntry,
+    LedgerPrice,
+    OutputDay,
+    RecomputeRunDay,
+)
 from finops.fleet.models import Node
 from finops.telemetry.rollups import rollups_catch_up
 
@@ -63,6 +71,23 @@ class Command(BaseCommand):
             help="processes computing days in parallel (each day is its own transaction)",
         )
         parser.add_argument(
+            "--via-celery",
+            action="store_true",
+            help="send a task per UTC day to the costing queue (every costing worker takes "
+            "days) and follow their progress",
+        )
+        parser.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="with --via-celery: send the days and return",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=0,
+            help="with --via-celery: give up waiting after this many seconds (0: wait)",
+        )
+        parser.add_argument(
             "--no-rollups",
             action="store_true",
             help="do not first recompute the late and recent rollups of the range",
@@ -82,6 +107,9 @@ class Command(BaseCommand):
             if ranges:
                 self.stderr.write(f"  telemetry rollups brought up to date: {ranges} range(s)")
         chunks = day_chunks(start, end)
+        if options["via_celery"]:
+            self._via_celery(chunks, wait=not options["no_wait"], timeout_s=options["timeout"])
+            return
         unpriced: dict[int, list[datetime]] = {}
         if workers == 1 or len(chunks) == 1:
             results = map(_recompute, chunks)
@@ -114,6 +142,37 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Recomputed {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {total:,} entries."
+            )
+        )
+
+    def _via_celery(
+        self, chunks: list[tuple[datetime, datetime]], *, wait: bool, timeout_s: float
+    ) -> None:
+        run = recompute_fan_out(chunks=chunks, reason="command")
+        self.stderr.write(f"  sent {len(chunks)} day(s) to the costing queue (run {run.pk})")
+        if not wait:
+            self.stdout.write(f"Run {run.pk}: {len(chunks)} day(s) queued; not waiting.")
+            return
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        shown = -1
+        while True:
+            done, total = run_progress(run)
+            if done != shown:
+                self.stderr.write(f"  {done}/{total} days done")
+                shown = done
+            if done == total:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise CommandError(
+                    f"run {run.pk}: {done} of {total} days done after {timeout_s:g} s; the rest "
+                    "stay queued (is a worker on the costing queue running?)"
+                )
+            time.sleep(0.5)
+        entries = sum(RecomputeRunDay.objects.filter(run=run).values_list("entries", flat=True))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Recomputed {chunks[0][0]:%Y-%m-%d %H:%M} to {chunks[-1][1]:%Y-%m-%d %H:%M} "
+                f"over Celery workers: {entries:,} entries."
             )
         )
 
