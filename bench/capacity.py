@@ -1,27 +1,31 @@
 """Capacity benchmark: the largest fleet whose minute of telemetry one server handles in
 60 s, with minutes rolled up at the edge and with raw 1 Hz samples.
 
-For growing fleet sizes (doubling), one minute of telemetry is handled the way the server
-handles it, in this process against the local PostgreSQL (the HTTP layer is measured by
-bench/load.py):
+For growing fleet sizes (doubling, then bisecting between the last size within the minute
+and the first beyond it), one minute of telemetry is handled the way the server handles
+it, against the local PostgreSQL (the HTTP layer is measured by bench/load.py):
 
-- raw: every GPU's 60 samples through the sample ingest service in 1,000-sample NDJSON
-  batches, then the minute and hour rollups of that minute;
+- each size alone: the fleets of earlier sizes are removed, and the alert rules' windows
+  hold the fleet's 15 minutes before the measured one (a server in steady state);
+- raw: every GPU's 60 samples through the sample ingest service in 1,000-sample gzip NDJSON
+  batches, made before the clock starts (agents make them), in ``--ingest-workers``
+  processes at once as web workers take them (3 by default on 2 cores), then the minute
+  and hour rollups of that minute;
 - edge: every GPU's minute row through the minute ingest service (upserts, hours
-  recomputed) in 1,000-row batches, as ``collectors.agent --minutes`` sends them;
+  recomputed) in 1,000-row batches, as ``collectors.agent`` sends them, alike;
 - then, both: one tick of the default alert rules, and the minute's share of the ledger
   (a day's ledger recompute over an hour of minute rows at a small size, per GPU-minute,
   times the fleet: the ledger is hourly, so a minute carries 1/60 of an hour's).
 
-The capacity is the largest size measured whose stages sum to 60 s or less (sizes double,
-so the true figure lies below twice it). Storage is measured on PostgreSQL (table plus
-indexes) from the rows the largest run wrote: bytes per GPU-day in each mode and GPUs per
-terabyte at the default retentions (raw samples ``TELEMETRY_RAW_RETENTION_DAYS``, 14;
-minute rollups have no retention yet and are counted for a year). The last line is one
-JSON object.
+The capacity is the largest size measured whose stages sum to 60 s or less. Storage is
+measured on PostgreSQL (table plus indexes) around the ingest of the largest size run:
+bytes per GPU-day in each mode and GPUs per terabyte at the default retentions (raw samples
+``TELEMETRY_RAW_RETENTION_DAYS``, 14; minute rollups have no retention yet and are counted
+for a year). The last line is one JSON object.
 
     .venv/bin/python bench/capacity.py [--raw-start 2048] [--edge-start 16384]
-        [--raw-max 131072] [--edge-max 524288]
+        [--raw-max 131072] [--edge-max 524288] [--ingest-workers 3] [--refine 2]
+        [--modes edge,raw]
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_make_run_serves_health_and_admin_login_from_sqlite(tmp_path):
     env.update(FRAMEOPS_VAR_DIR=str(tmp_path), PORT=str(port))
     log = (tmp_path / "run.log").open("w")
     proc = subprocess.Popen(  # noqa: S603
-        # One simulated day keeps the test short; `make run` simulates three by default.
+        # One simulated day keeps the test short; `make run` simulates fourteen by default.
         ["make", "--no-print-directory", "run", f"PORT={port}", "SIM_DAYS=1"],  # noqa: S607
         cwd=ROOT,
         env=env,
