@@ -67,10 +67,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every 5 minutes: weekly reports whose hour has come (each recipient's weekday and hour
     # in their zone), and runs waiting for complete data or retrying delivery.
     "reports-send-due": periodic("finops.reports.tasks.send_due", every_s=300),
-    # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS, in bounded delete batches.
+    # Hourly: raw samples past TELEMETRY_RAW_RETENTION_DAYS and minutes past
+    # TELEMETRY_MINUTE_RETENTION_DAYS (whole partitions dropped, leftovers in batches).
     "telemetry-purge-raw-samples": periodic(
         "finops.telemetry.tasks.purge_raw_samples", every_s=3600
     ),
+    # Hourly: telemetry partitions created ahead of the data (PostgreSQL).
+    "telemetry-partitions": periodic("finops.telemetry.tasks.partitions_ahead", every_s=3600),
 }
 
 app = Celery("finops")

@@ -348,6 +348,12 @@ if DCGM_PULL_MODE not in ("samples", "minutes"):
     raise ImproperlyConfigured(f"DCGM_PULL_MODE={DCGM_PULL_MODE!r}: use samples or minutes")
 # Raw samples are kept this long; minute and hour rollups are kept.
 TELEMETRY_RAW_RETENTION_DAYS = env_int("TELEMETRY_RAW_RETENTION_DAYS", 14, minimum=1)
+# Minute rollups are kept this long (0: for ever; hour rollups always are): 400 days hold
+# a year and the month before it for comparisons. On PostgreSQL raw samples sit in daily
+# partitions and minutes in monthly ones, created this many days ahead; retention drops
+# whole partitions.
+TELEMETRY_MINUTE_RETENTION_DAYS = env_int("TELEMETRY_MINUTE_RETENTION_DAYS", 400, minimum=0)
+TELEMETRY_PARTITIONS_AHEAD_DAYS = env_int("TELEMETRY_PARTITIONS_AHEAD_DAYS", 3, minimum=1)
 # A sample for a GPU nobody registered: "reject" it (the line is reported), or "register"
 # the GPU under the node "unassigned" for an operator to move.
 TELEMETRY_UNKNOWN_GPU = env_str("TELEMETRY_UNKNOWN_GPU", "reject")

@@ -31,6 +31,12 @@ from collectors.rollups import GpuMinute, gpu_minute_from_mapping
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.ops.json_bounds import JsonTooDeep, json_depth_limit, json_loads_bounded
 from finops.telemetry.models import RollupBacklog, SampleSource
+from finops.telemetry.partitions import (
+    GPU_MINUTES,
+    GPU_SAMPLES,
+    STORAGE_SAMPLES,
+    partitions_ensure_range,
+)
 from finops.telemetry.rollups import MAX_SAMPLE_GAP_S, hours_recompute
 from finops.telemetry.writes import (
     GPU_MINUTE_VALUE_COLUMNS,
@@ -44,6 +50,7 @@ R = TypeVar("R")
 # The sample's values in GPU_SAMPLE_COLUMNS order after gpu_id (attrgetter runs in C).
 _GPU_ROW_VALUES = attrgetter(*GPU_SAMPLE_COLUMNS[1:-1])
 _KEY_TS = itemgetter(1)
+_KEY_GPU = itemgetter(0)
 MAX_REPORTED_ERRORS = 100
 
 
@@ -210,30 +217,33 @@ def gpu_samples_store(
     result: IngestResult | None = None,
     source: str = SampleSource.NVML,
 ) -> IngestResult:
-    """Store validated samples (line number, sample); counts into ``result``."""
+    """Store validated samples (line number, sample); counts into ``result``.
+
+    Duplicates, within the batch or of stored rows, are left to the (gpu, ts) unique index:
+    the COPY fast path fails on one and the batch takes the conflict-tolerant path, which
+    stores each (gpu, ts) once; what was not inserted is counted as duplicate."""
     result = result or IngestResult()
     gpu_ids = _resolve_gpus(sample.gpu_uuid for _, sample in records)
-    rows: dict[tuple[int, datetime], tuple[Any, ...]] = {}
-    tail = (source,)
-    for number, s in records:
-        gpu_id = gpu_ids.get(s.gpu_uuid)
-        if gpu_id is None:
-            result.reject(number, "gpu_uuid", _unknown_gpu(s.gpu_uuid))
-            continue
-        key = (gpu_id, s.ts)
-        if key in rows:
-            result.duplicate += 1
-            continue
-        rows[key] = (gpu_id, *_GPU_ROW_VALUES(s), *tail)
-    earliest = min(map(_KEY_TS, rows), default=None)
-    latest = max(map(_KEY_TS, rows), default=None)
+    try:  # every GPU known: one comprehension, no per-row branches
+        rows = [(gpu_ids[s.gpu_uuid], *_GPU_ROW_VALUES(s), source) for _, s in records]
+    except KeyError:
+        rows = []
+        for number, s in records:
+            gpu_id = gpu_ids.get(s.gpu_uuid)
+            if gpu_id is None:
+                result.reject(number, "gpu_uuid", _unknown_gpu(s.gpu_uuid))
+                continue
+            rows.append((gpu_id, *_GPU_ROW_VALUES(s), source))
+    stamps = list(map(_KEY_TS, rows))
+    earliest, latest = min(stamps, default=None), max(stamps, default=None)
+    partitions_ensure_range(GPU_SAMPLES, earliest, latest)
     with transaction.atomic():
-        inserted = gpu_sample_rows_write(list(rows.values()))
+        inserted = gpu_sample_rows_write(rows)
         _note_late(earliest, latest)
     # After the commit, in a statement of its own: the GPU rows it locks are not held for
     # the whole write, so batches for the same GPUs (an agent and the DCGM pull) do not
     # queue behind each other.
-    gpu_last_seen_advance(rows)
+    gpu_last_seen_advance(zip(map(_KEY_GPU, rows), stamps, strict=True))
     result.accepted += inserted
     result.duplicate += len(rows) - inserted
     return result
@@ -298,9 +308,10 @@ def gpu_minutes_store(
             continue
         rows[(gpu_id, m.ts)] = (gpu_id, m.ts, *(getattr(m, c) for c in MINUTE_COLUMNS), True)
     if rows:
+        first, last = min(k[1] for k in rows), max(k[1] for k in rows)
+        partitions_ensure_range(GPU_MINUTES, first, last)
         with transaction.atomic():
             gpu_minute_rows_upsert(list(rows.values()))
-            first, last = min(k[1] for k in rows), max(k[1] for k in rows)
             hours_recompute(start=first, end=last + timedelta(minutes=1),
                             gpu_ids={gpu_id for gpu_id, _ in rows})  # fmt: skip
         gpu_last_seen_advance((gpu_id, ts + timedelta(seconds=59)) for gpu_id, ts in rows)
@@ -368,6 +379,8 @@ def storage_samples_store(
             device_id, s.ts, s.read_bytes_per_s, s.write_bytes_per_s, s.read_iops,
             s.write_iops, s.await_ms, s.util_pct,
         )  # fmt: skip
+    stamps = [key[1] for key in rows]
+    partitions_ensure_range(STORAGE_SAMPLES, min(stamps, default=None), max(stamps, default=None))
     with transaction.atomic():
         inserted = storage_sample_rows_write(list(rows.values()))
     result.accepted += inserted

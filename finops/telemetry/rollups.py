@@ -255,6 +255,9 @@ def rollups_recompute(
     connections in parallel, each for a disjoint set of GPUs and each atomic for its GPUs
     (window functions do not run in PostgreSQL's parallel workers). Inside a transaction,
     or on SQLite, everything runs in the caller's connection and transaction."""
+    from finops.telemetry.partitions import GPU_MINUTES, partitions_ensure_range
+
+    partitions_ensure_range(GPU_MINUTES, start, end)
     start, end = _normalised_range(start, end)
     if end <= start:
         return {"minutes": 0, "hours": 0}

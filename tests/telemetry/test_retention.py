@@ -22,7 +22,8 @@ def test_purge_removes_only_old_raw_samples_and_keeps_rollups():
 
     result = raw_samples_purge(before=cutoff, batch_rows=2)  # several batches
 
-    assert result == {"gpu_samples": 5, "storage_samples": 0}
+    assert result == {"gpu_samples": 5, "storage_samples": 0, "gpu_sample_partitions_dropped": 0,
+                      "storage_sample_partitions_dropped": 0}  # fmt: skip
     assert GpuSample.objects.filter(ts__lt=cutoff).count() == 0
     assert GpuSample.objects.count() == 5
     assert GpuHour.objects.count() == 1
