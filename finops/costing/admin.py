@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, LedgerPrice, OutputDay
+from finops.costing.models import (
+    DirtyWindow,
+    LedgerDay,
+    LedgerEntry,
+    LedgerPrice,
+    OutputDay,
+    RecomputeRun,
+    RecomputeRunDay,
+)
 
 
 @admin.register(LedgerEntry)
@@ -55,3 +63,33 @@ class OutputDayAdmin(admin.ModelAdmin):
     list_display = ["day", "team", "generated_seconds", "usable_seconds"]
     list_filter = ["team"]
     date_hierarchy = "day"
+
+
+class RecomputeRunDayInline(admin.TabularInline):
+    model = RecomputeRunDay
+    fields = ["start", "end", "done_at", "entries"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(RecomputeRun)
+class RecomputeRunAdmin(admin.ModelAdmin):
+    """Ledger recomputes sent to the costing workers a day at a time, and their progress."""
+
+    list_display = ["created_at", "start", "end", "reason", "progress"]
+    list_filter = ["reason"]
+    readonly_fields = ["created_at", "start", "end", "reason"]
+    inlines = [RecomputeRunDayInline]
+
+    @admin.display(description="days done")
+    def progress(self, run: RecomputeRun) -> str:
+        days = list(run.days.values_list("done_at", flat=True))
+        return f"{sum(d is not None for d in days)}/{len(days)}"
+
+
+@admin.register(RecomputeRunDay)
+class RecomputeRunDayAdmin(admin.ModelAdmin):
+    list_display = ["run", "start", "end", "done_at", "entries"]
+    list_filter = ["run"]
+    readonly_fields = ["run", "start", "end", "done_at", "entries"]
