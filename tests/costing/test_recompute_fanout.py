@@ -48,10 +48,10 @@ def real_broker() -> Iterator[None]:
     from finops.celery import app
 
     def fresh_connections() -> None:
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        app.amqp._producer_pool = None  # it holds connections of the closed pool
+        # Forget the pools (kombu shares them by broker URL with other apps: closing them
+        # would close another test's), so the next send connects to the broker set now.
+        app._pool = None
+        app.amqp._producer_pool = None
 
     saved = app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options
     app.conf.broker_url, app.conf.task_always_eager = BROKER, False
