@@ -20,8 +20,8 @@ it, against the local PostgreSQL (the HTTP layer is measured by bench/load.py):
 The capacity is the largest size measured whose stages sum to 60 s or less. Storage is
 measured on PostgreSQL (table plus indexes) around the ingest of the largest size run:
 bytes per GPU-day in each mode and GPUs per terabyte at the default retentions (raw samples
-``TELEMETRY_RAW_RETENTION_DAYS``, 14; minute rollups have no retention yet and are counted
-for a year). The last line is one JSON object.
+``TELEMETRY_RAW_RETENTION_DAYS``, 14; minute rollups ``TELEMETRY_MINUTE_RETENTION_DAYS``,
+400). The last line is one JSON object.
 
     .venv/bin/python bench/capacity.py [--raw-start 2048] [--edge-start 16384]
         [--raw-max 131072] [--edge-max 524288] [--ingest-workers 3] [--refine 2]
@@ -251,7 +251,8 @@ def _table_bytes(table: str) -> int:
     from django.db import connection
 
     with connection.cursor() as c:
-        c.execute("SELECT pg_total_relation_size(%s)", [table])
+        # A partitioned table holds nothing itself: its partitions do.
+        c.execute("SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(%s)", [table])
         return int(c.fetchone()[0])
 
 
@@ -344,16 +345,18 @@ def main() -> None:
         figures[name] = size
         figures[f"stages_at_capacity_{mode}"] = {k: round(v, 2) for k, v in stages.items()}
     retention = settings.TELEMETRY_RAW_RETENTION_DAYS
+    # Minutes are kept TELEMETRY_MINUTE_RETENTION_DAYS (0: for ever, counted as a year).
+    minute_days = settings.TELEMETRY_MINUTE_RETENTION_DAYS or 365
     edge_day = storage.get("edge", 0.0) * 1440
     raw_day = storage.get("raw", 0.0) * 86400
     if edge_day:
         figures["stored_bytes_per_gpu_day_edge"] = round(edge_day)
-        figures["gpus_per_tb_edge"] = round(1e12 / (365 * edge_day))
+        figures["gpus_per_tb_edge"] = round(1e12 / (minute_days * edge_day))
     if raw_day:
         figures["stored_bytes_per_gpu_day_raw"] = round(raw_day)
     if edge_day and raw_day:
         figures["edge_vs_raw_bytes"] = round(edge_day / raw_day, 4)
-        figures["gpus_per_tb_raw"] = round(1e12 / (retention * raw_day + 365 * edge_day))
+        figures["gpus_per_tb_raw"] = round(1e12 / (retention * raw_day + minute_days * edge_day))
     figures |= {
         "ledger_us_per_gpu_minute": round(ledger * 1e6, 3),
         "targets": {"fleet_capacity_gpus_edge": 200_000, "fleet_capacity_gpus_raw_1hz": 50_000,
