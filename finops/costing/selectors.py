@@ -33,10 +33,10 @@ from django.db.models.functions import Cast, Concat, Round, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
-from finops.api.params import ParameterError, time_parse
 from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry, OutputDay
 from finops.costing.money import money_str, quantity_str
 from finops.jobs.models import JobStatus, RenderJob
+from finops.validation import ParameterError, time_parse
 
 AGGREGATES = {
     "team": "team__slug",

@@ -463,7 +463,7 @@ def _jobs_send(events: list[dict[str, Any]]) -> None:
     the simulation, not data to skip."""
     from django.conf import settings
 
-    from finops.api.job_views import jobs_import_batch
+    from finops.jobs.events import jobs_import_batch
 
     size = settings.JOBS_BULK_MAX_LINES
     for first in range(0, len(events), size):

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from finops.api.job_views import jobs_import_batch
+from finops.jobs.events import jobs_import_batch
 from finops.telemetry.ingest import BatchError, iter_batch
 
 SHOWN_ERRORS = 50
