@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from finops.fleet.catalog import CatalogCandidate, catalog_entries, match_gpu_model
+from collectors.catalog import CatalogCandidate, catalog_entries, match_gpu_model
 
 _STATUS = Path("/proc/self/status")
 

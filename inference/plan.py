@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from finops.fleet.catalog import catalog_entries
+from collectors.catalog import catalog_entries
 from inference.shapes import (
     Shape,
     attention_fraction,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from finops.fleet.catalog import CatalogCandidate, match_gpu_model
+from collectors.catalog import CatalogCandidate, match_gpu_model
 from finops.fleet.models import GpuModel
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from finops.fleet.catalog import catalog_entries
+from collectors.catalog import catalog_entries
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.fleet.selectors import gpu_model_for_reported_name
 

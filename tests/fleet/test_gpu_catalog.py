@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from finops.fleet.catalog import catalog_entries, normalise_gpu_name
+from collectors.catalog import catalog_entries, normalise_gpu_name
 from finops.fleet.models import GpuModel
 from finops.fleet.selectors import gpu_model_for_reported_name
 

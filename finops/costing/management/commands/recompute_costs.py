@@ -3,13 +3,13 @@ from __future__ import annotations
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, connections
 
-from finops.costing.dirty import hour_floor
+from finops.commands import day_chunks, parse_time, range_arguments_add
 from finops.costing.engine import ledger_recompute
 from finops.costing.fanout import recompute_fan_out, run_progress
 from finops.costing.models import (
@@ -21,35 +21,6 @@ from finops.costing.models import (
 )
 from finops.fleet.models import Node
 from finops.telemetry.rollups import rollups_catch_up
-
-
-def parse_time(value: str, option: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CommandError(f"{option}: {value!r} is not an RFC 3339 time") from None
-    if ts.tzinfo is None:
-        raise CommandError(f"{option}: {value!r} needs a zone (Z or an offset)")
-    return ts
-
-
-def range_arguments_add(parser: CommandParser) -> None:
-    """``--from`` and ``--to``, RFC 3339 times with a zone: the range a command works on."""
-    parser.add_argument(
-        "--from", dest="start", required=True, help="RFC 3339, e.g. 2026-11-01T00:00Z"
-    )
-    parser.add_argument("--to", dest="end", required=True, help="RFC 3339, exclusive")
-
-
-def day_chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """[start, end) cut at UTC midnights: each chunk lies in one UTC day, so no two chunks
-    rebuild the same day's summary (they can run in parallel)."""
-    chunks, cursor = [], hour_floor(start).astimezone(UTC)
-    while cursor < end:
-        midnight = cursor.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        chunks.append((cursor, min(midnight, end)))
-        cursor = chunks[-1][1]
-    return chunks
 
 
 def _recompute(chunk: tuple[datetime, datetime]) -> dict[str, Any]:

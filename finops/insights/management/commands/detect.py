@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from finops.costing.management.commands.recompute_costs import parse_time, range_arguments_add
+from finops.commands import parse_time, range_arguments_add
 from finops.insights.detectors import all_detectors
 from finops.insights.services import findings_refresh
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from finops.costing.management.commands.recompute_costs import (
+from finops.commands import (
     day_chunks,
     parse_time,
     range_arguments_add,

@@ -1,4 +1,6 @@
-"""The GPU model catalog: the shipped figures and matching of reported GPU names.
+"""The GPU model catalog: the shipped figures and matching of reported GPU names. Plain
+Python, no Django: the server (``finops.fleet``) seeds and matches with it, and the
+planner and runner (``inference``) read it directly.
 
 NVML and dcgm-exporter report marketing strings ("NVIDIA H100 80GB HBM3",
 "NVIDIA A100-SXM4-40GB", "NVIDIA H100 80GB HBM3 MIG 1g.10gb"). A reported name is
