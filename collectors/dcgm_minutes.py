@@ -41,7 +41,12 @@ from typing import Any
 
 from collectors.dcgm import Device, PodRef, series_points
 from collectors.records import RecordError
-from collectors.rollups import THROTTLE_BITS, GpuMinute, gpu_minute_from_mapping
+from collectors.rollups import (
+    SECONDS_FIELDS,
+    THROTTLE_BITS,
+    GpuMinute,
+    gpu_minute_from_mapping,
+)
 
 PREFIX = "frameops:gpu_"
 SUFFIX = ":1m"
@@ -70,8 +75,6 @@ THROTTLE_COUNTERS = {
 }
 # Columns no dcgm-exporter counter gives: zero seconds, not unknown.
 ALWAYS_ZERO = tuple(c for c in THROTTLE_BITS if c not in THROTTLE_COUNTERS)
-SECONDS_COLUMNS = ("covered_s", "busy_s", "mem_pressure_s", *THROTTLE_BITS, "util_s", "mem_s",
-                   "clock_s", "power_s")  # fmt: skip
 
 
 def _steps(expr: str, aggregate: str, step_s: int) -> str:
@@ -210,7 +213,7 @@ def minutes_from_recorded(
             "samples": int(values.get("samples", 0)),
         }
         covered = values["covered_s"]
-        for column in SECONDS_COLUMNS:
+        for column in SECONDS_FIELDS:
             # Counters may read a hair over the steps they cover; seconds stay within them.
             if column in mapping:
                 mapping[column] = min(mapping[column], covered)

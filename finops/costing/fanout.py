@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,11 +37,15 @@ def run_progress(run: RecomputeRun) -> tuple[int, int]:
     return days.exclude(done_at=None).count(), days.count()
 
 
-def dirty_days_fan_out(*, limit: int = 168) -> int:
-    """The UTC days of the oldest dirty hours as one task each, leaving out days a run
-    handed out less than ``PENDING_FOR`` ago and not done yet. Returns how many were sent."""
+def dirty_days(*, limit: int = 168) -> list[datetime]:
+    """The UTC days of the oldest ``limit`` dirty hours, in order."""
     hours = DirtyWindow.objects.order_by("window_start").values_list("window_start", flat=True)
-    days = sorted({day_floor(h) for h in hours[:limit]})
+    return sorted({day_floor(h) for h in hours[:limit]})
+
+
+def dirty_days_fan_out(days: list[datetime]) -> int:
+    """``days`` as one task each, leaving out days a run handed out less than
+    ``PENDING_FOR`` ago and not done yet. Returns how many were sent."""
     pending = set(
         RecomputeRunDay.objects.filter(
             done_at=None, run__created_at__gte=timezone.now() - PENDING_FOR, start__in=days
@@ -52,7 +55,3 @@ def dirty_days_fan_out(*, limit: int = 168) -> int:
     if todo:
         recompute_fan_out(chunks=todo, reason="dirty-windows")
     return len(todo)
-
-
-def fan_out_wanted(days: int) -> bool:
-    return days >= settings.COSTING_FANOUT_MIN_DAYS

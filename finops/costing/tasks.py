@@ -3,13 +3,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from finops.costing.dirty import hour_floor
-from finops.costing.engine import day_floor, dirty_windows_recompute, ledger_recompute
-from finops.costing.fanout import dirty_days_fan_out, fan_out_wanted
-from finops.costing.models import DirtyWindow, RecomputeRunDay
+from finops.costing.engine import dirty_windows_recompute, ledger_recompute
+from finops.costing.fanout import dirty_days, dirty_days_fan_out
+from finops.costing.models import RecomputeRunDay
 
 
 @shared_task(name="finops.costing.tasks.recompute_recent")
@@ -21,10 +22,9 @@ def recompute_recent() -> dict[str, int]:
     counts = ledger_recompute(start=hour_floor(now) - timedelta(hours=1), end=now)
     unpriced = counts.pop("unpriced")
     counts["unpriced_node_hours"] = sum(len(hours) for hours in unpriced.values())
-    oldest = DirtyWindow.objects.order_by("window_start").values_list("window_start", flat=True)
-    dirty_days = len({day_floor(h) for h in oldest[:168]})
-    if fan_out_wanted(dirty_days):
-        counts["dirty_days_sent"] = dirty_days_fan_out()
+    days = dirty_days()
+    if len(days) >= settings.COSTING_FANOUT_MIN_DAYS:
+        counts["dirty_days_sent"] = dirty_days_fan_out(days)
     else:
         counts["dirty_windows"] = dirty_windows_recompute()
     return counts

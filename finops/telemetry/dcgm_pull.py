@@ -40,6 +40,30 @@ def _aligned(ts: datetime, step_s: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % step_s, tz=ts.tzinfo)
 
 
+def _source(kind: str, url: str) -> str:
+    """The watermark's name for a pull of ``kind`` from ``url`` (the column holds 64)."""
+    return f"{kind}:{url}"[: PullWatermark._meta.get_field("source").max_length]
+
+
+def _pull_start(source: str, *, now: datetime, step_s: int) -> tuple[datetime, dict | None]:
+    """The first step after ``source``'s watermark (a first run starts
+    ``DCGM_PULL_LOOKBACK_S`` back), never further back than ``DCGM_PULL_MAX_LOOKBACK_S``:
+    what is older is returned as a gap, and logged, not read."""
+    step = timedelta(seconds=step_s)
+    watermark = PullWatermark.objects.filter(source=source).first()
+    start = (
+        watermark.until + step
+        if watermark
+        else _aligned(now - timedelta(seconds=settings.DCGM_PULL_LOOKBACK_S), step_s)
+    )
+    oldest = _aligned(now - timedelta(seconds=settings.DCGM_PULL_MAX_LOOKBACK_S), step_s)
+    if start >= oldest:
+        return start, None
+    log.warning("DCGM pull %s: %s to %s is older than DCGM_PULL_MAX_LOOKBACK_S and is not read",
+                source, start, oldest)  # fmt: skip
+    return oldest, {"from": start, "to": oldest - step}
+
+
 def dcgm_devices_register(devices: Iterable[Device]) -> int:
     """Create nodes and GPUs for devices that are not registered yet; returns how many."""
     devices = list(devices)
@@ -117,26 +141,15 @@ def dcgm_pull(
         return {"skipped": "PROMETHEUS_URL is not set"}
     step_s = step_s or settings.DCGM_PULL_STEP_S
     now = now or timezone.now()
-    source = f"dcgm:{url}"
-    watermark = PullWatermark.objects.filter(source=source).first()
-    start = (
-        watermark.until + timedelta(seconds=step_s)
-        if watermark
-        else _aligned(now - timedelta(seconds=settings.DCGM_PULL_LOOKBACK_S), step_s)
-    )
+    source = _source("dcgm", url)
+    start, gap = _pull_start(source, now=now, step_s=step_s)
     # Only steps Prometheus has certainly scraped: stop one step short of now.
     end = _aligned(now - timedelta(seconds=step_s), step_s)
     counts: dict[str, object] = {"from": start, "to": end, "samples": 0}
     if end < start:
         return counts
-    oldest = _aligned(now - timedelta(seconds=settings.DCGM_PULL_MAX_LOOKBACK_S), step_s)
-    if start < oldest:
-        counts["gap"] = {"from": start, "to": oldest - timedelta(seconds=step_s)}
-        log.warning(
-            "DCGM pull from %s: %s to %s is older than DCGM_PULL_MAX_LOOKBACK_S and is not read",
-            url, start, oldest,
-        )  # fmt: skip
-        start = counts["from"] = oldest
+    if gap:
+        counts["gap"] = gap
     totals = dict.fromkeys(
         ("samples", "accepted", "duplicate", "rejected", "skipped_points", "registered_gpus",
          "k8s_jobs", "k8s_unmapped_namespaces"), 0,
@@ -211,24 +224,13 @@ def dcgm_minutes_pull(
     if not url:
         return {"skipped": "PROMETHEUS_URL is not set"}
     now = now or timezone.now()
-    source = f"dcgm-minutes:{url}"[:64]
-    watermark = PullWatermark.objects.filter(source=source).first()
-    start = (
-        watermark.until + MINUTE
-        if watermark
-        else _aligned(now - timedelta(seconds=settings.DCGM_PULL_LOOKBACK_S), 60)
-    )
+    source = _source("dcgm-minutes", url)
+    start, gap = _pull_start(source, now=now, step_s=60)
     # The last minute whose rule has surely been evaluated.
     end = _aligned(now - timedelta(seconds=RULE_DELAY_S + 60 + MINUTES_EVALUATION_LAG_S), 60)
     counts: dict[str, object] = {"from": start, "to": end, "mode": "minutes"}
-    oldest = _aligned(now - timedelta(seconds=settings.DCGM_PULL_MAX_LOOKBACK_S), 60)
-    if start < oldest:
-        counts["gap"] = {"from": start, "to": oldest - MINUTE}
-        log.warning(
-            "DCGM minutes pull from %s: %s to %s is older than DCGM_PULL_MAX_LOOKBACK_S "
-            "and is not read", url, start, oldest,
-        )  # fmt: skip
-        start = counts["from"] = oldest
+    if gap:
+        counts["gap"] = gap
     totals = dict.fromkeys(
         ("minutes", "accepted", "rejected", "skipped_points", "registered_gpus", "k8s_jobs",
          "k8s_unmapped_namespaces"), 0,
