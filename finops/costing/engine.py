@@ -39,7 +39,7 @@ import pandas as pd
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, BooleanField, F, FloatField, Func, Q, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, TruncDay
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from collectors.pricing.offers import HOURS_PER_MONTH
@@ -52,11 +52,11 @@ from finops.costing.models import (
     LedgerDay,
     LedgerEntry,
     LedgerPrice,
-    OutputDay,
 )
-from finops.costing.selectors import job_seconds_rows, regeneration_flag
+from finops.costing.selectors import regeneration_flag
+from finops.costing.summaries import day_summaries_replace
 from finops.fleet.models import Gpu, StorageDevice
-from finops.jobs.models import GpuAllocation, RenderJob
+from finops.jobs.models import GpuAllocation
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
 from finops.telemetry.models import GpuHour, GpuMinute
 
@@ -112,6 +112,7 @@ class _Fleet:
     node_pos: np.ndarray  # per GPU position: its node's position in ``nodes``
     node_gpu: np.ndarray  # per node position: its first GPU's position (prices by its model)
     book: PriceBook  # the fleet's providers' rates, loaded once per recompute
+    model: np.ndarray  # GPU model id per GPU position (NONE: unknown)
 
     @classmethod
     def load(cls) -> _Fleet:
@@ -129,8 +130,9 @@ class _Fleet:
         node = np.array([g.node_id for g in gpus], dtype=np.int64)
         nodes, node_gpu, node_pos = np.unique(node, return_index=True, return_inverse=True)
         book = PriceBook(providers={g.node.site.provider for g in gpus})
+        model = np.array([NONE if g.model_id is None else g.model_id for g in gpus], dtype=np.int64)
         return cls(gpus, index, node, np.array([g.id for g in gpus], dtype=np.int64), nodes,
-                   node_pos.ravel(), node_gpu, book)  # fmt: skip
+                   node_pos.ravel(), node_gpu, book, model)  # fmt: skip
 
 
 def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
@@ -486,7 +488,8 @@ def day_compute(
               node=fleet.node[jl_gpu], quantity=p_quantity[job_line], amount=p_amount[job_line],
               currency=currency[jl_gpu, jl_hour], job=a["job"][jl_alloc], gpu=fleet.gpu_id[jl_gpu],
               unit_price=rate[jl_gpu, jl_hour], activity=p_activity[job_line],
-              regeneration=a["regen"][jl_alloc], activity_assumed=assumed[job_line])
+              regeneration=a["regen"][jl_alloc], activity_assumed=assumed[job_line],
+              gpu_model=fleet.model[jl_gpu])
     )  # fmt: skip
     for bucket, component, mask, quantity, amount in (
         (Bucket.UNALLOCATED, Component.GPU, (unallocated > 0) | (unalloc_amount > 0),
@@ -498,7 +501,8 @@ def day_compute(
         out.blocks.append(
             Block(bucket, component, "gpu_hour", hour=h, team=np.full(len(h), NONE),
                   node=fleet.node[gi], quantity=quantity[gi, h], amount=amount[gi, h],
-                  currency=currency[gi, h], gpu=fleet.gpu_id[gi], unit_price=rate[gi, h])
+                  currency=currency[gi, h], gpu=fleet.gpu_id[gi], unit_price=rate[gi, h],
+                  gpu_model=fleet.model[gi])
         )  # fmt: skip
     out.blocks += _node_costs(fleet, start, hours, paid, tel["energy"], pieces, a, resolved_at)
     return out
@@ -599,22 +603,6 @@ def _node_costs(
     return blocks
 
 
-def _outputs(day_start: datetime, day_end: datetime) -> list[OutputDay]:
-    generated, usable = job_seconds_rows(
-        RenderJob.objects.filter(finished_at__gte=day_start, finished_at__lt=day_end),
-        dims=["team_id"],
-        step_expr=TruncDay("finished_at", tzinfo=UTC),
-    )
-    outputs: dict[tuple[datetime, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for column, rows in ((0, generated), (1, usable)):
-        for r in rows:
-            outputs[(r["step_start"], r["team_id"])][column] += r["total"] or 0.0
-    return [
-        OutputDay(day=day, team_id=team, generated_seconds=g, usable_seconds=u)
-        for (day, team), (g, u) in outputs.items()
-    ]
-
-
 LOCK_CLASS = 0x4C44  # pg_advisory_xact_lock(class, day): one recompute of a day at a time
 
 
@@ -632,7 +620,8 @@ def ledger_recompute(
     *, start: datetime, end: datetime, now: datetime | None = None
 ) -> dict[str, Any]:
     """Replace the ledger of every UTC day that [start, end) touches, in one transaction:
-    lines, prices, daily summaries and output seconds; clears those days' dirty marks.
+    lines, prices and daily summaries (by team and node, by job dimension, output, clip);
+    clears those days' dirty marks.
     Returns counts, with the node-hours that no price resolved for (``unpriced``: node id
     to its hours)."""
     first, last = day_floor(start), day_floor(end - timedelta(microseconds=1)) + DAY
@@ -657,8 +646,7 @@ def ledger_recompute(
             for hour, node_id, price, _, _ in ledger.prices:
                 if price == NONE:
                     unpriced[node_id].append(day + timedelta(hours=hour))
-            OutputDay.objects.filter(day=day).delete()
-            OutputDay.objects.bulk_create(_outputs(day, day + DAY))
+            day_summaries_replace(day)
     return {"windows": 24 * len(days), "entries": entries, "replaced": deleted,
             "unpriced": dict(unpriced)}  # fmt: skip
 

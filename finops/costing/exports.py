@@ -16,7 +16,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from finops.accounts.models import Team
 from finops.costing.models import Bucket, Component, LedgerEntry
 from finops.costing.money import money_str, quantity_str
-from finops.costing.selectors import unpriced_warnings
+from finops.costing.selectors import Part, unpriced_warnings
 
 # FOCUS 1.2 mandatory columns, then the conditional ones FrameOps fills.
 FOCUS_MANDATORY = (
@@ -203,9 +203,6 @@ def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
                 "unpriced": bool(r["unpriced"]),
             }
         )
-    team_lines = LedgerEntry.objects.filter(
-        team=team, bucket=Bucket.TEAM, window_start__gte=start, window_start__lt=end
-    )
     return {
         "team": team.slug,
         "period": f"{start:%Y-%m}",
@@ -215,5 +212,7 @@ def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
         "lines": lines,
         "total": money_str(total),
         "unpriced_gpu_hours": quantity_str(unpriced_hours),
-        "warnings": unpriced_warnings(team_lines),
+        "warnings": unpriced_warnings(
+            [Part("lines", start, end)], Q(team=team, bucket=Bucket.TEAM)
+        ),
     }

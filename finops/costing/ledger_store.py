@@ -49,6 +49,7 @@ class Block:
     activity: np.ndarray | None = None  # millionths; 1 (10**6) where absent
     regeneration: np.ndarray | None = None
     activity_assumed: np.ndarray | None = None  # no telemetry in the job's time: activity 1
+    gpu_model: np.ndarray | None = None  # the line's GPU's model (none: storage, energy)
 
     def __len__(self) -> int:
         return len(self.hour)
@@ -94,6 +95,7 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
         LedgerDay.objects.bulk_create(
             LedgerDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
                       team_id=None if r.team == NONE else int(r.team), node_id=int(r.node),
+                      gpu_model_id=None if r.gpu_model == NONE else int(r.gpu_model),
                       component=r.component, regeneration=bool(r.regen),
                       quantity=_decimal(r.quantity), amount=_decimal(r.amount),
                       unpriced_quantity=_decimal(r.unpriced), assumed_quantity=_decimal(r.assumed))
@@ -141,6 +143,8 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
             Column("team_id", "int8", summary["team"].to_numpy(),
                    null=summary["team"].to_numpy() == NONE),
             Column("node_id", "int8", summary["node"].to_numpy()),
+            Column("gpu_model_id", "int8", summary["gpu_model"].to_numpy(),
+                   null=summary["gpu_model"].to_numpy() == NONE),
             Column("component", "text",
                    np.char.encode(summary["component"].to_numpy().astype(str))),
             Column("regeneration", "bool", summary["regen"].to_numpy()),
@@ -173,14 +177,16 @@ def _entries(ledger: DayLedger, computed_at: datetime) -> Any:
 
 
 def _day_summary(ledger: DayLedger) -> pd.DataFrame:
-    """The day's lines summed per basis, bucket, team, node, component and regeneration, with
+    """The day's lines summed per basis, bucket, team, node, GPU model, component and
+    regeneration, with
     the GPU-hours that were unpriced and those whose activity was assumed. The usage basis
     splits a team's GPU line into round(amount x activity) and waste, as the allocation
     report does in SQL (the waste rows carry no unpriced or assumed hours)."""
-    keys = ["bucket", "team", "node", "component", "regen"]
+    keys = ["bucket", "team", "node", "gpu_model", "component", "regen"]
     frames = [
         pd.DataFrame({
-            "bucket": str(b.bucket), "team": b.team, "node": b.node, "component": str(b.component),
+            "bucket": str(b.bucket), "team": b.team, "node": b.node,
+            "gpu_model": b.column("gpu_model"), "component": str(b.component),
             "regen": b.column("regeneration"), "quantity": b.quantity, "amount": b.amount,
             "activity": b.column("activity"),
             "unpriced": np.where(b.unpriced(), b.quantity, 0),

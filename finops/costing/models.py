@@ -6,8 +6,8 @@ from django.db import models
 from django.db.models import Q
 
 from finops.accounts.models import Team, currency_validator
-from finops.fleet.models import Gpu, Node
-from finops.jobs.models import RenderJob
+from finops.fleet.models import Gpu, GpuModel, Node
+from finops.jobs.models import Clip, RenderJob
 
 
 class Bucket(models.TextChoices):
@@ -159,6 +159,15 @@ class LedgerDay(models.Model):
     node = models.ForeignKey(
         Node, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
     )
+    gpu_model = models.ForeignKey(
+        GpuModel,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        db_constraint=False,
+        db_index=False,
+        help_text="The model of the lines' GPU; empty for storage and energy (no GPU).",
+    )
     component = models.CharField(max_length=8, choices=Component.choices)
     regeneration = models.BooleanField(
         default=False, help_text="Cost of attempts that were not usable."
@@ -183,22 +192,92 @@ class LedgerDay(models.Model):
         return f"{self.day:%Y-%m-%d} {self.bucket} {self.component} {self.amount}"
 
 
+class LedgerDimensionDay(models.Model):
+    """The ledger summed per UTC day, basis, bucket and the dimensions of the line's job
+    (team, project, model, model version, resolution), component and regeneration, kept in
+    step with the ledger by every recompute: pages, reports and the allocation API read a
+    team's breakdown by job dimension from this, not from its per-job lines. Lines of no
+    job (storage, energy, idle, unallocated) have null dimensions (NULL, not empty: a job
+    may report an empty project, and the two are told apart as the lines tell them)."""
+
+    day = models.DateTimeField(help_text="Start of the UTC day.")
+    basis = models.CharField(max_length=16, choices=Basis.choices)
+    bucket = models.CharField(max_length=16, choices=Bucket.choices)
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
+    )
+    project = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    model_name = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    model_version = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    resolution = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True, help_text="WIDTHxHEIGHT; empty: not reported."
+    )
+    component = models.CharField(max_length=8, choices=Component.choices)
+    regeneration = models.BooleanField(default=False)
+    quantity = models.DecimalField(max_digits=20, decimal_places=6)
+    amount = models.DecimalField(max_digits=18, decimal_places=6)
+    unpriced_quantity = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    assumed_quantity = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "basis", "team"], name="ledgerdimday_day_basis_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.team_id} {self.project} {self.component} {self.amount}"
+
+
 class OutputDay(models.Model):
-    """Seconds of video generated and usable per UTC day and team, kept with LedgerDay: a
-    clip's usable seconds count once, on the day its first usable attempt finished."""
+    """Attempts finished and seconds of video generated and usable per UTC day, team and job
+    dimension (project, model, model version, resolution), kept with the ledger's daily
+    summaries: a clip's usable seconds count once, on the day its first usable attempt
+    finished."""
 
     day = models.DateTimeField()
     team = models.ForeignKey(Team, on_delete=models.CASCADE)
+    project = models.CharField(max_length=200, blank=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    model_version = models.CharField(max_length=64, blank=True)
+    resolution = models.CharField(max_length=32, blank=True, help_text="WIDTHxHEIGHT.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Jobs that finished this day.")
     generated_seconds = models.FloatField(default=0)
     usable_seconds = models.FloatField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["day", "team"], name="outputday_day_team_unique")
-        ]
+        indexes = [models.Index(fields=["day", "team"], name="outputday_day_team_idx")]
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.team_id}: {self.usable_seconds:.1f} s usable"
+
+
+class ClipDay(models.Model):
+    """A clip's day, kept with the ledger's daily summaries: the cost of its attempts' ledger
+    lines that day (allocation basis), and the attempts that started that day, how many of
+    them were judged usable, and when the first and last of them started. A clip may have
+    two rows a day (one for cost, one for attempts): readers sum them."""
+
+    day = models.DateTimeField()
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, db_constraint=False, db_index=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, db_constraint=False, db_index=False)
+    cost = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Null on a row of attempts only (the clip had no ledger lines that day).",
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    usable_attempts = models.PositiveIntegerField(default=0)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day", "team"], name="clipday_day_team_idx"),
+            models.Index(fields=["clip"], name="clipday_clip_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} clip {self.clip_id}: {self.cost}"
 
 
 class RecomputeRun(models.Model):

@@ -33,9 +33,19 @@ from django.db.models.functions import Cast, Concat, Round, TruncDay, TruncHour
 from django.utils import timezone
 
 from finops.accounts.models import Team
-from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry, OutputDay
+from finops.costing.models import (
+    Basis,
+    Bucket,
+    ClipDay,
+    Component,
+    LedgerDay,
+    LedgerDimensionDay,
+    LedgerEntry,
+    LedgerPrice,
+    OutputDay,
+)
 from finops.costing.money import money_str, quantity_str
-from finops.jobs.models import JobStatus, RenderJob
+from finops.jobs.models import Clip, JobStatus, RenderJob
 from finops.validation import ParameterError, time_parse
 
 AGGREGATES = {
@@ -43,9 +53,20 @@ AGGREGATES = {
     "project": "job__project",
     "model": "job__model_name",
     "model_version": "job__model_version",
+    "resolution": "job_resolution",
     "gpu_model": "gpu__model__name",
     "node": "node__hostname",
     "job": "job_key",
+}
+# What the daily summaries hold of each aggregate: by team, node and GPU model
+# (``LedgerDay``), by the job's dimensions (``LedgerDimensionDay``).
+DAY_AGGREGATES = {"team": "team__slug", "node": "node__hostname", "gpu_model": "gpu_model__name"}
+DIMENSION_AGGREGATES = {
+    "team": "team__slug",
+    "project": "project",
+    "model": "model_name",
+    "model_version": "model_version",
+    "resolution": "resolution",
 }
 # Dimensions a job carries: usable seconds can be attributed to them.
 JOB_DIMENSIONS = {
@@ -53,6 +74,7 @@ JOB_DIMENSIONS = {
     "project": "project",
     "model": "model_name",
     "model_version": "model_version",
+    "resolution": "resolution_",
     "job": "job_key",
 }
 # The cost a team is allocated, the base idle is shared by.
@@ -70,10 +92,6 @@ def regeneration_flag() -> Case:
         default=Value(False),
         output_field=BooleanField(),
     )
-
-
-def _day_aligned(ts: datetime) -> bool:
-    return ts == ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 class QueryError(ValueError):
@@ -207,82 +225,184 @@ def job_key() -> Case:
     )
 
 
-def unpriced_warnings(entries: QuerySet[LedgerEntry]) -> list[str]:
-    """One warning per node whose GPU time in ``entries`` had no price (booked at 0): its
-    hostname, unpriced GPU-hours and the hours affected."""
-    rows = (
-        entries.filter(unit="gpu_hour", unit_price__isnull=True)
-        .values("node__hostname")
-        .annotate(
-            gpu_hours=Sum("quantity"),
-            hours=Count("window_start", distinct=True),
-            first=Min("window_start"),
-            last=Max("window_start"),
-        )
-        .order_by("node__hostname")
+def resolution_of(prefix: str = "") -> Case:
+    """``WIDTHxHEIGHT`` of a job (``prefix``: the path to it, ``job__`` from a ledger line),
+    empty where it reported no size; null for a line of no job."""
+    size = Concat(
+        Cast(f"{prefix}width", CharField()), Value("x"), Cast(f"{prefix}height", CharField())
     )
-    return [
-        f"node {r['node__hostname']}: {quantity_str(r['gpu_hours'])} GPU-hours in "
-        f"{r['hours']} hour(s) from {r['first']:%Y-%m-%d %H:00}Z to "
-        f"{r['last'] + timedelta(hours=1):%Y-%m-%d %H:00}Z have no price (no override, rate "
-        "or default rate) and are booked at 0: load a rate card or set a price, then "
-        "recompute_costs"
-        for r in rows
-    ]
+    reported = Q(**{f"{prefix}width__isnull": False, f"{prefix}height__isnull": False})
+    whens = [When(job__isnull=True, then=Value(None))] if prefix else []
+    return Case(*whens, When(reported, then=size), default=Value(""), output_field=CharField())
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a report's window and the table that answers it: ``lines`` (the hourly
+    ledger), ``day`` (``LedgerDay``) or ``dimension`` (``LedgerDimensionDay``)."""
+
+    source: str
+    start: datetime
+    end: datetime
+
+
+def _day_ceil(ts: datetime) -> datetime:
+    floor = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor if floor == ts else floor + timedelta(days=1)
+
+
+def report_parts(query: AllocationQuery, *, summaries: bool = True) -> list[Part]:
+    """Whole UTC days from the daily summary that holds the report's aggregates, the hours
+    before the first and after the last whole day from the ledger lines: what a report
+    reads grows with the rows it shows and at most two days of lines, not with the jobs of
+    the window. Hourly steps, aggregates by job and idle shared per node by a job
+    dimension read lines."""
+    aggregates = set(query.aggregate)
+    by_node = query.idle == "share" and query.share_idle_by == "node"
+    if not summaries or query.step == "1h":
+        source = "lines"
+    elif aggregates <= set(DAY_AGGREGATES):
+        source = "day"
+    elif aggregates <= set(DIMENSION_AGGREGATES) and not by_node:
+        source = "dimension"
+    else:
+        source = "lines"
+    first = _day_ceil(query.start)
+    last = query.end.replace(hour=0, minute=0, second=0, microsecond=0)
+    if source == "lines" or first >= last:
+        return [Part("lines", query.start, query.end)]
+    parts = [Part(source, first, last)]
+    if query.start < first:
+        parts.insert(0, Part("lines", query.start, first))
+    if last < query.end:
+        parts.append(Part("lines", last, query.end))
+    return parts
+
+
+SUMS = ("amount", "quantity", "unpriced_quantity", "assumed_quantity")
+
+
+def _part_rows(
+    query: AllocationQuery, part: Part, visible: Q, group: list[str]
+) -> list[dict[str, Any]]:
+    """The rows of one part of the report, keyed ``step_start`` (daily and hourly steps),
+    ``bucket``, ``component``, ``node_id`` (idle shared per node), ``k_<aggregate>`` and
+    ``regen``, with the basis's ``amount``, ``quantity`` and unpriced and assumed hours."""
+    keys = {f"k_{a}": F(path) for a, path in _paths(part.source, query.aggregate).items()}
+    if part.source == "lines":
+        entries = LedgerEntry.objects.filter(
+            window_start__gte=part.start, window_start__lt=part.end
+        ).filter(visible)
+        if "job" in query.aggregate:
+            entries = entries.annotate(job_key=job_key())
+        if "resolution" in query.aggregate:
+            entries = entries.annotate(job_resolution=resolution_of("job__"))
+        step = (
+            TruncHour("window_start")
+            if query.step == "1h"
+            else TruncDay("window_start", tzinfo=UTC)
+        )
+        return basis_rows(
+            entries.annotate(step_start=step, regen=regeneration_flag(), **keys)
+            .values("regen", *group)
+            .annotate(**basis_sums(query.basis))
+            .order_by()
+        )
+    model = LedgerDay if part.source == "day" else LedgerDimensionDay
+    return list(
+        model.objects.filter(day__gte=part.start, day__lt=part.end, basis=query.basis)
+        .filter(visible)
+        .annotate(step_start=F("day"), regen=F("regeneration"), **keys)
+        .values("regen", *group)
+        .annotate(**{name: Sum(name) for name in SUMS})
+        .order_by()
+    )
+
+
+def _paths(source: str, aggregate: tuple[str, ...]) -> dict[str, str]:
+    table = {"lines": AGGREGATES, "day": DAY_AGGREGATES, "dimension": DIMENSION_AGGREGATES}
+    return {a: table[source][a] for a in aggregate}
+
+
+def _key(r: dict[str, Any], aggregate: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(r[f"k_{a}"] if r[f"k_{a}"] is not None else "__none__" for a in aggregate)
+
+
+def unpriced_warnings(parts: list[Part], visible: Q) -> list[str]:
+    """One warning per node whose GPU time in the report had no price (booked at 0): its
+    hostname, unpriced GPU-hours and the hours it had no price. GPU-hours from the lines or
+    the daily summary, the hours from the prices the ledger recorded per node-hour."""
+    gpu_hours: dict[int, Decimal] = defaultdict(Decimal)
+    for part in parts:
+        if part.source == "lines":
+            rows = LedgerEntry.objects.filter(
+                visible, window_start__gte=part.start, window_start__lt=part.end,
+                unit="gpu_hour", unit_price__isnull=True,
+            )  # fmt: skip
+            field = "quantity"
+        else:
+            model = LedgerDay if part.source == "day" else LedgerDimensionDay
+            rows = model.objects.filter(
+                visible, day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION,
+                unpriced_quantity__gt=0,
+            )  # fmt: skip
+            field = "unpriced_quantity"
+            if part.source == "dimension":  # no node there: the nodes come from LedgerDay
+                rows = LedgerDay.objects.filter(
+                    visible, day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION,
+                    unpriced_quantity__gt=0,
+                )  # fmt: skip
+        for node_id, total in (
+            rows.values("node_id").annotate(total=Sum(field)).values_list("node_id", "total")
+        ):
+            gpu_hours[node_id] += total or 0
+    if not gpu_hours:
+        return []
+    start, end = parts[0].start, parts[-1].end
+    hours = {
+        r["node_id"]: r
+        for r in LedgerPrice.objects.filter(
+            node_id__in=list(gpu_hours), unit_price__isnull=True,
+            window_start__gte=start, window_start__lt=end,
+        )
+        .values("node_id", "node__hostname")
+        .annotate(hours=Count("id"), first=Min("window_start"), last=Max("window_start"))
+        .order_by()
+    }  # fmt: skip
+    out = []
+    for node_id in sorted(hours, key=lambda n: hours[n]["node__hostname"]):
+        r = hours[node_id]
+        out.append(
+            f"node {r['node__hostname']}: {quantity_str(gpu_hours[node_id])} GPU-hours in "
+            f"{r['hours']} hour(s) from {r['first']:%Y-%m-%d %H:00}Z to "
+            f"{r['last'] + timedelta(hours=1):%Y-%m-%d %H:00}Z have no price (no override, "
+            "rate or default rate) and are booked at 0: load a rate card or set a price, then "
+            "recompute_costs"
+        )
+    return out
 
 
 def allocation_report(
-    *, query: AllocationQuery, teams: QuerySet[Team], all_teams: bool
+    *, query: AllocationQuery, teams: QuerySet[Team], all_teams: bool, summaries: bool = True
 ) -> dict[str, Any]:
-    bucket_expr = (
-        TruncHour("window_start") if query.step == "1h" else TruncDay("window_start", tzinfo=UTC)
-    )
+    """The allocation report (DESIGN "Public contract"). Whole days come from the daily
+    summaries where they hold the aggregates; ``summaries=False`` reads every part from the
+    ledger lines (the summaries' property test compares the two)."""
     # Group only by what the report needs: per-day or per-hour starts only for those steps,
-    # nodes only to share idle per node (or when asked for by node).
+    # nodes only to share idle per node.
     by_node = query.idle == "share" and query.share_idle_by == "node"
     group = [
         *(["step_start"] if query.step != "window" else []),
         "bucket",
         "component",
         *(["node_id"] if by_node else []),
-        *[AGGREGATES[a] for a in query.aggregate],
+        *[f"k_{a}" for a in query.aggregate],
     ]
     visible = Q(bucket=Bucket.TEAM, team__in=teams)
     if all_teams:
         visible |= ~Q(bucket=Bucket.TEAM)
-    summary_fits = (
-        set(query.aggregate) <= {"team", "node"}
-        and query.step != "1h"
-        and _day_aligned(query.start)
-        and _day_aligned(query.end)
-    )
-    if summary_fits:
-        # Whole days by team or node: the daily summary holds the same sums.
-        rows = (
-            LedgerDay.objects.filter(day__gte=query.start, day__lt=query.end, basis=query.basis)
-            .filter(visible)
-            .annotate(step_start=F("day"), regen=F("regeneration"))
-            .values("regen", *dict.fromkeys(group))
-            .annotate(
-                amount=Sum("amount"),
-                quantity=Sum("quantity"),
-                unpriced_quantity=Sum("unpriced_quantity"),
-                assumed_quantity=Sum("assumed_quantity"),
-            )
-            .order_by()
-        )
-    else:
-        entries = LedgerEntry.objects.filter(
-            window_start__gte=query.start, window_start__lt=query.end
-        ).filter(visible)
-        if "job" in query.aggregate:
-            entries = entries.annotate(job_key=job_key())
-        rows = basis_rows(
-            entries.annotate(step_start=bucket_expr, regen=regeneration_flag())
-            .values("regen", *dict.fromkeys(group))
-            .annotate(**basis_sums(query.basis))
-            .order_by()
-        )
+    parts = report_parts(query, summaries=summaries)
+    rows = [r for part in parts for r in _part_rows(query, part, visible, group)]
     steps = _steps(query)
     table: list[dict[tuple[Any, ...], dict[str, Decimal]]] = [
         defaultdict(lambda: defaultdict(Decimal)) for _ in steps
@@ -290,7 +410,6 @@ def allocation_report(
     idle_by_node: list[dict[Any, Decimal]] = [defaultdict(Decimal) for _ in steps]
     alloc_by_node: list[dict[Any, Decimal]] = [defaultdict(Decimal) for _ in steps]
     currency = "USD"
-    rows = list(rows)
     for r in rows:
         i = _step_of(query, r.get("step_start", query.start), steps)
         if r["bucket"] != Bucket.TEAM:
@@ -298,26 +417,25 @@ def allocation_report(
             if r["bucket"] == Bucket.IDLE:
                 idle_by_node[i][r.get("node_id")] += r["amount"]
         else:
-            key = tuple(
-                r[AGGREGATES[a]] if r[AGGREGATES[a]] is not None else "__none__"
-                for a in query.aggregate
-            )
+            key = _key(r, query.aggregate)
             alloc_by_node[i][r.get("node_id")] += r["amount"]
         cell = table[i][key]
         cell["unpriced_gpu_hours"] += r.get("unpriced_quantity") or 0
-        cell["usage_assumed_gpu_hours"] += r.get("assumed_quantity") or 0
         component = r["component"]
         if component == Component.GPU:
             cell["gpu_cost"] += r["amount"]
             cell["gpu_hours"] += r["quantity"]
+            cell["usage_assumed_gpu_hours"] += r.get("assumed_quantity") or 0
         elif component == Component.IDLE:
             cell["idle_cost"] += r["amount"]
             cell["gpu_hours"] += r["quantity"]
         else:
             cell[f"{component}_cost"] += r["amount"]
+            if component == Component.ENERGY:
+                cell["energy_by_held_time_kwh"] += r.get("assumed_quantity") or 0
         if r["regen"]:
             cell["regeneration_cost"] += r["amount"]
-    usable = _job_seconds(query, steps, teams, from_summary=summary_fits)
+    usable = _job_seconds(query, steps, teams, parts)
     job_dims = all(a in JOB_DIMENSIONS for a in query.aggregate)
     out_steps = []
     for i, (step_start, step_end) in enumerate(steps):
@@ -364,10 +482,7 @@ def allocation_report(
         out_steps.append(
             {"start": step_start.isoformat(), "end": step_end.isoformat(), "rows": result_rows}
         )
-    visible_lines = LedgerEntry.objects.filter(
-        visible, window_start__gte=query.start, window_start__lt=query.end
-    )
-    warnings = unpriced_warnings(visible_lines)
+    warnings = unpriced_warnings(parts, visible)
     assumed = sum(
         (c["usage_assumed_gpu_hours"] for cells in table for c in cells.values()), Decimal(0)
     )
@@ -376,6 +491,15 @@ def allocation_report(
             f"{quantity_str(assumed)} GPU-hours of jobs had no telemetry: their activity is "
             "assumed to be 100% (usage_assumed_gpu_hours), so the usage basis shows no waste "
             "for them"
+        )
+    by_time = sum(
+        (c["energy_by_held_time_kwh"] for cells in table for c in cells.values()), Decimal(0)
+    )
+    if by_time:
+        warnings.append(
+            f"{quantity_str(by_time)} kWh of energy was measured only per hour (no minute "
+            "rollups): it is shared by the time each job held the GPU in the hour, not by the "
+            "energy each job drew"
         )
     return {
         "currency": currency,
@@ -389,34 +513,74 @@ def allocation_report(
     }
 
 
-def clip_costs(*, teams: Any, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Clips with cost in ``[start, end)`` for ``teams``: the cost of every attempt's lines in
-    the window, its attempts (all of them, in or out of the window) and how many were
-    usable; most expensive first. Two grouped queries."""
-    costs = dict(
-        LedgerEntry.objects.filter(
-            team__in=teams,
-            window_start__gte=start,
-            window_start__lt=end,
-            job__clip__isnull=False,
+def clip_costs(
+    *, teams: Any, start: datetime, end: datetime, limit: int | None = None
+) -> dict[str, Any]:
+    """Clips with cost in ``[start, end)`` for ``teams``: ``clips``, the ``limit`` most
+    expensive (all with no limit) with the cost of their attempts' lines in the window and
+    their attempts (all of them, in or out of the window: jobs of the clip that started)
+    and how many were usable; and over every clip with cost in the window, ``count``,
+    ``attempts`` and ``usable_clips`` (those with a usable attempt). Whole days from the
+    daily clip summary, the hours around them from the ledger lines."""
+    query = AllocationQuery(start, end, ("team",), "window", "separate", Basis.ALLOCATION)
+    costs: dict[int, Decimal] = defaultdict(Decimal)
+    for part in report_parts(query):
+        if part.source == "lines":
+            rows = (
+                LedgerEntry.objects.filter(
+                    team__in=teams, window_start__gte=part.start, window_start__lt=part.end,
+                    job__clip__isnull=False,
+                )
+                .values("job__clip_id")
+                .annotate(total=Sum("amount"))
+                .values_list("job__clip_id", "total")
+            )  # fmt: skip
+        else:
+            rows = (
+                ClipDay.objects.filter(team__in=teams, day__gte=part.start, day__lt=part.end)
+                .values("clip_id")
+                .annotate(total=Sum("cost"))
+                .filter(total__isnull=False)  # a clip with lines, if unpriced ones
+                .values_list("clip_id", "total")
+            )
+        for clip_id, total in rows.order_by():
+            costs[clip_id] += total or 0
+    # Every attempt of these clips, in or out of the window: one grouped read.
+    tried: dict[int, tuple[int, int]] = {
+        clip_id: (n or 0, good or 0)
+        for clip_id, n, good in ClipDay.objects.filter(clip_id__in=list(costs))
+        .values("clip_id")
+        .annotate(n=Sum("attempts"), good=Sum("usable_attempts"))
+        .values_list("clip_id", "n", "good")
+        .order_by()
+    } if costs else {}  # fmt: skip
+    ranked = sorted(costs, key=lambda c: (-costs[c], c))
+    shown = ranked if limit is None else ranked[:limit]
+    clips = {
+        c["id"]: c
+        for c in Clip.objects.filter(id__in=shown).values(
+            "id", "external_id", "team__slug", "project", "model_name"
         )
-        .values("job__clip_id")
-        .annotate(total=Sum("amount"))
-        .values_list("job__clip_id", "total")
-    )
-    clips = (
-        RenderJob.objects.filter(clip_id__in=list(costs))
-        .values("clip_id", "clip__external_id", "team__slug", "project", "model_name")
-        .annotate(attempts=Count("id"), usable=Count("id", filter=Q(usable=True)))
-    )
-    merged: dict[int, dict[str, Any]] = {}
-    for c in clips:  # a clip's attempts may differ in project or model: count them together
-        row = merged.setdefault(
-            c["clip_id"], {**c, "attempts": 0, "usable": 0, "cost": costs[c["clip_id"]]}
-        )
-        row["attempts"] += c["attempts"]
-        row["usable"] += c["usable"]
-    return sorted(merged.values(), key=lambda c: c["cost"], reverse=True)
+    }
+    return {
+        "count": len(costs),
+        "attempts": sum(n for n, _ in tried.values()),
+        "usable_clips": sum(1 for _, good in tried.values() if good),
+        "clips": [
+            {
+                "clip_id": c,
+                "clip__external_id": clips[c]["external_id"],
+                "team__slug": clips[c]["team__slug"],
+                "project": clips[c]["project"],
+                "model_name": clips[c]["model_name"],
+                "attempts": tried.get(c, (0, 0))[0],
+                "usable": tried.get(c, (0, 0))[1],
+                "cost": costs[c],
+            }
+            for c in shown
+            if c in clips
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -468,6 +632,15 @@ def month_burn(teams: Any, *, now: datetime | None = None) -> dict[int, MonthBur
     }
 
 
+def used_amounts() -> tuple[Round, Round]:
+    """A ledger line's amount and quantity on the usage basis: times its activity, rounded to
+    6 places (half up, as the engine's daily summary rounds)."""
+    return (
+        Round(F("amount") * F("activity"), 6, output_field=DecimalField()),
+        Round(F("quantity") * F("activity"), 6, output_field=DecimalField()),
+    )
+
+
 def basis_sums(basis: str) -> dict[str, Sum]:
     """Sums of ledger lines as ``basis`` charges them, for ``basis_rows``: the allocation
     basis charges a line's amount; the usage basis a team's GPU line times its activity,
@@ -490,8 +663,7 @@ def basis_sums(basis: str) -> dict[str, Sum]:
     }
     if basis == Basis.ALLOCATION:
         return {"basis_amount": Sum("amount"), "basis_quantity": Sum("quantity"), **flags}
-    used = Round(F("amount") * F("activity"), 6, output_field=DecimalField())
-    used_quantity = Round(F("quantity") * F("activity"), 6, output_field=DecimalField())
+    used, used_quantity = used_amounts()
     return {
         **flags,
         "basis_amount": Sum(used),
@@ -539,11 +711,7 @@ def _share_idle(query, cells, team_keys, idle_by_node, alloc_by_node, rows, i, s
             r["bucket"] == Bucket.TEAM
             and _step_of(query, r.get("step_start", query.start), steps) == i
         ):
-            key = tuple(
-                r[AGGREGATES[a]] if r[AGGREGATES[a]] is not None else "__none__"
-                for a in query.aggregate
-            )
-            per_node_key[r["node_id"]][key] += r["amount"]
+            per_node_key[r["node_id"]][_key(r, query.aggregate)] += r["amount"]
     for node_id, idle in idle_by_node.items():
         node_alloc = alloc_by_node.get(node_id, Decimal(0))
         if not node_alloc:
@@ -588,10 +756,10 @@ def _job_seconds(
     query: AllocationQuery,
     steps: list[tuple[datetime, datetime]],
     teams: QuerySet[Team],
-    *,
-    from_summary: bool = False,
+    parts: list[Part],
 ) -> list[dict[tuple[Any, ...], tuple[float, float]]]:
-    """(generated, usable) seconds per row key and step."""
+    """(generated, usable) seconds per row key and step: whole days the report reads from a
+    summary from the daily output summary (by team and job dimension), the rest from jobs."""
     out: list[dict[tuple[Any, ...], tuple[float, float]]] = [{} for _ in steps]
     if any(a not in JOB_DIMENSIONS for a in query.aggregate):
         return out
@@ -599,19 +767,26 @@ def _job_seconds(
     sums: list[dict[tuple[Any, ...], list[float]]] = [
         defaultdict(lambda: [0.0, 0.0]) for _ in steps
     ]
-    if from_summary and query.aggregate == ("team",):
-        for day, slug, generated_s, usable_s in OutputDay.objects.filter(
-            team__in=teams, day__gte=query.start, day__lt=query.end
-        ).values_list("day", "team__slug", "generated_seconds", "usable_seconds"):
-            cell = sums[_step_of(query, day, steps)][(slug,)]
-            cell[0] += generated_s
-            cell[1] += usable_s
-    else:
+    for part in parts:
+        if part.source != "lines":
+            fields = [DIMENSION_AGGREGATES[a] for a in query.aggregate]
+            for r in (
+                OutputDay.objects.filter(team__in=teams, day__gte=part.start, day__lt=part.end)
+                .values("day", *fields)
+                .annotate(g=Sum("generated_seconds"), u=Sum("usable_seconds"))
+                .order_by()
+            ):
+                cell = sums[_step_of(query, r["day"], steps)][tuple(r[f] for f in fields)]
+                cell[0] += r["g"] or 0.0
+                cell[1] += r["u"] or 0.0
+            continue
         jobs = RenderJob.objects.filter(
-            team__in=teams, finished_at__gte=query.start, finished_at__lt=query.end
+            team__in=teams, finished_at__gte=part.start, finished_at__lt=part.end
         )
         if "job" in query.aggregate:
             jobs = jobs.annotate(job_key=Concat(F("source"), Value(":"), F("external_id")))
+        if "resolution" in query.aggregate:
+            jobs = jobs.annotate(resolution_=resolution_of())
         step_expr = (
             TruncHour("finished_at") if query.step == "1h" else TruncDay("finished_at", tzinfo=UTC)
         )

@@ -932,10 +932,9 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
             {**r, "name": name, "held": money_str(held),
              "waste_share_pct": _pct(Decimal(r["waste_cost"]), held)}
         )  # fmt: skip
-    clips = clip_costs(teams=teams, start=win.start, end=win.end)
-    attempts = sum(c["attempts"] for c in clips)
-    usable_clips = sum(1 for c in clips if c["usable"])
-    expensive = [{**c, "cost": money_str(c["cost"])} for c in clips[:5]]
+    clip_summary = clip_costs(teams=teams, start=win.start, end=win.end, limit=5)
+    attempts, usable_clips = clip_summary["attempts"], clip_summary["usable_clips"]
+    expensive = [{**c, "cost": money_str(c["cost"])} for c in clip_summary["clips"]]
     jobs = RenderJob.objects.filter(team=the_team).select_related("clip")
     filters = {k: request.GET.get(k, "").strip() for k in ("status", "project", "model")}
     if filters["status"]:
@@ -1049,7 +1048,7 @@ def team(request: HttpRequest, slug: str) -> HttpResponse:
             "charts": charts,
             "currency": currency,
             "attempts_per_clip": round(attempts / usable_clips, 2) if usable_clips else None,
-            "clip_count": len(clips),
+            "clip_count": clip_summary["count"],
             "usable_clips": usable_clips,
             "page": page,
             "filters": filters,

@@ -307,8 +307,8 @@ def weekly_report(
         reverse=True,
     )[:5]
     projects_out = [p for p in projects_out if p["name"] in {r["name"] for r in by_project}]
-    clips = clip_costs(teams=_teams(scope), start=week.start, end=week.end)
-    usable_clips = sum(1 for c in clips if c["usable"])
+    clip_summary = clip_costs(teams=_teams(scope), start=week.start, end=week.end, limit=5)
+    clips, usable_clips = clip_summary["clips"], clip_summary["usable_clips"]
     month = month_burn(scope.teams, now=now)  # one grouped query for every team
     burns = [
         {
@@ -350,7 +350,7 @@ def weekly_report(
         else None,
         regeneration=sum((Decimal(r["regeneration_cost"]) for r in by_team), Decimal(0)),
         idle=_total(idle_rows) if scope.all_teams else None,
-        attempts_per_clip=round(sum(c["attempts"] for c in clips) / usable_clips, 2)
+        attempts_per_clip=round(clip_summary["attempts"] / usable_clips, 2)
         if usable_clips
         else None,
         teams=teams_out,
