@@ -212,36 +212,52 @@ def _allocations(fleet: _Fleet, start: datetime, end: datetime, now: datetime) -
 
 @dataclass
 class _Activity:
-    """Per GPU and minute of the day: the measured SM activity (0-1, 0 where unmeasured) and
-    whether it was measured, each with its running integral over the day in microseconds,
-    so the activity over any span is two look-ups."""
+    """Per GPU and minute of the day: the measured SM activity (0-1, 0 where unmeasured),
+    whether it was measured, and the energy drawn (joules per microsecond, 0 where the
+    minute has no energy reading), each with its running integral over the day in
+    microseconds, so any of them over any span is two look-ups."""
 
     rate: np.ndarray  # (gpus, minutes + 1), the last column 0
     measured: np.ndarray
+    power: np.ndarray
     rate_cum: np.ndarray  # (gpus, minutes + 1): integral from the day's start to minute k
     measured_cum: np.ndarray
+    power_cum: np.ndarray
+    # (gpus, hours): the hour's energy is known minute by minute (shared by what each job
+    # drew); False where only the hour rollup has it (shared by held time).
+    minute_energy: np.ndarray
+    hour_energy: np.ndarray  # (gpus, hours): joules of the hour's minutes
 
     @classmethod
-    def of(cls, rate: np.ndarray, measured: np.ndarray) -> _Activity:
+    def of(
+        cls, rate: np.ndarray, measured: np.ndarray, power: np.ndarray, minute_energy: np.ndarray
+    ) -> _Activity:
         pad = np.zeros((rate.shape[0], 1))
-        rate, measured = np.hstack([rate, pad]), np.hstack([measured, pad])
+        rate, measured, power = (np.hstack([x, pad]) for x in (rate, measured, power))
 
         def cumulative(x: np.ndarray) -> np.ndarray:
             return np.hstack([pad, np.cumsum(x[:, :-1] * MINUTE_US, axis=1)])
 
-        return cls(rate, measured, cumulative(rate), cumulative(measured))
+        hours = minute_energy.shape[1]
+        hour_energy = (power[:, :-1] * MINUTE_US).reshape(len(power), hours, 60).sum(axis=2)
+        return cls(rate, measured, power, cumulative(rate), cumulative(measured),
+                   cumulative(power), minute_energy, hour_energy)  # fmt: skip
 
     def over(self, g: np.ndarray, t0: np.ndarray, t1: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(active, measured) microseconds of GPU positions ``g`` over [t0, t1)."""
+        """(active microseconds, measured microseconds, joules) of GPU positions ``g`` over
+        [t0, t1)."""
 
         def integral(cum: np.ndarray, rate: np.ndarray, t: np.ndarray) -> np.ndarray:
             m = t // MINUTE_US
             return cum[g, m] + rate[g, m] * (t - m * MINUTE_US)
 
-        return (
-            integral(self.rate_cum, self.rate, t1) - integral(self.rate_cum, self.rate, t0),
-            integral(self.measured_cum, self.measured, t1)
-            - integral(self.measured_cum, self.measured, t0),
+        return tuple(
+            integral(cum, rate, t1) - integral(cum, rate, t0)
+            for cum, rate in (
+                (self.rate_cum, self.rate),
+                (self.measured_cum, self.measured),
+                (self.power_cum, self.power),
+            )
         )
 
 
@@ -258,7 +274,7 @@ def _sweep(
         empty = np.zeros(0, dtype=np.int64)
         nothing = np.zeros(0)
         return {"alloc": empty, "hour": empty, "share_us": nothing, "active_us": nothing,
-                "measured_us": nothing}, held  # fmt: skip
+                "measured_us": nothing, "energy_j": nothing}, held  # fmt: skip
     used = np.unique(g)
     edges = (used[:, None] << _GPU_SHIFT) | (np.arange(hours + 1, dtype=np.int64) * HOUR_US)
     key_lo, key_hi = (g << _GPU_SHIFT) | lo, (g << _GPU_SHIFT) | hi
@@ -304,10 +320,11 @@ def _sweep(
         span = hours * HOUR_US
         t0 = np.clip(seg_t[seg], 0, span)
         t1 = np.clip(seg_t[seg] + length[seg].astype(np.int64), 0, span)
-        active, measured = activity.over(seg_gpu[seg], t0, t1)
+        active, measured, energy = activity.over(seg_gpu[seg], t0, t1)
         fraction = contrib / np.maximum(length[seg], 1.0)
         out["active_us"] = per_piece(active * fraction)
         out["measured_us"] = per_piece(measured * fraction)
+        out["energy_j"] = per_piece(energy * fraction)
     return out, held
 
 
@@ -356,42 +373,54 @@ def _telemetry(fleet: _Fleet, start: datetime, end: datetime, hours: int) -> dic
 def _minute_activity(
     fleet: _Fleet, start: datetime, end: datetime, hour_util: np.ndarray
 ) -> _Activity:
-    """SM activity per GPU and minute from the minute rollups; an hour with an hour rollup
-    but no minute rollups (an import of hourly data) takes the hour's mean for its minutes.
-    Minutes with neither are unmeasured."""
+    """SM activity and energy per GPU and minute from the minute rollups; an hour with an
+    hour rollup but no minute rollups (an import of hourly data) takes the hour's mean
+    activity for its minutes. Minutes with neither are unmeasured."""
     n_gpus, hours = hour_util.shape
     minutes = hours * 60
     rate, measured = np.zeros((n_gpus, minutes)), np.zeros((n_gpus, minutes))
+    power = np.zeros((n_gpus, minutes))
+    has_energy = np.zeros((n_gpus, minutes), dtype=bool)
     rows = GpuMinute.objects.filter(
-        ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True, covered_s__gt=0,
-        util_mean_pct__isnull=False,
-    )  # fmt: skip
+        ts__gte=start, ts__lt=end, gpu__mig_parent__isnull=True, covered_s__gt=0
+    )
     if connection.vendor == "postgresql":
-        query = rows.annotate(ts_s=_epoch("ts"), util=F("util_mean_pct")).values_list(
-            "gpu_id", "ts_s", "util"
-        )
+        nan = Value(float("nan"))
+        query = rows.annotate(
+            ts_s=_epoch("ts"),
+            util=Coalesce("util_mean_pct", nan, output_field=FloatField()),
+            energy=Coalesce("energy_j", nan, output_field=FloatField()),
+        ).values_list("gpu_id", "ts_s", "util", "energy")
         sql, params = query.query.get_compiler(using=query.db).as_sql()
-        names = ("gpu_id", "ts_s", "util")
+        names = ("gpu_id", "ts_s", "util", "energy")
         with connection.cursor() as cursor:
             got = fetch_columns(
-                cursor, sql, params, list(zip(names, ("int8", "float8", "float8"), strict=True))
-            )
-        gpu, ts, util = (got[n] for n in names)
+                cursor, sql, params,
+                list(zip(names, ("int8", "float8", "float8", "float8"), strict=True)),
+            )  # fmt: skip
+        gpu, ts, util, energy = (got[n] for n in names)
     else:
-        listed = list(rows.values_list("gpu_id", "ts", "util_mean_pct"))
-        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 3
+        listed = list(rows.values_list("gpu_id", "ts", "util_mean_pct", "energy_j"))
+        cols = [list(c) for c in zip(*listed, strict=True)] if listed else [[]] * 4
         gpu, ts = np.array(cols[0], dtype=np.int64), _seconds(cols[1], 0.0)
-        util = np.array(cols[2], dtype=float)
+        util, energy = (
+            np.array([np.nan if v is None else v for v in c], dtype=float) for c in cols[2:]
+        )
     g = np.array([fleet.index.get(x, NONE) for x in gpu.tolist()], dtype=np.int64)
     m = ((ts - start.timestamp()) // 60).astype(np.int64)
     keep = (g != NONE) & (m >= 0) & (m < minutes)
-    rate[g[keep], m[keep]] = np.clip(util[keep] / 100, 0, 1)
-    measured[g[keep], m[keep]] = 1.0
+    with_util = keep & ~np.isnan(util)
+    rate[g[with_util], m[with_util]] = np.clip(util[with_util] / 100, 0, 1)
+    measured[g[with_util], m[with_util]] = 1.0
+    with_energy = keep & ~np.isnan(energy) & (energy >= 0)
+    power[g[with_energy], m[with_energy]] = energy[with_energy] / MINUTE_US
+    has_energy[g[with_energy], m[with_energy]] = True
     hourly_only = (measured.reshape(n_gpus, hours, 60).sum(axis=2) == 0) & ~np.isnan(hour_util)
     fill = np.repeat(hourly_only, 60, axis=1)
     rate[fill] = np.repeat(np.clip(np.nan_to_num(hour_util) / 100, 0, 1), 60, axis=1)[fill]
     measured[fill] = 1.0
-    return _Activity.of(rate, measured)
+    minute_energy = has_energy.reshape(n_gpus, hours, 60).any(axis=2)
+    return _Activity.of(rate, measured, power, minute_energy)
 
 
 def _pricing_of(gpu: Gpu) -> tuple[Any, ...]:
@@ -504,7 +533,15 @@ def day_compute(
                   currency=currency[gi, h], gpu=fleet.gpu_id[gi], unit_price=rate[gi, h],
                   gpu_model=fleet.model[gi])
         )  # fmt: skip
-    out.blocks += _node_costs(fleet, start, hours, paid, tel["energy"], pieces, a, resolved_at)
+    # Energy per GPU-hour: the sum of its minutes where minute rollups measured it (what jobs'
+    # shares are taken from), else the hour rollup's.
+    minute_energy = np.zeros((n_gpus, hours), dtype=bool)
+    energy = tel["energy"]
+    if activity is not None:
+        minute_energy = activity.minute_energy
+        energy = np.where(minute_energy, activity.hour_energy, energy)
+    out.blocks += _node_costs(fleet, start, hours, paid, energy, minute_energy, pieces, a,
+                              resolved_at)  # fmt: skip
     return out
 
 
@@ -514,14 +551,17 @@ def _node_costs(
     hours: int,
     paid: np.ndarray,
     energy: np.ndarray,
+    minute_energy: np.ndarray,
     pieces: dict[str, np.ndarray],
     a: dict[str, Any],
     resolved_at: dict[tuple[int, int], ResolvedPrice],
 ) -> list[Block]:
     """Storage and on-prem energy per node-hour, shared by teams (quantity and amount
     alike; the residue is idle): storage by their share of the node's paid GPU time, energy
-    by measured energy (each GPU's energy in the hour split like its GPU time: a job's share
-    of the GPU's paid time, the unheld rest idle)."""
+    by the energy each job drew: the GPU's minute energy over the very segments the job held
+    it (split like its GPU time where jobs share the GPU), the unheld rest idle. GPU-hours
+    whose energy only the hour rollup measured split it like the GPU time (a job's share of
+    the paid time); their team lines are marked ``activity_assumed`` (reports say so)."""
     nodes, node_pos = fleet.nodes, fleet.node_pos
     node_paid = np.zeros((len(nodes), hours), dtype=np.int64)
     np.add.at(node_paid, node_pos, paid)
@@ -562,16 +602,23 @@ def _node_costs(
             costs[(Component.ENERGY, "kwh")].append((n, h, kwh, amount, rate.currency.encode()))
     if not costs:
         return []
-    # Held microseconds and measured joules per (node position, hour, team).
+    # Held microseconds and joules drawn per (node position, hour, team).
     p_gpu, p_hour = a["g"][pieces["alloc"]], pieces["hour"]
     p_paid = paid[p_gpu, p_hour]
+    by_minute = minute_energy[p_gpu, p_hour]
+    by_time = np.where(p_paid > 0, energy[p_gpu, p_hour] * pieces["share_us"]
+                       / np.maximum(p_paid, 1), 0.0)  # fmt: skip
+    drawn = pieces.get("energy_j", np.zeros(len(p_gpu)))
     frame = pd.DataFrame({
         "n": node_pos[p_gpu], "h": p_hour, "team": a["team"][pieces["alloc"]],
-        "us": pieces["share_us"],
-        "j": np.where(p_paid > 0, energy[p_gpu, p_hour] * pieces["share_us"]
-                      / np.maximum(p_paid, 1), 0.0),
+        "us": pieces["share_us"], "j": np.where(by_minute, drawn, by_time),
+        "by_time": ~by_minute & (by_time > 0),
     })  # fmt: skip
-    held = frame.groupby(["n", "h", "team"], sort=True)[["us", "j"]].sum().reset_index()
+    held = (
+        frame.groupby(["n", "h", "team"], sort=True)
+        .agg(us=("us", "sum"), j=("j", "sum"), by_time=("by_time", "any"))
+        .reset_index()
+    )
     blocks = []
     for (component, unit), rows in costs.items():
         c = pd.DataFrame(rows, columns=["n", "h", "quantity", "amount", "currency"])
@@ -586,7 +633,9 @@ def _node_costs(
         blocks.append(
             Block(Bucket.TEAM, component, unit, hour=h, team=shares["team"].to_numpy(),
                   node=nodes[n], quantity=share_q, amount=share_a,
-                  currency=shares["currency"].to_numpy().astype("S3"))
+                  currency=shares["currency"].to_numpy().astype("S3"),
+                  activity_assumed=shares["by_time"].to_numpy(dtype=bool)
+                  if component == Component.ENERGY else None)
         )  # fmt: skip
         cell = c["n"].to_numpy() * hours + c["h"].to_numpy()
         given_q = np.bincount(n * hours + h, share_q, len(nodes) * hours)[cell]
