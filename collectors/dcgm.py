@@ -290,6 +290,17 @@ def query_prometheus(
     )
 
 
+def step_runs(stamps: set[float], step_s: float) -> list[tuple[float, float]]:
+    """Consecutive steps as ``[first, last + step)`` intervals (a missing step ends one)."""
+    out: list[tuple[float, float]] = []
+    for ts in sorted(stamps):
+        if out and ts - out[-1][1] <= step_s * 0.5:
+            out[-1] = (out[-1][0], ts + step_s)
+        else:
+            out.append((ts, ts + step_s))
+    return out
+
+
 def query_pod_labels(
     url: str, *, at: datetime, timeout_s: float = 30
 ) -> dict[tuple[str, str], dict[str, str]]:

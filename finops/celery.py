@@ -27,6 +27,7 @@ ROUTES_BY_MODULE = {
     "finops.telemetry.": "ingest",
     "finops.fleet.": "ingest",
     "finops.pricing.": "ingest",
+    "finops.jobs.": "ingest",
     "finops.costing.": "costing",
     "finops.insights.": "insights",
     "finops.alerts.": "notify",
@@ -55,6 +56,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "telemetry-rollup-recent": periodic("finops.telemetry.tasks.rollup_recent", every_s=60),
     # Every minute: DCGM samples from PROMETHEUS_URL since the stored watermark.
     "telemetry-pull-dcgm": periodic("finops.telemetry.tasks.pull_dcgm", every_s=60),
+    # Every minute (and right after a pull that saw pods): pods' GPU time as k8s jobs.
+    "jobs-attribute-kubernetes-pods": periodic(
+        "finops.jobs.tasks.attribute_kubernetes_pods", every_s=60
+    ),
     # Every 5 minutes: the ledger of the last two hours, then hours marked dirty.
     "costing-recompute-recent": periodic("finops.costing.tasks.recompute_recent", every_s=300),
     # Daily: reload the price catalogs listed in PRICE_SOURCES.

@@ -157,7 +157,7 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_plan(args: argparse.Namespace) -> int:
-    from inference.plan import Workload, attention_share, plan, prices_load
+    from inference.plan import Workload, attention_share, plan, prices_load, prices_read
     from inference.shapes import memory_estimate, naive_attention_bytes, shape_get
 
     shape = shape_get(
@@ -183,18 +183,13 @@ def command_plan(args: argparse.Namespace) -> int:
             overrides[name] = Decimal(value)
         except InvalidOperation:
             raise ValueError(f"--price {item!r}: expected MODEL=USD_PER_GPU_HOUR") from None
-    use_db = not args.no_database
-    try:
-        prices = prices_load(overrides, use_database=use_db)
-    except ValueError:
-        raise
-    except Exception as exc:
+    prices = prices_load(overrides, base=prices_read(args.prices) if args.prices else None)
+    if not prices:
         print(
-            f"prices: FrameOps database not reachable ({exc.__class__.__name__}); "
-            "using --price only",
+            "prices: none given, so no costs: pass --prices FILE (manage.py planner_prices "
+            "--output FILE writes FrameOps' loaded rates) or --price MODEL=USD_PER_GPU_HOUR",
             file=sys.stderr,
         )
-        prices = prices_load(overrides, use_database=False)
     rows = plan(workload, prices)
     memory = memory_estimate(shape, workload.tokens)
     header = {
@@ -308,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         "--price", action="append", help="MODEL=USD_PER_GPU_HOUR, e.g. 'H100 SXM=2.5'"
     )
     planner.add_argument(
-        "--no-database", action="store_true", help="do not read prices from FrameOps"
+        "--prices",
+        type=Path,
+        help="JSON of GPU model to price, as `manage.py planner_prices --output FILE` writes",
     )
     planner.add_argument("--json", action="store_true")
     planner.set_defaults(handler=command_plan)

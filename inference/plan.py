@@ -4,14 +4,17 @@ For every GPU in the catalog: predicted peak memory (weights, the widest phase o
 block, the text context; bf16), whether it fits, predicted time per clip (analytic FLOPs
 over the GPU's dense BF16 peak times an assumed model FLOPs utilisation), and cost per
 usable second at the GPU's price, where usable clips are 1 - regen_rate of those rendered.
-No torch; prices come from the FrameOps database when it is reachable, else the catalog's
-default prices, else ``--price MODEL=USD_PER_HOUR``.
+No torch and no Django: prices are handed in (FrameOps passes the rates it has loaded;
+the command line reads a ``--prices`` file that ``manage.py planner_prices`` writes, and
+``--price MODEL=USD_PER_HOUR``).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 from collectors.catalog import catalog_entries
@@ -125,13 +128,12 @@ def plan(workload: Workload, prices: dict[str, tuple[Decimal, str]]) -> list[Pla
 
 
 def prices_load(
-    overrides: dict[str, Decimal], *, use_database: bool
+    overrides: dict[str, Decimal], *, base: dict[str, tuple[Decimal, str]] | None = None
 ) -> dict[str, tuple[Decimal, str]]:
-    """GPU model -> (price per GPU-hour, where it came from): the cheapest current on-demand
-    rate loaded into FrameOps, else the model's default price; overrides win."""
-    prices: dict[str, tuple[Decimal, str]] = {}
-    if use_database:
-        prices.update(_database_prices())
+    """GPU model -> (price per GPU-hour, where it came from): ``base`` (what the caller read:
+    FrameOps hands its loaded prices, ``finops.pricing.selectors.planner_prices``; the CLI a
+    ``--prices`` file), then the overrides, which win."""
+    prices: dict[str, tuple[Decimal, str]] = dict(base or {})
     known = {e["name"] for e in catalog_entries()}
     for name, price in overrides.items():
         if name not in known:
@@ -144,34 +146,25 @@ def prices_load(
     return prices
 
 
-def _database_prices() -> dict[str, tuple[Decimal, str]]:
-    import os
-
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "finops.settings")
-    django.setup()
-    from django.db.models import Min, Q
-    from django.utils import timezone
-
-    from finops.fleet.models import GpuModel, PricingModel
-    from finops.pricing.models import PriceRate
-
-    now = timezone.now()
-    found: dict[str, tuple[Decimal, str]] = {}
-    for model in GpuModel.objects.exclude(default_price_per_gpu_hour=None):
-        found[model.name] = (model.default_price_per_gpu_hour, "catalog default")
-    rates = (
-        PriceRate.objects.filter(
-            Q(valid_to__isnull=True) | Q(valid_to__gt=now), valid_from__lte=now
-        )
-        .filter(pricing_model=PricingModel.ON_DEMAND, gpu_model__isnull=False)
-        .values("gpu_model__name")
-        .annotate(price=Min("price_per_gpu_hour"))
-    )
-    for rate in rates:
-        found[rate["gpu_model__name"]] = (rate["price"], "cheapest on-demand rate")
-    return found
+def prices_read(path: Path) -> dict[str, tuple[Decimal, str]]:
+    """A prices file (``manage.py planner_prices --output FILE``): ``{"GPU model": {"price":
+    "2.5", "source": "…"}}``. Raises ValueError naming the entry that is wrong."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--prices {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--prices {path}: expected an object of GPU model to price")
+    out: dict[str, tuple[Decimal, str]] = {}
+    for name, entry in raw.items():
+        try:
+            price = Decimal(str(entry["price"]))
+        except (KeyError, TypeError, InvalidOperation):
+            raise ValueError(f'--prices {path}: {name!r}: expected {{"price": "USD"}}') from None
+        if not price.is_finite() or price < 0:
+            raise ValueError(f"--prices {path}: {name!r}: price must be a number >= 0")
+        out[name] = (price, str(entry.get("source") or path.name))
+    return out
 
 
 def attention_share(workload: Workload) -> float:

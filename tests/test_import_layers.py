@@ -1,7 +1,7 @@
 """Layers point one way (STYLE.md): ``collectors/`` and ``inference/`` import nothing of
 Django or ``finops``; domain apps never import ``finops.api``; telemetry does not import
 costing or jobs code. Walks every module's imports (top level and inside functions) with
-``ast``; the few known exceptions are listed with what will remove them."""
+``ast``; there are no exceptions."""
 
 from __future__ import annotations
 
@@ -9,19 +9,6 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# (module, imported) pairs that break a rule today, each with the work that removes it.
-KNOWN = {
-    # The planner reads prices from the database itself (issue 25: the Django side is to
-    # hand them over).
-    ("inference.plan", "django"),
-    ("inference.plan", "django.db.models"),
-    ("inference.plan", "django.utils"),
-    ("inference.plan", "finops.fleet.models"),
-    ("inference.plan", "finops.pricing.models"),
-    # The DCGM pull attributes pods as it pulls (issue 25: its own step after the pull).
-    ("finops.telemetry.dcgm_pull", "finops.jobs.kubernetes"),
-}
 
 
 def _imports(path: Path) -> set[str]:
@@ -67,8 +54,7 @@ def test_layers_point_one_way():
         for imported in imports
         if _broken(module, imported)
     }
-    assert broken - KNOWN == set(), "imports that break the layering rules"
-    assert KNOWN - broken == set(), "listed exceptions that no longer exist: remove them"
+    assert broken == set(), "imports that break the layering rules"
 
 
 def test_the_rule_catches_what_it_should():

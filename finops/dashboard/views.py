@@ -38,6 +38,7 @@ from finops.insights.models import FindingStatus
 from finops.insights.selectors import finding_judges, finding_list_visible, finding_may_judge
 from finops.insights.services import finding_status_set
 from finops.jobs.models import GpuAllocation, JobStatus, RenderJob
+from finops.pricing.selectors import planner_prices
 from finops.telemetry.models import GpuHour, GpuMinute, StorageSample
 
 WINDOWS = {
@@ -478,7 +479,7 @@ SHAPES = {"wan-1.3b": "Wan 2.1 1.3B", "wan-14b": "Wan 2.1 14B", "hunyuan": "Huny
 def planner(request: HttpRequest) -> HttpResponse:
     """The what-if of ``python -m inference plan`` (the same code; it imports no torch).
     It has no window: it prices at the rates loaded now."""
-    from inference.plan import Workload, plan, prices_load
+    from inference.plan import Workload, plan
     from inference.shapes import shape_get
 
     form = {
@@ -519,7 +520,7 @@ def planner(request: HttpRequest) -> HttpResponse:
         steps=values["steps"],
         regen_rate=values["regen_rate"],
     )
-    rows = [r.as_dict() for r in plan(workload, prices_load({}, use_database=True))]
+    rows = [r.as_dict() for r in plan(workload, planner_prices())]
     table = Table(
         "plan",
         "",

@@ -1,6 +1,7 @@
 """Kubernetes attribution without job events: dcgm-exporter labels each GPU's series with
-the pod that holds it (``namespace``, ``pod``, ``container``); the DCGM pull hands those
-presences here. GPU time of a pod becomes a job of source ``k8s`` (external id
+the pod that holds it (``namespace``, ``pod``, ``container``); the DCGM pull records those
+presences (``PodPresence``) with the samples it stores, and this step, run after the pull,
+turns them into jobs. GPU time of a pod becomes a job of source ``k8s`` (external id
 ``NAMESPACE/POD``, team and project from a mapping, one allocation per GPU for each run of
 steps the series was present), so such fleets get per-team cost, findings and reports
 with no job API. A time-sliced GPU has a series per pod: each pod gets its own allocation
@@ -14,12 +15,13 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 
-from collectors.dcgm import PodRef
+from collectors.dcgm import PodRef, query_pod_labels
 from finops.fleet.models import Gpu
 from finops.jobs.models import (
     GpuAllocation,
@@ -29,6 +31,7 @@ from finops.jobs.models import (
     RenderJob,
 )
 from finops.jobs.services import AllocationIn, job_record
+from finops.telemetry.models import PodPresence
 
 SOURCE = "k8s"
 log = logging.getLogger("frameops.k8s")
@@ -41,17 +44,6 @@ class K8sReport:
     covered: int = 0  # intervals a job event already covers
     unmapped_namespaces: int = 0
     refused: int = 0
-
-
-def _runs(stamps: set[float], step_s: float) -> list[tuple[float, float]]:
-    """Consecutive steps as ``[first, last + step)`` intervals (a missing step ends one)."""
-    out: list[tuple[float, float]] = []
-    for ts in sorted(stamps):
-        if out and ts - out[-1][1] <= step_s * 0.5:
-            out[-1] = (out[-1][0], ts + step_s)
-        else:
-            out.append((ts, ts + step_s))
-    return out
 
 
 def _merge(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -74,14 +66,15 @@ def mapping_for(
 
 
 def pods_attribute(
-    pods: Mapping[tuple[str, PodRef], set[float]],
+    pods: Mapping[tuple[str, PodRef], list[tuple[datetime, datetime]]],
     *,
     step_s: float,
     until: datetime,
     pod_labels: Callable[[], Mapping[tuple[str, str], Mapping[str, str]]] | None = None,
 ) -> K8sReport:
-    """Record the pods' GPU time up to ``until`` (the end of the pulled range) as ``k8s``
-    jobs; a pod still present in the last step stays running."""
+    """Record the pods' GPU time (device key and pod -> runs of steps) up to ``until`` (the
+    end of the pulled range) as ``k8s`` jobs; a pod still present in the last step stays
+    running."""
     report = K8sReport()
     if not pods:
         return report
@@ -93,14 +86,11 @@ def pods_attribute(
     by_pod: dict[PodRef, dict[int, list[tuple[datetime, datetime]]]] = defaultdict(dict)
     mapped: dict[PodRef, KubernetesMapping] = {}
     unmapped: dict[str, tuple[set[str], float, datetime, datetime]] = {}
-    for (device_key, pod), stamps in pods.items():
+    for (device_key, pod), listed in pods.items():
         gpu = gpus.get(device_key)
-        if gpu is None:
+        if gpu is None or not listed:
             continue
-        runs = [
-            (datetime.fromtimestamp(a, tz=UTC), datetime.fromtimestamp(b, tz=UTC))
-            for a, b in _runs(stamps, step_s)
-        ]
+        runs = sorted(listed)
         mapping = mapping_for(pod, labels.get((pod.namespace, pod.pod), {}), mappings)
         if mapping is None:
             names, seconds, first, last = unmapped.get(
@@ -180,3 +170,41 @@ def pods_attribute(
         report.jobs += 1
         report.allocations += len(allocations)
     return report
+
+
+def pod_presences_attribute(
+    *, pod_labels: Callable[..., Mapping[tuple[str, str], Mapping[str, str]]] = query_pod_labels
+) -> K8sReport:
+    """Attribute the pod presences the DCGM pull recorded, a pulled range at a time (oldest
+    first; each in one transaction that deletes what it attributed), with the pods' labels
+    read from the Prometheus they came from at the end of that range."""
+    report = K8sReport()
+    while True:
+        with transaction.atomic():
+            first = (
+                PodPresence.objects.select_for_update(skip_locked=True)
+                .order_by("until", "id")
+                .values("source", "until", "step_s")
+                .first()
+            )
+            if first is None:
+                return report
+            rows = list(
+                PodPresence.objects.select_for_update(skip_locked=True).filter(
+                    source=first["source"], until=first["until"], step_s=first["step_s"]
+                )
+            )
+            pods: dict[tuple[str, PodRef], list[tuple[datetime, datetime]]] = defaultdict(list)
+            for row in rows:
+                pods[(row.device_key, PodRef(row.namespace, row.pod, row.container))].append(
+                    (row.start, row.end)
+                )
+            # Labels as of the range's last step.
+            at = first["until"] - timedelta(seconds=first["step_s"])
+            done = pods_attribute(
+                pods, step_s=first["step_s"], until=first["until"],
+                pod_labels=lambda url=first["source"], at=at: pod_labels(url, at=at),
+            )  # fmt: skip
+            PodPresence.objects.filter(pk__in=[r.pk for r in rows]).delete()
+        for name in ("jobs", "allocations", "covered", "unmapped_namespaces", "refused"):
+            setattr(report, name, getattr(report, name) + getattr(done, name))

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import Min, Q
+from django.utils import timezone
 
-from finops.fleet.models import GpuModel, Node, StorageDevice
+from finops.fleet.models import GpuModel, Node, PricingModel, StorageDevice
 from finops.pricing.models import PriceRate
 
 
@@ -177,3 +178,23 @@ def unpriced_node_ids(*, at: datetime) -> set[int]:
         if book.resolve(node=node, at=at, gpu_model=gpu_model).price is None:
             unpriced.add(node.pk)
     return unpriced
+
+
+def planner_prices(*, at: datetime | None = None) -> dict[str, tuple[Decimal, str]]:
+    """What the planner (``inference.plan``) prices each GPU model at: the cheapest on-demand
+    rate loaded and valid at ``at`` (now), else the model's default rate set in the admin;
+    GPU model name -> (price per GPU-hour, where it came from)."""
+    at = at or timezone.now()
+    found: dict[str, tuple[Decimal, str]] = {}
+    for model in GpuModel.objects.exclude(default_price_per_gpu_hour=None):
+        found[model.name] = (model.default_price_per_gpu_hour, "catalog default")
+    rates = (
+        PriceRate.objects.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=at), valid_from__lte=at)
+        .filter(pricing_model=PricingModel.ON_DEMAND, gpu_model__isnull=False)
+        .values("gpu_model__name")
+        .annotate(price=Min("price_per_gpu_hour"))
+        .order_by()
+    )
+    for rate in rates:
+        found[rate["gpu_model__name"]] = (rate["price"], "cheapest on-demand rate")
+    return found

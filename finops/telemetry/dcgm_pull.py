@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from collectors.dcgm import Device, ParseResult, query_pod_labels, query_prometheus
+from collectors.dcgm import Device, ParseResult, query_prometheus, step_runs
 from collectors.dcgm_minutes import (
     PREFIX,
     RULE_DELAY_S,
@@ -29,7 +30,7 @@ from collectors.rollups import MINUTE
 from finops.fleet.models import Gpu, Node, Site
 from finops.fleet.selectors import gpu_model_for_reported_name
 from finops.telemetry.ingest import IngestResult, gpu_samples_store
-from finops.telemetry.models import PullWatermark, SampleSource
+from finops.telemetry.models import PodPresence, PullWatermark, SampleSource
 
 PROMETHEUS_SITE = "prometheus"
 log = logging.getLogger("frameops.dcgm")
@@ -116,26 +117,39 @@ def dcgm_devices_register(devices: Iterable[Device]) -> int:
     return created
 
 
+def pod_presences_record(
+    pods: dict[tuple[str, Any], set[float]], *, source: str, step_s: float, until: datetime
+) -> int:
+    """Store the pods a pull saw (device key and pod -> step timestamps) as runs of steps."""
+    rows = [
+        PodPresence(source=source, device_key=key, namespace=pod.namespace, pod=pod.pod,
+                    container=pod.container, start=datetime.fromtimestamp(a, tz=UTC),
+                    end=datetime.fromtimestamp(b, tz=UTC), step_s=step_s, until=until)
+        for (key, pod), stamps in pods.items()
+        for a, b in step_runs(stamps, step_s)
+    ]  # fmt: skip
+    PodPresence.objects.bulk_create(rows)
+    return len(rows)
+
+
 def dcgm_pull(
     *,
     url: str | None = None,
     now: datetime | None = None,
     step_s: int | None = None,
     query: Callable[..., ParseResult] = query_prometheus,
-    pod_labels: Callable[..., dict[tuple[str, str], dict[str, str]]] = query_pod_labels,
     mode: str | None = None,
 ) -> dict[str, object]:
     """Read the completed steps after the watermark, in chunks of at most
     ``DCGM_PULL_CHUNK_STEPS`` steps (each stored with its watermark in its own
     transaction, so a long catch-up keeps what it has read), never further back than
-    ``DCGM_PULL_MAX_LOOKBACK_S``: older steps are reported as a gap, not read. Series
-    labelled with a Kubernetes pod become ``k8s`` jobs (``finops.jobs.kubernetes``).
-    With ``DCGM_PULL_MODE=minutes`` it reads recorded minutes instead
-    (``dcgm_minutes_pull``)."""
-    from finops.jobs.kubernetes import pods_attribute
-
+    ``DCGM_PULL_MAX_LOOKBACK_S``: older steps are reported as a gap, not read. The pods
+    series are labelled with are recorded as ``PodPresence`` runs in the same transaction;
+    the Kubernetes attribution turns them into jobs as its own step
+    (``finops.jobs.kubernetes.pod_presences_attribute``). With ``DCGM_PULL_MODE=minutes``
+    it reads recorded minutes instead (``dcgm_minutes_pull``)."""
     if (mode or settings.DCGM_PULL_MODE) == "minutes":
-        return dcgm_minutes_pull(url=url, now=now, pod_labels=pod_labels)
+        return dcgm_minutes_pull(url=url, now=now)
     url = url or settings.PROMETHEUS_URL
     if not url:
         return {"skipped": "PROMETHEUS_URL is not set"}
@@ -152,7 +166,7 @@ def dcgm_pull(
         counts["gap"] = gap
     totals = dict.fromkeys(
         ("samples", "accepted", "duplicate", "rejected", "skipped_points", "registered_gpus",
-         "k8s_jobs", "k8s_unmapped_namespaces"), 0,
+         "pod_runs"), 0,
     )  # fmt: skip
     chunk = timedelta(seconds=step_s * settings.DCGM_PULL_CHUNK_STEPS)
     chunks = 0
@@ -167,16 +181,15 @@ def dcgm_pull(
                 result=IngestResult(),
                 source=SampleSource.DCGM,
             )
-            pods = pods_attribute(
-                parsed.pods, step_s=step_s, until=last + timedelta(seconds=step_s),
-                pod_labels=lambda at=last: pod_labels(url, at=at),
-            )  # fmt: skip
+            pod_runs = pod_presences_record(
+                parsed.pods, source=url, step_s=step_s, until=last + timedelta(seconds=step_s)
+            )
             PullWatermark.objects.update_or_create(source=source, defaults={"until": last})
         for name, value in (
             ("samples", len(parsed.samples)), ("accepted", result.accepted),
             ("duplicate", result.duplicate), ("rejected", result.rejected),
             ("skipped_points", parsed.skipped_lines), ("registered_gpus", registered),
-            ("k8s_jobs", pods.jobs), ("k8s_unmapped_namespaces", pods.unmapped_namespaces),
+            ("pod_runs", pod_runs),
         ):  # fmt: skip
             totals[name] += value
         chunks += 1
@@ -211,13 +224,11 @@ def dcgm_minutes_pull(
     url: str | None = None,
     now: datetime | None = None,
     query: Callable[..., RecordedMinutes] = query_recorded_minutes,
-    pod_labels: Callable[..., dict[tuple[str, str], dict[str, str]]] = query_pod_labels,
 ) -> dict[str, object]:
     """Minute rollups recorded by Prometheus (``deploy/prometheus/frameops-minute-rules.yml``)
     after the watermark, in chunks of at most 12 hours, each stored with its watermark in
     one transaction. Minutes are upserts by (GPU, minute), so a minute read twice is not
-    stored twice; pods on the series become ``k8s`` jobs as in the samples pull."""
-    from finops.jobs.kubernetes import pods_attribute
+    stored twice; pods on the series are recorded as in the samples pull."""
     from finops.telemetry.ingest import gpu_minutes_store
 
     url = url or settings.PROMETHEUS_URL
@@ -232,9 +243,8 @@ def dcgm_minutes_pull(
     if gap:
         counts["gap"] = gap
     totals = dict.fromkeys(
-        ("minutes", "accepted", "rejected", "skipped_points", "registered_gpus", "k8s_jobs",
-         "k8s_unmapped_namespaces"), 0,
-    )  # fmt: skip
+        ("minutes", "accepted", "rejected", "skipped_points", "registered_gpus", "pod_runs"), 0
+    )
     chunks = 0
     cursor = start
     while cursor <= end:
@@ -246,18 +256,16 @@ def dcgm_minutes_pull(
             result = gpu_minutes_store(
                 records=list(enumerate(minutes, start=1)), result=IngestResult()
             )
-            pods = pods_attribute(
+            pod_runs = pod_presences_record(
                 {key: {t for t in stamps if cursor.timestamp() <= t <= last.timestamp()}
                  for key, stamps in recorded.pods.items()},
-                step_s=60, until=last + MINUTE,
-                pod_labels=lambda at=last: pod_labels(url, at=at),
+                source=url, step_s=60, until=last + MINUTE,
             )  # fmt: skip
             PullWatermark.objects.update_or_create(source=source, defaults={"until": last})
         for name, value in (
             ("minutes", len(minutes)), ("accepted", result.accepted),
             ("rejected", result.rejected), ("skipped_points", recorded.skipped),
-            ("registered_gpus", registered), ("k8s_jobs", pods.jobs),
-            ("k8s_unmapped_namespaces", pods.unmapped_namespaces),
+            ("registered_gpus", registered), ("pod_runs", pod_runs),
         ):  # fmt: skip
             totals[name] += value
         for problem in recorded.problems[:5]:

@@ -251,6 +251,29 @@ class RollupBacklog(models.Model):
         return f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M}"
 
 
+class PodPresence(models.Model):
+    """A run of pull steps in which dcgm-exporter showed a Kubernetes pod on a device,
+    recorded by the DCGM pull in the transaction of the samples it read. The Kubernetes
+    attribution (``finops.jobs.kubernetes``) turns these into ``k8s`` jobs as a step of
+    its own after the pull, and deletes them."""
+
+    source = models.CharField(max_length=300, help_text="The Prometheus URL (for pod labels).")
+    device_key = models.CharField(max_length=128, help_text="GPU UUID, or UUID/instance (MIG).")
+    namespace = models.CharField(max_length=253)
+    pod = models.CharField(max_length=253)
+    container = models.CharField(max_length=253, blank=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    step_s = models.FloatField()
+    until = models.DateTimeField(help_text="End of the pulled range the run was seen in.")
+
+    class Meta:
+        indexes = [models.Index(fields=["until", "id"], name="podpresence_until_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.pod} on {self.device_key} from {self.start:%H:%M:%S}"
+
+
 class PullWatermark(models.Model):
     """How far a pull source (e.g. the DCGM Prometheus pull) has read, so a restart
     neither skips nor reads an interval twice."""

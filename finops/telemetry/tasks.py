@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.conf import settings
 from django.utils import timezone
 
@@ -47,6 +47,9 @@ def rollup_recent() -> dict[str, int]:
     max_retries=3,
 )
 def pull_dcgm() -> dict[str, object]:
-    """DCGM samples from Prometheus since the last watermark (no-op without PROMETHEUS_URL)."""
+    """DCGM samples from Prometheus since the last watermark (no-op without PROMETHEUS_URL);
+    pods seen on the GPUs are attributed by the jobs app's task, sent by name right after."""
     counts = dcgm_pull()
+    if counts.get("pod_runs"):
+        current_app.send_task("finops.jobs.tasks.attribute_kubernetes_pods")
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in counts.items()}

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 import torch
+from django.core.management import call_command
 
 from finops.fleet.models import GpuModel
 from finops.jobs.models import RenderJob
@@ -108,16 +109,23 @@ def test_a_rejected_report_says_why(server, team_a, make_key, tmp_path, capsys):
 
 
 @pytest.mark.django_db
-def test_plan_prices_a_usable_second_with_the_loaded_rates(capsys):
+def test_plan_prices_a_usable_second_with_the_loaded_rates(capsys, tmp_path):
     h100 = GpuModel.objects.get(name="H100 SXM")
     PriceRate.objects.create(
         provider="aws", sku="p5.48xlarge", region="us-east-1", pricing_model="on-demand",
         gpu_model=h100, gpus_per_unit=8, price_per_unit_hour=Decimal("24.00"),
         price_per_gpu_hour=Decimal("3.00"), valid_from="2026-01-01T00:00:00Z", source="csv",
     )  # fmt: skip
+    # FrameOps hands its loaded rates to the planner (which imports no Django) as a file.
+    prices = tmp_path / "prices.json"
+    call_command("planner_prices", "--output", str(prices))
+    assert json.loads(prices.read_text())["H100 SXM"] == {
+        "price": "3.000000",
+        "source": "cheapest on-demand rate",
+    }
     code = main([
         "plan", "--shape", "wan-1.3b", "--height", "480", "--width", "832", "--frames", "81",
-        "--regen-rate", "0.5", "--json",
+        "--regen-rate", "0.5", "--json", "--prices", str(prices),
     ])  # fmt: skip
     assert code == 0
     rows = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)["gpus"]}
@@ -133,11 +141,23 @@ def test_plan_prices_a_usable_second_with_the_loaded_rates(capsys):
     assert rows["L4"]["cost_per_usable_second"] is None  # no price loaded for it
     # Every attempt usable: half the cost per usable second.
     main(["plan", "--shape", "wan-1.3b", "--height", "480", "--width", "832", "--frames", "81",
-          "--json"])  # fmt: skip
+          "--json", "--prices", str(prices)])  # fmt: skip
     once = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)["gpus"]}["H100 SXM"]
     assert float(once["cost_per_usable_second"]) == pytest.approx(
         float(h100_row["cost_per_usable_second"]) / 2, rel=2e-3
     )
+
+
+def test_a_bad_prices_file_is_named(tmp_path):
+    from inference.plan import prices_read
+
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"H100 SXM": {"price": "-1"}}')
+    with pytest.raises(ValueError, match="'H100 SXM': price must be a number >= 0"):
+        prices_read(bad)
+    bad.write_text('{"H100 SXM": 3}')
+    with pytest.raises(ValueError, match="'H100 SXM': expected"):
+        prices_read(bad)
 
 
 def test_plan_marks_what_does_not_fit():

@@ -14,8 +14,10 @@ from collectors.dcgm import parse_exposition
 from finops.costing.engine import ledger_recompute
 from finops.costing.selectors import AllocationQuery, allocation_report
 from finops.fleet.models import Gpu
+from finops.jobs.kubernetes import pod_presences_attribute
 from finops.jobs.models import KubernetesMapping, KubernetesUnmapped, RenderJob
 from finops.telemetry.dcgm_pull import dcgm_pull
+from finops.telemetry.models import PodPresence
 
 pytestmark = pytest.mark.django_db
 
@@ -53,8 +55,12 @@ def test_pods_are_charged_to_their_teams_with_no_job_event(history, settings, te
     start = datetime.fromtimestamp(t0, tz=UTC)
     settings.DCGM_PULL_LOOKBACK_S = 3 * 3600 + 60
     pulled = dcgm_pull(url=url, now=start + timedelta(hours=1, minutes=1), step_s=15)
-    assert pulled["registered_gpus"] == 3
-    assert pulled["k8s_jobs"] == 3 and pulled["k8s_unmapped_namespaces"] == 1
+    assert pulled["registered_gpus"] == 3 and pulled["pod_runs"] > 0
+    # The pull only records where pods were; attribution is the step after it.
+    assert not RenderJob.objects.filter(source="k8s").exists()
+    attributed = pod_presences_attribute()
+    assert attributed.jobs == 3 and attributed.unmapped_namespaces == 1
+    assert not PodPresence.objects.exists()
     jobs = {j.external_id: j for j in RenderJob.objects.filter(source="k8s")}
     assert set(jobs) == {"render/job-a", "render/job-b", "vfx/job-c"}
     assert jobs["render/job-a"].team == team_a and jobs["render/job-a"].project == "trailer"
@@ -79,7 +85,8 @@ def test_pods_are_charged_to_their_teams_with_no_job_event(history, settings, te
     assert hours["studio-b"] == Decimal("0.25")
     # A second pull of the same range changes nothing; a later one extends the running job.
     again = dcgm_pull(url=url, now=start + timedelta(hours=1, minutes=1), step_s=15)
-    assert again["samples"] == 0 and RenderJob.objects.filter(source="k8s").count() == 3
+    assert again["samples"] == 0 and pod_presences_attribute().jobs == 0
+    assert RenderJob.objects.filter(source="k8s").count() == 3
 
 
 def test_the_scrape_prints_each_devices_pods():
@@ -133,9 +140,8 @@ def test_a_mig_instance_is_its_own_device(team_a):
                       hostname="k8s-node-2", mig_instance_id=1, mig_profile="1g.10gb")  # fmt: skip
     dcgm_devices_register([parent, instance])
     KubernetesMapping.objects.create(namespace="render", team=team_a)
-    t0 = NOW.timestamp()
-    stamps = {t0 + 15 * i for i in range(8)}
-    report = pods_attribute({("GPU-m/1", PodRef("render", "small-job")): stamps}, step_s=15,
+    runs = [(NOW, NOW + timedelta(minutes=2))]
+    report = pods_attribute({("GPU-m/1", PodRef("render", "small-job")): runs}, step_s=15,
                             until=NOW + timedelta(minutes=10))  # fmt: skip
     assert report.jobs == 1
     (held,) = RenderJob.objects.get(source="k8s", external_id="render/small-job").allocations.all()

@@ -16,7 +16,7 @@ import numpy as np
 from finops.fleet.models import GpuModel
 from finops.insights.context import Context
 from finops.insights.detectors import Draft, dec, fix_action, money, severity_of
-from inference.plan import prices_load
+from finops.pricing.selectors import planner_prices
 
 HEADROOM = 1.10  # the next tier must hold the peak with 10% to spare
 
@@ -53,7 +53,7 @@ def detect(ctx: Context) -> list[Draft]:
         gpu_cost[gpu_cost["component"].isin(["gpu", "idle"])].groupby("gpu_model")["quantity"].sum()
     )
     catalog = {m.name: m for m in GpuModel.objects.all()}
-    prices = prices_load({}, use_database=True)
+    prices = planner_prices()
     drafts = []
     for model in sorted(set(by_model.index) | set(oom_count.index)):
         row = by_model.loc[model] if model in by_model.index else None
