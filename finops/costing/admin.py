@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.contrib import admin
 
 from finops.costing.models import (
+    ClipDay,
     DirtyWindow,
     LedgerDay,
+    LedgerDimensionDay,
     LedgerEntry,
     LedgerPrice,
     OutputDay,
@@ -58,11 +60,34 @@ class LedgerDayAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
+@admin.register(LedgerDimensionDay)
+class LedgerDimensionDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "basis", "bucket", "team", "project", "model_name", "model_version",
+                    "resolution", "component", "regeneration", "amount"]  # fmt: skip
+    list_filter = ["basis", "bucket", "component", "regeneration", "team"]
+    search_fields = ["team__slug", "project", "model_name"]
+    list_select_related = ["team"]
+    date_hierarchy = "day"
+    show_full_result_count = False
+
+
 @admin.register(OutputDay)
 class OutputDayAdmin(admin.ModelAdmin):
-    list_display = ["day", "team", "generated_seconds", "usable_seconds"]
+    list_display = ["day", "team", "project", "model_name", "model_version", "resolution",
+                    "attempts", "generated_seconds", "usable_seconds"]  # fmt: skip
     list_filter = ["team"]
     date_hierarchy = "day"
+    show_full_result_count = False
+
+
+@admin.register(ClipDay)
+class ClipDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "clip", "team", "cost", "attempts", "usable_attempts"]
+    list_filter = ["team"]
+    raw_id_fields = ["clip"]
+    list_select_related = ["clip", "team"]
+    date_hierarchy = "day"
+    show_full_result_count = False
 
 
 class RecomputeRunDayInline(admin.TabularInline):

@@ -6,6 +6,7 @@ from finops.telemetry.models import (
     GpuHour,
     GpuMinute,
     GpuSample,
+    PodPresence,
     PullWatermark,
     RollupBacklog,
     StorageSample,
@@ -81,6 +82,14 @@ class StorageSampleAdmin(admin.ModelAdmin):
 @admin.register(RollupBacklog)
 class RollupBacklogAdmin(admin.ModelAdmin):
     list_display = ["start", "end", "created_at"]
+
+
+@admin.register(PodPresence)
+class PodPresenceAdmin(admin.ModelAdmin):
+    """Pods the DCGM pull saw on GPUs, waiting for the Kubernetes attribution step."""
+
+    list_display = ["namespace", "pod", "device_key", "start", "end", "until"]
+    search_fields = ["namespace", "pod", "device_key"]
 
 
 @admin.register(PullWatermark)
