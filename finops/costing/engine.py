@@ -52,6 +52,7 @@ from finops.costing.models import (
     LedgerDay,
     LedgerEntry,
     LedgerPrice,
+    LedgerTeamDay,
 )
 from finops.costing.selectors import regeneration_flag
 from finops.costing.summaries import day_summaries_replace
@@ -690,6 +691,7 @@ def ledger_recompute(
             deleted += LedgerEntry.objects.filter(**window).delete()[0]
             LedgerPrice.objects.filter(**window).delete()
             LedgerDay.objects.filter(day=day).delete()
+            LedgerTeamDay.objects.filter(day=day).delete()
             day_store(ledger, computed_at)
             entries += len(ledger)
             for hour, node_id, price, _, _ in ledger.prices:

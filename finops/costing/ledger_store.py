@@ -1,6 +1,7 @@
 """A computed day of the ledger, as columns, and how it is stored: lines, prices and the
-daily summary by binary COPY of the numpy columns (PostgreSQL) or ``bulk_create``
-(SQLite, the single-user demo). Amounts and quantities are integers in millionths."""
+daily summaries by team and node and by team alone, by binary COPY of the numpy columns
+(PostgreSQL) or ``bulk_create`` (SQLite, the single-user demo). Amounts and quantities are
+integers in millionths."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import pandas as pd
 from django.db import connection
 
 from finops.costing.columns import MICRO, Column, copy_columns
-from finops.costing.models import Basis, Bucket, Component, LedgerDay, LedgerEntry, LedgerPrice
+from finops.costing.models import (
+    Basis,
+    Bucket,
+    Component,
+    LedgerDay,
+    LedgerEntry,
+    LedgerPrice,
+    LedgerTeamDay,
+)
 
 HOUR_US = 3600 * MICRO
 NONE = -1  # a key column's null
@@ -84,6 +93,13 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
     """The day's lines, prices and summary: binary COPY of columns (PostgreSQL) or
     ``bulk_create`` (SQLite, the single-user demo)."""
     summary = _day_summary(ledger)
+    by_team = (
+        summary.groupby(["basis", "bucket", "team", "component", "regen"], sort=True)[
+            ["quantity", "amount", "unpriced", "assumed"]
+        ]
+        .sum()
+        .reset_index()
+    )
     if connection.vendor != "postgresql":
         LedgerEntry.objects.bulk_create(_entries(ledger, computed_at), batch_size=2000)
         LedgerPrice.objects.bulk_create(
@@ -100,6 +116,14 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
                       quantity=_decimal(r.quantity), amount=_decimal(r.amount),
                       unpriced_quantity=_decimal(r.unpriced), assumed_quantity=_decimal(r.assumed))
             for r in summary.itertuples(index=False)
+        )  # fmt: skip
+        LedgerTeamDay.objects.bulk_create(
+            LedgerTeamDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
+                          team_id=None if r.team == NONE else int(r.team), component=r.component,
+                          regeneration=bool(r.regen), quantity=_decimal(r.quantity),
+                          amount=_decimal(r.amount), unpriced_quantity=_decimal(r.unpriced),
+                          assumed_quantity=_decimal(r.assumed))
+            for r in by_team.itertuples(index=False)
         )  # fmt: skip
         return
     day_us = round(ledger.day.timestamp()) * MICRO
@@ -154,6 +178,21 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
             Column("assumed_quantity", "micro", summary["assumed"].to_numpy()),
         ]  # fmt: skip
         copy_columns(cursor, LedgerDay._meta.db_table, columns, len(summary))
+        columns = [
+            Column("day", "timestamptz", day_us),
+            Column("basis", "text", np.char.encode(by_team["basis"].to_numpy().astype(str))),
+            Column("bucket", "text", np.char.encode(by_team["bucket"].to_numpy().astype(str))),
+            Column("team_id", "int8", by_team["team"].to_numpy(),
+                   null=by_team["team"].to_numpy() == NONE),
+            Column("component", "text",
+                   np.char.encode(by_team["component"].to_numpy().astype(str))),
+            Column("regeneration", "bool", by_team["regen"].to_numpy()),
+            Column("quantity", "micro", by_team["quantity"].to_numpy()),
+            Column("amount", "micro", by_team["amount"].to_numpy()),
+            Column("unpriced_quantity", "micro", by_team["unpriced"].to_numpy()),
+            Column("assumed_quantity", "micro", by_team["assumed"].to_numpy()),
+        ]  # fmt: skip
+        copy_columns(cursor, LedgerTeamDay._meta.db_table, columns, len(by_team))
 
 
 def _entries(ledger: DayLedger, computed_at: datetime) -> Any:

@@ -42,6 +42,7 @@ from finops.costing.models import (
     LedgerDimensionDay,
     LedgerEntry,
     LedgerPrice,
+    LedgerTeamDay,
     OutputDay,
 )
 from finops.costing.money import money_str, quantity_str
@@ -239,7 +240,8 @@ def resolution_of(prefix: str = "") -> Case:
 @dataclass(frozen=True)
 class Part:
     """A part of a report's window and the table that answers it: ``lines`` (the hourly
-    ledger), ``day`` (``LedgerDay``) or ``dimension`` (``LedgerDimensionDay``)."""
+    ledger), ``team`` (``LedgerTeamDay``), ``day`` (``LedgerDay``) or ``dimension``
+    (``LedgerDimensionDay``)."""
 
     source: str
     start: datetime
@@ -261,25 +263,38 @@ def report_parts(query: AllocationQuery, *, summaries: bool = True) -> list[Part
     by_node = query.idle == "share" and query.share_idle_by == "node"
     if not summaries or query.step == "1h":
         source = "lines"
+    elif aggregates == {"team"} and not by_node:
+        source = "team"
     elif aggregates <= set(DAY_AGGREGATES):
         source = "day"
     elif aggregates <= set(DIMENSION_AGGREGATES) and not by_node:
         source = "dimension"
     else:
         source = "lines"
-    first = _day_ceil(query.start)
-    last = query.end.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day_parts(query.start, query.end, source)
+
+
+def day_parts(start: datetime, end: datetime, source: str) -> list[Part]:
+    """``[start, end)`` as its whole UTC days from the summary ``source`` and the hours
+    before and after them from the lines (all of it from lines when ``source`` is lines)."""
+    first = _day_ceil(start)
+    last = end.replace(hour=0, minute=0, second=0, microsecond=0)
     if source == "lines" or first >= last:
-        return [Part("lines", query.start, query.end)]
+        return [Part("lines", start, end)]
     parts = [Part(source, first, last)]
-    if query.start < first:
-        parts.insert(0, Part("lines", query.start, first))
-    if last < query.end:
-        parts.append(Part("lines", last, query.end))
+    if start < first:
+        parts.insert(0, Part("lines", start, first))
+    if last < end:
+        parts.append(Part("lines", last, end))
     return parts
 
 
 SUMS = ("amount", "quantity", "unpriced_quantity", "assumed_quantity")
+SUMMARIES: dict[str, Any] = {
+    "team": LedgerTeamDay,
+    "day": LedgerDay,
+    "dimension": LedgerDimensionDay,
+}
 
 
 def _part_rows(
@@ -308,7 +323,7 @@ def _part_rows(
             .annotate(**basis_sums(query.basis))
             .order_by()
         )
-    model = LedgerDay if part.source == "day" else LedgerDimensionDay
+    model = SUMMARIES[part.source]
     return list(
         model.objects.filter(day__gte=part.start, day__lt=part.end, basis=query.basis)
         .filter(visible)
@@ -320,7 +335,8 @@ def _part_rows(
 
 
 def _paths(source: str, aggregate: tuple[str, ...]) -> dict[str, str]:
-    table = {"lines": AGGREGATES, "day": DAY_AGGREGATES, "dimension": DIMENSION_AGGREGATES}
+    table = {"lines": AGGREGATES, "team": DAY_AGGREGATES, "day": DAY_AGGREGATES,
+             "dimension": DIMENSION_AGGREGATES}  # fmt: skip
     return {a: table[source][a] for a in aggregate}
 
 
@@ -340,18 +356,12 @@ def unpriced_warnings(parts: list[Part], visible: Q) -> list[str]:
                 unit="gpu_hour", unit_price__isnull=True,
             )  # fmt: skip
             field = "quantity"
-        else:
-            model = LedgerDay if part.source == "day" else LedgerDimensionDay
-            rows = model.objects.filter(
+        else:  # whatever summary the report read, the nodes come from LedgerDay
+            rows = LedgerDay.objects.filter(
                 visible, day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION,
                 unpriced_quantity__gt=0,
             )  # fmt: skip
             field = "unpriced_quantity"
-            if part.source == "dimension":  # no node there: the nodes come from LedgerDay
-                rows = LedgerDay.objects.filter(
-                    visible, day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION,
-                    unpriced_quantity__gt=0,
-                )  # fmt: skip
         for node_id, total in (
             rows.values("node_id").annotate(total=Sum(field)).values_list("node_id", "total")
         ):
@@ -482,7 +492,8 @@ def allocation_report(
         out_steps.append(
             {"start": step_start.isoformat(), "end": step_end.isoformat(), "rows": result_rows}
         )
-    warnings = unpriced_warnings(parts, visible)
+    unpriced = any(c["unpriced_gpu_hours"] for cells in table for c in cells.values())
+    warnings = unpriced_warnings(parts, visible) if unpriced else []
     assumed = sum(
         (c["usage_assumed_gpu_hours"] for cells in table for c in cells.values()), Decimal(0)
     )
@@ -603,14 +614,14 @@ class MonthBurn:
 
 def month_burn(teams: Any, *, now: datetime | None = None) -> dict[int, MonthBurn]:
     """Month-to-date team cost (allocation basis, idle not shared) per team of ``teams``,
-    from the daily summary: one grouped query."""
+    from the daily summary by team: one grouped query."""
     now = now or timezone.now()
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     days = calendar.monthrange(month_start.year, month_start.month)[1]
     elapsed = max((now - month_start).total_seconds(), 3600.0)
     teams = list(teams)
     spent = dict(
-        LedgerDay.objects.filter(
+        LedgerTeamDay.objects.filter(
             day__gte=month_start,
             day__lt=now,
             basis=Basis.ALLOCATION,

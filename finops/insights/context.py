@@ -28,7 +28,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest, Least
 
-from finops.costing.models import Bucket, LedgerEntry
+from finops.costing.models import Basis, Bucket, LedgerDay, LedgerEntry, LedgerTeamDay
+from finops.costing.selectors import day_parts
 from finops.fleet.models import Gpu
 from finops.jobs.models import JobStatus, RenderJob
 from finops.telemetry.models import GpuHour
@@ -38,6 +39,14 @@ FAILED = (JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED)
 
 def _frame(rows: Any, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(rows), columns=columns)
+
+
+def _sum_frame(rows: list[tuple[Any, ...]], keys: list[str], sums: list[str]) -> pd.DataFrame:
+    """Rows of several parts of a window, summed per key (Decimal sums stay exact)."""
+    frame = _frame(rows, [*keys, *sums])
+    if not len(frame):
+        return frame
+    return frame.groupby(keys, sort=True)[sums].sum().reset_index()
 
 
 @dataclass
@@ -97,27 +106,55 @@ class Context:
             .order_by(),
             ["gpu_id", "node_id", "bucket", "component", "amount", "quantity"],
         )
-        ledger_node = _frame(
-            lines.values("node_id", "bucket", "component")
-            .annotate(total=Sum("amount"))
-            .values_list("node_id", "bucket", "component", "total")
-            .order_by(),
-            ["node_id", "bucket", "component", "amount"],
-        )
+        # By node and by team: whole days from the daily summary, the hours around them
+        # from the lines (the same sums; tests/costing/test_ledger_summaries.py).
+        node_rows: list[tuple[Any, ...]] = []
+        team_rows: list[tuple[Any, ...]] = []
         regen = Q(job__usable=False) | Q(job__status__in=FAILED)
-        ledger_team = _frame(
-            lines.filter(bucket=Bucket.TEAM)
-            .values("team_id", "component")
-            .annotate(
-                total=Sum("amount"),
-                regen=Coalesce(
-                    Sum("amount", filter=regen), Value(Decimal(0)), output_field=DecimalField()
-                ),
+        zero = Value(Decimal(0))
+        for part in day_parts(start, end, "day"):
+            if part.source == "lines":
+                part_lines = LedgerEntry.objects.filter(
+                    window_start__gte=part.start, window_start__lt=part.end
+                )
+                node_rows += (
+                    part_lines.values("node_id", "bucket", "component")
+                    .annotate(total=Sum("amount"))
+                    .values_list("node_id", "bucket", "component", "total")
+                    .order_by()
+                )
+                team_rows += (
+                    part_lines.filter(bucket=Bucket.TEAM)
+                    .values("team_id", "component")
+                    .annotate(total=Sum("amount"), regen=Coalesce(
+                        Sum("amount", filter=regen), zero, output_field=DecimalField()))
+                    .values_list("team_id", "component", "total", "regen")
+                    .order_by()
+                )  # fmt: skip
+                continue
+            days = LedgerDay.objects.filter(
+                day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION
             )
-            .values_list("team_id", "component", "total", "regen")
-            .order_by(),
-            ["team_id", "component", "amount", "regeneration"],
-        )
+            node_rows += (
+                days.values("node_id", "bucket", "component")
+                .annotate(total=Sum("amount"))
+                .values_list("node_id", "bucket", "component", "total")
+                .order_by()
+            )
+            team_rows += (
+                LedgerTeamDay.objects.filter(
+                    day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION,
+                    bucket=Bucket.TEAM,
+                )
+                .values("team_id", "component")
+                .annotate(total=Sum("amount"), regen=Coalesce(
+                    Sum("amount", filter=Q(regeneration=True)), zero,
+                    output_field=DecimalField()))
+                .values_list("team_id", "component", "total", "regen")
+                .order_by()
+            )  # fmt: skip
+        ledger_node = _sum_frame(node_rows, ["node_id", "bucket", "component"], ["amount"])
+        ledger_team = _sum_frame(team_rows, ["team_id", "component"], ["amount", "regeneration"])
         job_cost = dict(
             lines.filter(job__isnull=False)
             .values("job_id")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from collectors.pricing.offers import PriceOffer
@@ -32,7 +33,16 @@ from collectors.records import GpuSample, StorageSample
 from finops.accounts.models import Role, Team
 from finops.accounts.services import membership_set
 from finops.costing.engine import ledger_recompute
-from finops.costing.models import DirtyWindow, LedgerDay, LedgerEntry, LedgerPrice, OutputDay
+from finops.costing.models import (
+    ClipDay,
+    DirtyWindow,
+    LedgerDay,
+    LedgerDimensionDay,
+    LedgerEntry,
+    LedgerPrice,
+    LedgerTeamDay,
+    OutputDay,
+)
 from finops.fleet.models import Node, Site
 from finops.fleet.services import GpuRegistration, StorageRegistration, node_register
 from finops.insights.models import Finding
@@ -136,8 +146,19 @@ def studio_clear() -> dict[str, int]:
             + Finding.objects.filter(scope_key__startswith=f"GPU-{PREFIX}").delete()[0],
         }
         LedgerPrice.objects.filter(node_id__in=nodes).delete()
+        days = list(LedgerDay.objects.filter(node_id__in=nodes).values_list("day", flat=True)
+                    .distinct().order_by())  # fmt: skip
         LedgerDay.objects.filter(node_id__in=nodes).delete()
-        OutputDay.objects.filter(team_id__in=teams).delete()
+        # Summaries without a node hold the simulated fleet's idle with any real fleet's:
+        # those days' rows go, and the days are marked for the costing beat to rebuild.
+        simulated_or_fleet = Q(team_id__in=teams) | Q(team__isnull=True)
+        for model in (LedgerTeamDay, LedgerDimensionDay):
+            model.objects.filter(simulated_or_fleet, day__in=days).delete()
+        DirtyWindow.objects.bulk_create(
+            [DirtyWindow(window_start=day) for day in days], ignore_conflicts=True
+        )
+        for model in (OutputDay, ClipDay):
+            model.objects.filter(team_id__in=teams).delete()
         counts["jobs"] = RenderJob.objects.filter(source=SOURCE).delete()[0]
         Clip.objects.filter(team_id__in=teams).delete()
         counts["fleet rows"] = Node.objects.filter(id__in=nodes).delete()[0]

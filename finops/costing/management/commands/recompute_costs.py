@@ -13,9 +13,12 @@ from finops.commands import day_chunks, parse_time, range_arguments_add
 from finops.costing.engine import ledger_recompute
 from finops.costing.fanout import recompute_fan_out, run_progress
 from finops.costing.models import (
+    ClipDay,
     LedgerDay,
+    LedgerDimensionDay,
     LedgerEntry,
     LedgerPrice,
+    LedgerTeamDay,
     OutputDay,
     RecomputeRunDay,
 )
@@ -106,7 +109,8 @@ class Command(BaseCommand):
             # Fresh statistics for the tables just rewritten: planned on stale ones (a few rows
             # where there are now hundreds of thousands), the month's report sorted on disk.
             with connection.cursor() as cursor:
-                for model in (LedgerEntry, LedgerDay, LedgerPrice, OutputDay):
+                for model in (LedgerEntry, LedgerDay, LedgerTeamDay, LedgerDimensionDay,
+                              LedgerPrice, OutputDay, ClipDay):  # fmt: skip
                     cursor.execute(f"ANALYZE {model._meta.db_table}")
         if unpriced:
             self._warn_unpriced(unpriced)
