@@ -49,6 +49,10 @@ def main() -> None:
         default=None,
         help="days (from the first) with minute rollups for every GPU (default: all)",
     )
+    parser.add_argument(
+        "--profile-day", action="store_true",
+        help="after timing, print a cProfile of recomputing the month's middle day",
+    )  # fmt: skip
     args = parser.parse_args()
 
     with bench_database("attribution"):
@@ -103,6 +107,19 @@ def main() -> None:
         p95 = statistics.quantiles(latencies, n=20)[18]
         print(f"  allocation API, month by team: p95 {p95:.0f} ms over 20 requests")
 
+        if args.profile_day:
+            import cProfile
+            import pstats
+            from datetime import timedelta
+
+            from finops.costing.engine import ledger_recompute
+
+            day = start + timedelta(days=args.days // 2)
+            profiler = cProfile.Profile()
+            profiler.runcall(ledger_recompute, start=day, end=day + timedelta(days=1))
+            print(f"--- profile of recomputing {day:%Y-%m-%d} ---")
+            stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative")
+            stats.print_stats(r"finops/|psycopg/(connection|cursor)|numpy|pandas/core/groupby", 35)
         figures = {
             "bench": "attribution",
             "jobs": month.jobs,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Case,
@@ -532,64 +533,67 @@ def clip_costs(
     their attempts (all of them, in or out of the window: jobs of the clip that started)
     and how many were usable; and over every clip with cost in the window, ``count``,
     ``attempts`` and ``usable_clips`` (those with a usable attempt). Whole days from the
-    daily clip summary, the hours around them from the ledger lines."""
+    daily clip summary, the hours around them from the ledger lines; one query, whose
+    answer is the shown clips and one row of totals, however many clips the window has."""
     query = AllocationQuery(start, end, ("team",), "window", "separate", Basis.ALLOCATION)
-    costs: dict[int, Decimal] = defaultdict(Decimal)
+    parts_sql, params = [], []
     for part in report_parts(query):
         if part.source == "lines":
-            rows = (
-                LedgerEntry.objects.filter(
-                    team__in=teams, window_start__gte=part.start, window_start__lt=part.end,
-                    job__clip__isnull=False,
-                )
-                .values("job__clip_id")
-                .annotate(total=Sum("amount"))
-                .values_list("job__clip_id", "total")
-            )  # fmt: skip
+            rows = LedgerEntry.objects.filter(
+                team__in=teams, window_start__gte=part.start, window_start__lt=part.end,
+                job__clip__isnull=False,
+            ).annotate(c_clip=F("job__clip_id"), c_total=F("amount"))  # fmt: skip
         else:
-            rows = (
-                ClipDay.objects.filter(team__in=teams, day__gte=part.start, day__lt=part.end)
-                .values("clip_id")
-                .annotate(total=Sum("cost"))
-                .filter(total__isnull=False)  # a clip with lines, if unpriced ones
-                .values_list("clip_id", "total")
-            )
-        for clip_id, total in rows.order_by():
-            costs[clip_id] += total or 0
-    # Every attempt of these clips, in or out of the window: one grouped read.
-    tried: dict[int, tuple[int, int]] = {
-        clip_id: (n or 0, good or 0)
-        for clip_id, n, good in ClipDay.objects.filter(clip_id__in=list(costs))
-        .values("clip_id")
-        .annotate(n=Sum("attempts"), good=Sum("usable_attempts"))
-        .values_list("clip_id", "n", "good")
-        .order_by()
-    } if costs else {}  # fmt: skip
-    ranked = sorted(costs, key=lambda c: (-costs[c], c))
-    shown = ranked if limit is None else ranked[:limit]
+            rows = ClipDay.objects.filter(
+                team__in=teams, day__gte=part.start, day__lt=part.end, cost__isnull=False
+            ).annotate(c_clip=F("clip_id"), c_total=F("cost"))
+        values = rows.values_list("c_clip", "c_total").order_by()
+        sql, part_params = values.query.get_compiler(using=values.db).as_sql()
+        parts_sql.append(f"SELECT q.c_clip, q.c_total FROM ({sql}) q")  # noqa: S608
+        params += part_params
+    clipday = ClipDay._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH costs AS (SELECT u.c_clip AS clip_id, SUM(u.c_total) AS cost "  # noqa: S608
+            f"FROM ({' UNION ALL '.join(parts_sql)}) u GROUP BY u.c_clip), "
+            f"tried AS (SELECT d.clip_id, SUM(d.attempts) AS n, SUM(d.usable_attempts) AS good "
+            f"FROM {clipday} d WHERE d.clip_id IN (SELECT clip_id FROM costs) "
+            "GROUP BY d.clip_id), "
+            "both_ AS (SELECT c.clip_id, c.cost, COALESCE(t.n, 0) AS n, "
+            "COALESCE(t.good, 0) AS good FROM costs c LEFT JOIN tried t ON t.clip_id = c.clip_id) "
+            "SELECT * FROM (SELECT 0 AS kind, clip_id, cost, n, good FROM both_ "
+            "ORDER BY cost DESC, clip_id LIMIT %s) top_ UNION ALL "
+            "SELECT 1, COUNT(*), NULL, SUM(n), SUM(CASE WHEN good > 0 THEN 1 ELSE 0 END) "
+            "FROM both_",
+            [*params, 2**62 if limit is None else limit],
+        )
+        rows_out = cursor.fetchall()
+    shown = [r for r in rows_out if r[0] == 0]
+    shown.sort(key=lambda r: (-Decimal(str(r[2])), r[1]))
+    totals = next(r for r in rows_out if r[0] == 1)
     clips = {
         c["id"]: c
-        for c in Clip.objects.filter(id__in=shown).values(
+        for c in Clip.objects.filter(id__in=[r[1] for r in shown]).values(
             "id", "external_id", "team__slug", "project", "model_name"
         )
     }
     return {
-        "count": len(costs),
-        "attempts": sum(n for n, _ in tried.values()),
-        "usable_clips": sum(1 for _, good in tried.values() if good),
+        "count": int(totals[1] or 0),
+        "attempts": int(totals[3] or 0),
+        "usable_clips": int(totals[4] or 0),
         "clips": [
             {
-                "clip_id": c,
-                "clip__external_id": clips[c]["external_id"],
-                "team__slug": clips[c]["team__slug"],
-                "project": clips[c]["project"],
-                "model_name": clips[c]["model_name"],
-                "attempts": tried.get(c, (0, 0))[0],
-                "usable": tried.get(c, (0, 0))[1],
-                "cost": costs[c],
+                "clip_id": clip_id,
+                "clip__external_id": clips[clip_id]["external_id"],
+                "team__slug": clips[clip_id]["team__slug"],
+                "project": clips[clip_id]["project"],
+                "model_name": clips[clip_id]["model_name"],
+                "attempts": int(n),
+                "usable": int(good),
+                "cost": Decimal(str(cost)).quantize(Decimal("0.000001")),
             }
-            for c in shown
-            if c in clips
+            for _, clip_id, cost, n, good in shown
+            if clip_id in clips
         ],
     }
 

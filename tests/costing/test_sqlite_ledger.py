@@ -26,7 +26,19 @@ for basis in ("allocation", "usage"):
     for r in LedgerDay.objects.filter(basis=basis).values("bucket", "team__slug", "component", "amount"):
         key = f"day-{basis}:{r['team__slug'] or r['bucket']}:{r['component']}"
         totals[key] = str(round(float(totals.get(key, 0)) + float(r["amount"]), 6))
-print(json.dumps({"totals": totals, "prices": LedgerPrice.objects.count()}))
+from datetime import timedelta
+from finops.accounts.models import Team
+from finops.costing.selectors import AllocationQuery, allocation_report, clip_costs
+day = scenario.T10.replace(hour=0)
+clips = clip_costs(teams=Team.objects.all(), start=day, end=day + timedelta(days=1))
+by_project = allocation_report(
+    query=AllocationQuery.from_params({"window": f"{day.isoformat()},{(day + timedelta(days=1)).isoformat()}",
+                                       "aggregate": "team,project"}),
+    teams=Team.objects.all(), all_teams=True)
+print(json.dumps({"totals": totals, "prices": LedgerPrice.objects.count(),
+                  "clips": [[c["clip__external_id"], c["attempts"], c["usable"], str(c["cost"])]
+                            for c in clips["clips"]],
+                  "by_project": {r["name"]: r["total_cost"] for r in by_project["steps"][0]["rows"]}}))
 """
 
 
@@ -43,3 +55,7 @@ def test_the_scenario_ledger_on_the_embedded_sqlite_database(tmp_path):
         assert totals[f"{prefix}:studio-a:waste"] == 2.8
         assert totals[f"{prefix}:studio-b:waste"] == 1.1
     assert result["prices"] == 4  # two nodes, two hours
+    # The daily summaries read there too: clip c1's two attempts ($3.00 and $0.50), and the
+    # day by team and project from the summary by job dimension.
+    assert result["clips"][-1] == ["c1", 2, 1, "3.500000"] and len(result["clips"]) == 3
+    assert result["by_project"]["studio-a,"] == "7.50"
