@@ -58,4 +58,4 @@ def test_the_scenario_ledger_on_the_embedded_sqlite_database(tmp_path):
     # The daily summaries read there too: clip c1's two attempts ($3.00 and $0.50), and the
     # day by team and project from the summary by job dimension.
     assert result["clips"][-1] == ["c1", 2, 1, "3.500000"] and len(result["clips"]) == 3
-    assert result["by_project"]["studio-a,"] == "7.50"
+    assert result["by_project"]["studio-b,trailer"] == "4.00", result["by_project"]
