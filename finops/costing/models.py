@@ -278,8 +278,9 @@ class OutputDay(models.Model):
 class ClipDay(models.Model):
     """A clip's day, kept with the ledger's daily summaries: the cost of its attempts' ledger
     lines that day (allocation basis), and the attempts that started that day, how many of
-    them were judged usable, and when the first and last of them started. A clip may have
-    two rows a day (one for cost, one for attempts): readers sum them."""
+    them were judged usable, whether the clip's first usable attempt is among them, and when
+    the first and last of them started. A clip may have two rows a day (one for cost, one
+    for attempts): readers sum them."""
 
     day = models.DateTimeField()
     clip = models.ForeignKey(Clip, on_delete=models.CASCADE, db_constraint=False, db_index=False)
@@ -293,6 +294,9 @@ class ClipDay(models.Model):
     )
     attempts = models.PositiveIntegerField(default=0)
     usable_attempts = models.PositiveIntegerField(default=0)
+    first_usable = models.PositiveSmallIntegerField(
+        default=0, help_text="1 when the clip's first usable attempt started this day."
+    )
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
 

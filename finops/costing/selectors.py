@@ -525,62 +525,93 @@ def allocation_report(
     }
 
 
+def attempts_started(start: datetime, end: datetime) -> QuerySet[RenderJob]:
+    """Attempts at clips (jobs with a clip) that started in ``[start, end)``, each marked
+    ``first_usable`` when it is usable and no earlier attempt of its clip was."""
+    earlier_usable = RenderJob.objects.filter(
+        clip_id=OuterRef("clip_id"), usable=True, started_at__lt=OuterRef("started_at")
+    )
+    return RenderJob.objects.filter(
+        started_at__gte=start, started_at__lt=end, clip__isnull=False
+    ).annotate(
+        first_usable=ExpressionWrapper(
+            Q(usable=True) & ~Exists(earlier_usable), output_field=BooleanField()
+        )
+    )
+
+
 def clip_costs(
     *, teams: Any, start: datetime, end: datetime, limit: int | None = None
 ) -> dict[str, Any]:
-    """Clips with cost in ``[start, end)`` for ``teams``: ``clips``, the ``limit`` most
-    expensive (all with no limit) with the cost of their attempts' lines in the window and
-    their attempts (all of them, in or out of the window: jobs of the clip that started)
-    and how many were usable; and over every clip with cost in the window, ``count``,
-    ``attempts`` and ``usable_clips`` (those with a usable attempt). Whole days from the
-    daily clip summary, the hours around them from the ledger lines; one query, whose
-    answer is the shown clips and one row of totals, however many clips the window has."""
+    """The clips of ``teams`` in ``[start, end)``: ``attempts`` (attempts at clips that
+    started in the window), ``usable_clips`` (clips whose first usable attempt started in
+    it), ``count`` (clips with ledger cost in it) and ``clips``, the ``limit`` most
+    expensive of those (all with no limit) with their cost in the window and their attempts
+    and usable attempts (all of them, in or out of the window). Whole days from the daily
+    clip summary, the hours around them from the ledger lines and jobs; the counts are sums,
+    so a window's read grows with its days and clips, never per job."""
     query = AllocationQuery(start, end, ("team",), "window", "separate", Basis.ALLOCATION)
-    parts_sql, params = [], []
-    for part in report_parts(query):
+    parts = report_parts(query)
+    costs_sql, params = [], []
+    attempts = usable_clips = 0
+    for part in parts:
         if part.source == "lines":
             rows = LedgerEntry.objects.filter(
                 team__in=teams, window_start__gte=part.start, window_start__lt=part.end,
                 job__clip__isnull=False,
             ).annotate(c_clip=F("job__clip_id"), c_total=F("amount"))  # fmt: skip
+            counted = (
+                attempts_started(part.start, part.end)
+                .filter(team__in=teams)
+                .aggregate(n=Count("id"), good=Count("id", filter=Q(first_usable=True)))
+            )
         else:
             rows = ClipDay.objects.filter(
                 team__in=teams, day__gte=part.start, day__lt=part.end, cost__isnull=False
             ).annotate(c_clip=F("clip_id"), c_total=F("cost"))
+            counted = ClipDay.objects.filter(
+                team__in=teams, day__gte=part.start, day__lt=part.end
+            ).aggregate(n=Sum("attempts"), good=Sum("first_usable"))
+        attempts += counted["n"] or 0
+        usable_clips += counted["good"] or 0
         values = rows.values_list("c_clip", "c_total").order_by()
         sql, part_params = values.query.get_compiler(using=values.db).as_sql()
-        parts_sql.append(f"SELECT q.c_clip, q.c_total FROM ({sql}) q")  # noqa: S608
+        costs_sql.append(f"SELECT q.c_clip, q.c_total FROM ({sql}) q")  # noqa: S608
         params += part_params
-    clipday = ClipDay._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH costs AS (SELECT u.c_clip AS clip_id, SUM(u.c_total) AS cost "  # noqa: S608
-            f"FROM ({' UNION ALL '.join(parts_sql)}) u GROUP BY u.c_clip), "
-            f"tried AS (SELECT d.clip_id, SUM(d.attempts) AS n, SUM(d.usable_attempts) AS good "
-            f"FROM {clipday} d WHERE d.clip_id IN (SELECT clip_id FROM costs) "
-            "GROUP BY d.clip_id), "
-            "both_ AS (SELECT c.clip_id, c.cost, COALESCE(t.n, 0) AS n, "
-            "COALESCE(t.good, 0) AS good FROM costs c LEFT JOIN tried t ON t.clip_id = c.clip_id) "
-            "SELECT * FROM (SELECT 0 AS kind, clip_id, cost, n, good FROM both_ "
-            "ORDER BY cost DESC, clip_id LIMIT %s) top_ UNION ALL "
-            "SELECT 1, COUNT(*), NULL, SUM(n), SUM(CASE WHEN good > 0 THEN 1 ELSE 0 END) "
-            "FROM both_",
+            "WITH costs AS (SELECT u.c_clip AS clip_id, SUM(u.c_total) AS cost "  # noqa: S608
+            f"FROM ({' UNION ALL '.join(costs_sql)}) u GROUP BY u.c_clip) "
+            "SELECT * FROM (SELECT 0 AS kind, clip_id, cost FROM costs "
+            "ORDER BY cost DESC, clip_id LIMIT %s) top_ "
+            "UNION ALL SELECT 1, COUNT(*), NULL FROM costs",
             [*params, 2**62 if limit is None else limit],
         )
         rows_out = cursor.fetchall()
-    shown = [r for r in rows_out if r[0] == 0]
-    shown.sort(key=lambda r: (-Decimal(str(r[2])), r[1]))
-    totals = next(r for r in rows_out if r[0] == 1)
+    shown = sorted(
+        ((clip_id, Decimal(str(cost))) for kind, clip_id, cost in rows_out if kind == 0),
+        key=lambda r: (-r[1], r[0]),
+    )
+    count = next(int(clip_id or 0) for kind, clip_id, _ in rows_out if kind == 1)
+    ids = [clip_id for clip_id, _ in shown]
+    tried = {
+        clip_id: (n or 0, good or 0)
+        for clip_id, n, good in ClipDay.objects.filter(clip_id__in=ids)
+        .values("clip_id")
+        .annotate(n=Sum("attempts"), good=Sum("usable_attempts"))
+        .values_list("clip_id", "n", "good")
+        .order_by()
+    }  # fmt: skip
     clips = {
         c["id"]: c
-        for c in Clip.objects.filter(id__in=[r[1] for r in shown]).values(
+        for c in Clip.objects.filter(id__in=ids).values(
             "id", "external_id", "team__slug", "project", "model_name"
         )
     }
     return {
-        "count": int(totals[1] or 0),
-        "attempts": int(totals[3] or 0),
-        "usable_clips": int(totals[4] or 0),
+        "count": count,
+        "attempts": int(attempts),
+        "usable_clips": int(usable_clips),
         "clips": [
             {
                 "clip_id": clip_id,
@@ -588,11 +619,11 @@ def clip_costs(
                 "team__slug": clips[clip_id]["team__slug"],
                 "project": clips[clip_id]["project"],
                 "model_name": clips[clip_id]["model_name"],
-                "attempts": int(n),
-                "usable": int(good),
-                "cost": Decimal(str(cost)).quantize(Decimal("0.000001")),
+                "attempts": int(tried.get(clip_id, (0, 0))[0]),
+                "usable": int(tried.get(clip_id, (0, 0))[1]),
+                "cost": cost.quantize(Decimal("0.000001")),
             }
-            for _, clip_id, cost, n, good in shown
+            for clip_id, cost in shown
             if clip_id in clips
         ],
     }

@@ -37,6 +37,7 @@ from finops.costing.models import (
     OutputDay,
 )
 from finops.costing.selectors import (
+    attempts_started,
     basis_sums,
     job_seconds_rows,
     regeneration_flag,
@@ -143,8 +144,8 @@ def _output_day(day: datetime) -> None:
 
 def _clip_day(day: datetime) -> None:
     """Each clip's cost that day (allocation basis), and its attempts that started that day."""
-    fields = ["clip", "team", "cost", "attempts", "usable_attempts", "first_attempt_at",
-              "last_attempt_at"]  # fmt: skip
+    fields = ["clip", "team", "cost", "attempts", "usable_attempts", "first_usable",
+              "first_attempt_at", "last_attempt_at"]  # fmt: skip
     costs = (
         LedgerEntry.objects.filter(
             window_start__gte=day, window_start__lt=day + DAY, job__clip__isnull=False
@@ -154,6 +155,7 @@ def _clip_day(day: datetime) -> None:
             s_cost=Sum("amount"),
             s_attempts=Value(0),
             s_usable_attempts=Value(0),
+            s_first_usable=Value(0),
             s_first_attempt_at=Cast(Value(None), models.DateTimeField()),
             s_last_attempt_at=Cast(Value(None), models.DateTimeField()),
         )
@@ -161,12 +163,13 @@ def _clip_day(day: datetime) -> None:
     )
     _insert(ClipDay, day, costs, fields)
     attempts = (
-        RenderJob.objects.filter(started_at__gte=day, started_at__lt=day + DAY, clip__isnull=False)
+        attempts_started(day, day + DAY)
         .values(s_clip=F("clip_id"), s_team=F("team_id"))
         .annotate(
             s_cost=Cast(Value(None), DecimalField(max_digits=18, decimal_places=6)),
             s_attempts=Count("id"),
             s_usable_attempts=Count("id", filter=Q(usable=True)),
+            s_first_usable=Count("id", filter=Q(first_usable=True)),
             s_first_attempt_at=Min("started_at"),
             s_last_attempt_at=Max("started_at"),
         )

@@ -308,5 +308,13 @@ def job_judge(
         job.quality_score = quality_score
     job.save(update_fields=["usable", "quality_score", "updated_at"])
     if job.started_at:
-        cost_windows_mark_dirty(spans=[(job.started_at, job.finished_at or job.started_at)])
+        spans = [(job.started_at, job.finished_at or job.started_at)]
+        if job.clip_id:  # which attempt is the clip's first usable one may change for later ones
+            spans += [
+                (started, finished or started)
+                for started, finished in RenderJob.objects.filter(
+                    clip_id=job.clip_id, started_at__gt=job.started_at
+                ).values_list("started_at", "finished_at")
+            ]
+        cost_windows_mark_dirty(spans=spans)
     return job

@@ -138,7 +138,9 @@ def _build(jobs, telemetry):  # type: ignore[no-untyped-def]
 
 
 def _clip_costs_from_lines(teams, start, end):  # type: ignore[no-untyped-def]
-    """Clip costs as the lines and jobs say, independently of the clip summary."""
+    """Clip costs as the lines and jobs say, independently of the clip summary: attempts
+    that started in the window, clips whose first usable attempt started in it, and the
+    clips with cost in it, with all their attempts."""
     costs = dict(
         LedgerEntry.objects.filter(team__in=teams, window_start__gte=start, window_start__lt=end,
                                    job__clip__isnull=False)
@@ -150,11 +152,24 @@ def _clip_costs_from_lines(teams, start, end):  # type: ignore[no-untyped-def]
         for r in RenderJob.objects.filter(clip_id__in=list(costs), started_at__isnull=False)
         .values("clip_id").annotate(n=Count("id"), good=Count("id", filter=Q(usable=True)))
     }  # fmt: skip
+    attempts = RenderJob.objects.filter(team__in=teams, clip__isnull=False,
+                                        started_at__gte=start, started_at__lt=end)  # fmt: skip
+    first_usable = {}
+    for clip_id, started in (
+        RenderJob.objects.filter(clip__isnull=False, usable=True)
+        .order_by("started_at")
+        .values_list("clip_id", "started_at")
+    ):
+        first_usable.setdefault(clip_id, started)
     ranked = sorted(costs, key=lambda c: (-costs[c], c))
     return {
         "count": len(costs),
-        "attempts": sum(n for n, _ in tried.values()),
-        "usable_clips": sum(1 for _, good in tried.values() if good),
+        "attempts": attempts.count(),
+        "usable_clips": sum(
+            1
+            for clip_id, started in first_usable.items()
+            if start <= started < end and attempts.filter(clip_id=clip_id).exists()
+        ),
         "clips": [(c, tried[c], str(costs[c].quantize(Decimal("0.01")))) for c in ranked],
     }
 
