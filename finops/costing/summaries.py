@@ -84,42 +84,66 @@ DIMENSIONS = {
 
 
 def _dimension_day(day: datetime) -> None:
+    """The day's lines by job dimension on both bases, from one grouped pass over the lines:
+    the allocation basis's amounts, the usage basis's used amounts (``used_amounts``, as
+    the reports charge them) and, for a team's GPU lines, the waste between the two."""
     lines = LedgerEntry.objects.filter(window_start__gte=day, window_start__lt=day + DAY).annotate(
         s_bucket=F("bucket"),
         **{f"s_{k}": v for k, v in DIMENSIONS.items()},
         s_resolution=resolution_of("job__"),
+        s_component=F("component"),
         s_regeneration=regeneration_flag(),
     )
     keys = ["bucket", *DIMENSIONS, "resolution", "component", "regeneration"]
-    fields = ["basis", *keys, "quantity", "amount", "unpriced_quantity", "assumed_quantity"]
-    grouped = lines.annotate(s_component=F("component")).values(*[f"s_{k}" for k in keys])
-    for basis in Basis.values:
-        charged = basis_sums(basis)
-        rows = grouped.annotate(
-            s_basis=Value(basis, output_field=models.CharField()),
-            s_amount=charged["basis_amount"],
-            s_quantity=charged["basis_quantity"],
-            s_unpriced_quantity=charged["unpriced_quantity"],
-            s_assumed_quantity=charged["assumed_quantity"],
-        ).order_by()
-        _insert(LedgerDimensionDay, day, rows, fields)
-    # The usage basis's waste: the held time of a team's GPU lines its activity left unused.
     used, used_quantity = used_amounts()
-    waste = (
-        lines.filter(bucket=Bucket.TEAM, component=Component.GPU)
-        .annotate(s_component=Value(str(Component.WASTE), output_field=models.CharField()))
-        .values(*[f"s_{k}" for k in keys])
-        .annotate(
-            s_basis=Value(str(Basis.USAGE), output_field=models.CharField()),
-            s_amount=Sum(F("amount") - used, output_field=DecimalField()),
-            s_quantity=Sum(F("quantity") - used_quantity, output_field=DecimalField()),
-            s_unpriced_quantity=ZERO,
-            s_assumed_quantity=ZERO,
-        )
-        .filter(s_amount__gt=0)
-        .order_by()
-    )
-    _insert(LedgerDimensionDay, day, waste, fields)
+    flags = basis_sums(Basis.ALLOCATION)
+    sums = {
+        "g_amount": Sum("amount"),
+        "g_quantity": Sum("quantity"),
+        "g_used": Sum(used),
+        "g_used_quantity": Sum(used_quantity),
+        "g_unpriced": flags["unpriced_quantity"],
+        "g_assumed": flags["assumed_quantity"],
+    }
+    grouped = lines.values(*[f"s_{k}" for k in keys]).annotate(**sums).order_by()
+    table = LedgerDimensionDay._meta
+    if connection.vendor == "postgresql":
+        query = grouped.values_list(*[f"s_{k}" for k in keys], *sums)
+        sql, params = query.query.get_compiler(using=query.db).as_sql()
+        columns = ", ".join(table.get_field(k).column for k in keys)
+        picked = ", ".join(f"g.s_{k}" for k in keys)
+        as_waste = picked.replace("g.s_component", "'waste'")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH g AS ({sql}) INSERT INTO {table.db_table} (day, basis, {columns}, "  # noqa: S608
+                "quantity, amount, unpriced_quantity, assumed_quantity) "
+                f"SELECT %s, 'allocation', {picked}, g.g_quantity, g.g_amount, g.g_unpriced, "
+                f"g.g_assumed FROM g UNION ALL SELECT %s, 'usage', {picked}, g.g_used_quantity, "
+                f"g.g_used, g.g_unpriced, g.g_assumed FROM g UNION ALL SELECT %s, 'usage', "
+                f"{as_waste}, g.g_quantity - g.g_used_quantity, g.g_amount - g.g_used, 0, 0 "
+                "FROM g WHERE g.s_bucket = 'team' AND g.s_component = 'gpu' "
+                "AND g.g_amount - g.g_used > 0",
+                [*params, day, day, day],
+            )
+        return
+    made = []
+    for r in grouped:
+        dims = {table.get_field(k).attname: r[f"s_{k}"] for k in keys}
+        made += [
+            LedgerDimensionDay(day=day, basis=Basis.ALLOCATION, **dims, quantity=r["g_quantity"],
+                               amount=r["g_amount"], unpriced_quantity=r["g_unpriced"],
+                               assumed_quantity=r["g_assumed"]),
+            LedgerDimensionDay(day=day, basis=Basis.USAGE, **dims, quantity=r["g_used_quantity"],
+                               amount=r["g_used"], unpriced_quantity=r["g_unpriced"],
+                               assumed_quantity=r["g_assumed"]),
+        ]  # fmt: skip
+        waste = r["g_amount"] - r["g_used"]
+        if r["s_bucket"] == Bucket.TEAM and r["s_component"] == Component.GPU and waste > 0:
+            made.append(LedgerDimensionDay(
+                day=day, basis=Basis.USAGE, **{**dims, "component": Component.WASTE},
+                quantity=r["g_quantity"] - r["g_used_quantity"], amount=waste,
+            ))  # fmt: skip
+    LedgerDimensionDay.objects.bulk_create(made, batch_size=2000)
 
 
 def _output_day(day: datetime) -> None:
