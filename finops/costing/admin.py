@@ -9,6 +9,7 @@ from finops.costing.models import (
     LedgerDimensionDay,
     LedgerEntry,
     LedgerPrice,
+    LedgerTeamDay,
     OutputDay,
     RecomputeRun,
     RecomputeRunDay,
@@ -56,6 +57,15 @@ class LedgerDayAdmin(admin.ModelAdmin):
     list_filter = ["basis", "bucket", "component", "regeneration", "team"]
     search_fields = ["team__slug", "node__hostname"]
     list_select_related = ["team", "node"]
+    date_hierarchy = "day"
+    show_full_result_count = False
+
+
+@admin.register(LedgerTeamDay)
+class LedgerTeamDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "basis", "bucket", "team", "component", "regeneration", "amount"]
+    list_filter = ["basis", "bucket", "component", "regeneration", "team"]
+    list_select_related = ["team"]
     date_hierarchy = "day"
     show_full_result_count = False
 

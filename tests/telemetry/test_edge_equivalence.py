@@ -49,10 +49,26 @@ def _results(start, end) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     )  # fmt: skip
     _, drafts = drafts_detect(start=start, end=end)
     findings = sorted(
-        (d.pattern, d.scope_kind, d.scope_key, d.team_id, d.waste, d.scope_cost, str(d.evidence))
+        (d.pattern, d.scope_kind, d.scope_key, d.team_id, _settled(d.waste),
+         _settled(d.scope_cost), str(_settled(d.evidence)))
         for d in drafts
-    )
+    )  # fmt: skip
     return {"alerts": fired, "ledger": ledger, "findings": findings}
+
+
+def _settled(value: Any) -> Any:
+    """A finding's figures as shown: money to the millionth, other numbers to nine significant
+    digits (detectors sum float rollups in pandas, whose last bits follow the row order the
+    database returned, which differs from one read to the next)."""
+    if isinstance(value, dict):
+        return {k: _settled(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_settled(v) for v in value]
+    if isinstance(value, Decimal):
+        return value.quantize(Decimal("0.000001"))
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    return value
 
 
 def _edge_minutes(start, end) -> list[tuple[int, Any]]:  # type: ignore[no-untyped-def]
