@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--gpus", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of the detection after timing"
+    )
     args = parser.parse_args()
 
     with bench_database("insights"):
@@ -71,6 +74,15 @@ def main() -> None:
             print(f"    not a fault: {item}")
         for item in sorted(wanted - found):
             print(f"    missed: {item}")
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(drafts_detect, start=start, end=end)
+            print("--- profile of the detection ---")
+            stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative")
+            stats.print_stats(r"finops/|psycopg/connection|pandas/core/frame", 30)
         figures = {
             "bench": "insights",
             "days": args.days,
