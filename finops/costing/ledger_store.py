@@ -108,23 +108,8 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
                         reason=reason)
             for h, node, price, cur, reason in ledger.prices
         )  # fmt: skip
-        LedgerDay.objects.bulk_create(
-            LedgerDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
-                      team_id=None if r.team == NONE else int(r.team), node_id=int(r.node),
-                      gpu_model_id=None if r.gpu_model == NONE else int(r.gpu_model),
-                      component=r.component, regeneration=bool(r.regen),
-                      quantity=_decimal(r.quantity), amount=_decimal(r.amount),
-                      unpriced_quantity=_decimal(r.unpriced), assumed_quantity=_decimal(r.assumed))
-            for r in summary.itertuples(index=False)
-        )  # fmt: skip
-        LedgerTeamDay.objects.bulk_create(
-            LedgerTeamDay(day=ledger.day, basis=r.basis, bucket=r.bucket,
-                          team_id=None if r.team == NONE else int(r.team), component=r.component,
-                          regeneration=bool(r.regen), quantity=_decimal(r.quantity),
-                          amount=_decimal(r.amount), unpriced_quantity=_decimal(r.unpriced),
-                          assumed_quantity=_decimal(r.assumed))
-            for r in by_team.itertuples(index=False)
-        )  # fmt: skip
+        for model, frame in ((LedgerDay, summary), (LedgerTeamDay, by_team)):
+            model.objects.bulk_create(_summary_objects(model, frame, ledger.day))
         return
     day_us = round(ledger.day.timestamp()) * MICRO
     computed_us = round(computed_at.timestamp() * MICRO)
@@ -160,39 +145,49 @@ def day_store(ledger: DayLedger, computed_at: datetime) -> None:
                 Column("reason", "text", np.char.encode(reason)),
             ]
             copy_columns(cursor, LedgerPrice._meta.db_table, columns, len(hour))
-        columns = [
-            Column("day", "timestamptz", day_us),
-            Column("basis", "text", np.char.encode(summary["basis"].to_numpy().astype(str))),
-            Column("bucket", "text", np.char.encode(summary["bucket"].to_numpy().astype(str))),
-            Column("team_id", "int8", summary["team"].to_numpy(),
-                   null=summary["team"].to_numpy() == NONE),
-            Column("node_id", "int8", summary["node"].to_numpy()),
-            Column("gpu_model_id", "int8", summary["gpu_model"].to_numpy(),
-                   null=summary["gpu_model"].to_numpy() == NONE),
-            Column("component", "text",
-                   np.char.encode(summary["component"].to_numpy().astype(str))),
-            Column("regeneration", "bool", summary["regen"].to_numpy()),
-            Column("quantity", "micro", summary["quantity"].to_numpy()),
-            Column("amount", "micro", summary["amount"].to_numpy()),
-            Column("unpriced_quantity", "micro", summary["unpriced"].to_numpy()),
-            Column("assumed_quantity", "micro", summary["assumed"].to_numpy()),
-        ]  # fmt: skip
-        copy_columns(cursor, LedgerDay._meta.db_table, columns, len(summary))
-        columns = [
-            Column("day", "timestamptz", day_us),
-            Column("basis", "text", np.char.encode(by_team["basis"].to_numpy().astype(str))),
-            Column("bucket", "text", np.char.encode(by_team["bucket"].to_numpy().astype(str))),
-            Column("team_id", "int8", by_team["team"].to_numpy(),
-                   null=by_team["team"].to_numpy() == NONE),
-            Column("component", "text",
-                   np.char.encode(by_team["component"].to_numpy().astype(str))),
-            Column("regeneration", "bool", by_team["regen"].to_numpy()),
-            Column("quantity", "micro", by_team["quantity"].to_numpy()),
-            Column("amount", "micro", by_team["amount"].to_numpy()),
-            Column("unpriced_quantity", "micro", by_team["unpriced"].to_numpy()),
-            Column("assumed_quantity", "micro", by_team["assumed"].to_numpy()),
-        ]  # fmt: skip
-        copy_columns(cursor, LedgerTeamDay._meta.db_table, columns, len(by_team))
+        for model, frame in ((LedgerDay, summary), (LedgerTeamDay, by_team)):
+            columns = _summary_columns(frame, day_us, by_node=model is LedgerDay)
+            copy_columns(cursor, model._meta.db_table, columns, len(frame))
+
+
+def _summary_columns(frame: pd.DataFrame, day_us: int, *, by_node: bool) -> list[Column]:
+    """A daily summary's rows (``_day_summary``'s frame, or its sums by team) as columns."""
+
+    def text(name: str) -> np.ndarray:
+        return np.char.encode(frame[name].to_numpy().astype(str))
+
+    team, gpu_model = frame["team"].to_numpy(), frame.get("gpu_model")
+    return [
+        Column("day", "timestamptz", day_us),
+        Column("basis", "text", text("basis")),
+        Column("bucket", "text", text("bucket")),
+        Column("team_id", "int8", team, null=team == NONE),
+        *([Column("node_id", "int8", frame["node"].to_numpy()),
+           Column("gpu_model_id", "int8", gpu_model.to_numpy(),
+                  null=gpu_model.to_numpy() == NONE)] if by_node else []),
+        Column("component", "text", text("component")),
+        Column("regeneration", "bool", frame["regen"].to_numpy()),
+        *[Column(column, "micro", frame[name].to_numpy()) for column, name in SUMS],
+    ]  # fmt: skip
+
+
+SUMS = (("quantity", "quantity"), ("amount", "amount"), ("unpriced_quantity", "unpriced"),
+        ("assumed_quantity", "assumed"))  # fmt: skip
+
+
+def _summary_objects(model: Any, frame: pd.DataFrame, day: datetime) -> list[Any]:
+    """A daily summary's rows as objects (SQLite, the single-user demo)."""
+    by_node = model is LedgerDay
+    return [
+        model(day=day, basis=r.basis, bucket=r.bucket,
+              team_id=None if r.team == NONE else int(r.team), component=r.component,
+              regeneration=bool(r.regen),
+              **({"node_id": int(r.node),
+                  "gpu_model_id": None if r.gpu_model == NONE else int(r.gpu_model)}
+                 if by_node else {}),
+              **{column: _decimal(getattr(r, name)) for column, name in SUMS})
+        for r in frame.itertuples(index=False)
+    ]  # fmt: skip
 
 
 def _entries(ledger: DayLedger, computed_at: datetime) -> Any:

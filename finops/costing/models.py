@@ -192,11 +192,9 @@ class LedgerDay(models.Model):
         return f"{self.day:%Y-%m-%d} {self.bucket} {self.component} {self.amount}"
 
 
-class LedgerTeamDay(models.Model):
-    """The ledger summed per UTC day, basis, bucket, team, component and regeneration: what
-    a report by team alone (the overview, budgets, the cost gauges) reads, a few hundred
-    rows a day whatever the fleet's size. Kept with ``LedgerDay`` (the same sums without
-    the node and GPU model)."""
+class DaySums(models.Model):
+    """What every daily summary of the ledger holds beside its keys: the day, basis, bucket,
+    team, component and regeneration flag, and the sums of the lines."""
 
     day = models.DateTimeField(help_text="Start of the UTC day.")
     basis = models.CharField(max_length=16, choices=Basis.choices)
@@ -212,13 +210,23 @@ class LedgerTeamDay(models.Model):
     assumed_quantity = models.DecimalField(max_digits=20, decimal_places=6, default=0)
 
     class Meta:
+        abstract = True
+
+
+class LedgerTeamDay(DaySums):
+    """The ledger summed per UTC day, basis, bucket, team, component and regeneration: what
+    a report by team alone (the overview, budgets, the cost gauges) reads, a few hundred
+    rows a day whatever the fleet's size. Kept with ``LedgerDay`` (the same sums without
+    the node and GPU model)."""
+
+    class Meta:
         indexes = [models.Index(fields=["day", "basis"], name="ledgerteamday_day_basis_idx")]
 
     def __str__(self) -> str:
         return f"{self.day:%Y-%m-%d} {self.team_id} {self.component} {self.amount}"
 
 
-class LedgerDimensionDay(models.Model):
+class LedgerDimensionDay(DaySums):
     """The ledger summed per UTC day, basis, bucket and the dimensions of the line's job
     (team, project, model, model version, resolution), component and regeneration, kept in
     step with the ledger by every recompute: pages, reports and the allocation API read a
@@ -226,24 +234,12 @@ class LedgerDimensionDay(models.Model):
     job (storage, energy, idle, unallocated) have null dimensions (NULL, not empty: a job
     may report an empty project, and the two are told apart as the lines tell them)."""
 
-    day = models.DateTimeField(help_text="Start of the UTC day.")
-    basis = models.CharField(max_length=16, choices=Basis.choices)
-    bucket = models.CharField(max_length=16, choices=Bucket.choices)
-    team = models.ForeignKey(
-        Team, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
-    )
     project = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     model_name = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     model_version = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     resolution = models.CharField(  # noqa: DJ001
         max_length=32, null=True, blank=True, help_text="WIDTHxHEIGHT; empty: not reported."
     )
-    component = models.CharField(max_length=8, choices=Component.choices)
-    regeneration = models.BooleanField(default=False)
-    quantity = models.DecimalField(max_digits=20, decimal_places=6)
-    amount = models.DecimalField(max_digits=18, decimal_places=6)
-    unpriced_quantity = models.DecimalField(max_digits=20, decimal_places=6, default=0)
-    assumed_quantity = models.DecimalField(max_digits=20, decimal_places=6, default=0)
 
     class Meta:
         indexes = [models.Index(fields=["day", "basis", "team"], name="ledgerdimday_day_basis_idx")]
