@@ -2,19 +2,19 @@
 day in the same transaction (after the day's lines):
 
 * ``LedgerDimensionDay``: the lines summed by basis, bucket, the job's team, project,
-  model, model version and resolution, component and regeneration: the very sums the
-  allocation report makes of the lines (``basis_sums``), so a report by job dimension over
-  whole days reads this instead;
+  model, model version and resolution, component and regeneration, with the expressions
+  the allocation report uses on the lines (``basis_sums``, ``used_amounts``), so a report
+  by job dimension over whole days reads this instead;
 * ``OutputDay``: attempts finished and seconds generated and usable per team and job
-  dimension, by the day the attempt finished;
+  dimension, by the day the attempt finished (a few rows: written as objects);
 * ``ClipDay``: each clip's cost that day and the attempts that started that day.
 
-(``LedgerDay``, by team, node and GPU model, is summed from the day's columns as they are
-stored: ``finops.costing.ledger_store``.)
+(``LedgerDay`` and ``LedgerTeamDay`` are summed from the day's columns as they are stored:
+``finops.costing.ledger_store``.)
 
-On PostgreSQL each summary is one ``INSERT … SELECT`` of the grouped query, so no row
-passes through Python; SQLite (the single-user demo) runs the same query and inserts its
-rows.
+On PostgreSQL the dimension and clip summaries are ``INSERT … SELECT`` of the grouped
+queries, so no row passes through Python; SQLite (the single-user demo) runs the same
+queries and inserts their rows.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from finops.costing.selectors import (
 from finops.jobs.models import RenderJob
 
 DAY = timedelta(days=1)
-ZERO = Value(0, output_field=DecimalField())
 
 
 def _insert(

@@ -19,8 +19,8 @@ import plotly.io as pio
 
 
 class Figure:
-    """A figure as the JSON plotly.js reads: ``add_bar``/``add_scatter``/``add_heatmap``
-    (``row`` for a subplot of ``subplots``), ``update_layout`` (``title`` and
+    """A figure as the JSON plotly.js reads: ``add_bar``/``add_scatter`` (``row`` for a
+    subplot of ``subplots``), ``update_layout`` (``title`` and
     ``xaxis_title``/``yaxis_title`` as plotly.py takes them) and ``to_json``."""
 
     def __init__(self, layout: dict[str, Any] | None = None) -> None:
@@ -38,9 +38,6 @@ class Figure:
 
     def add_scatter(self, **props: Any) -> None:
         self._add("scatter", **props)
-
-    def add_heatmap(self, **props: Any) -> None:
-        self._add("heatmap", **props)
 
     def update_layout(self, **props: Any) -> None:
         for key, value in props.items():

@@ -23,6 +23,7 @@ from django.db.models import (
     F,
     Min,
     Q,
+    QuerySet,
     Sum,
     Value,
 )
@@ -110,46 +111,27 @@ class Context:
         # from the lines (the same sums; tests/costing/test_ledger_summaries.py).
         node_rows: list[tuple[Any, ...]] = []
         team_rows: list[tuple[Any, ...]] = []
-        regen = Q(job__usable=False) | Q(job__status__in=FAILED)
-        zero = Value(Decimal(0))
         for part in day_parts(start, end, "day"):
             if part.source == "lines":
-                part_lines = LedgerEntry.objects.filter(
+                by_node: QuerySet[Any] = LedgerEntry.objects.filter(
                     window_start__gte=part.start, window_start__lt=part.end
                 )
-                node_rows += (
-                    part_lines.values("node_id", "bucket", "component")
-                    .annotate(total=Sum("amount"))
-                    .values_list("node_id", "bucket", "component", "total")
-                    .order_by()
-                )
-                team_rows += (
-                    part_lines.filter(bucket=Bucket.TEAM)
-                    .values("team_id", "component")
-                    .annotate(total=Sum("amount"), regen=Coalesce(
-                        Sum("amount", filter=regen), zero, output_field=DecimalField()))
-                    .values_list("team_id", "component", "total", "regen")
-                    .order_by()
-                )  # fmt: skip
-                continue
-            days = LedgerDay.objects.filter(
-                day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION
-            )
+                by_team, regen = by_node, Q(job__usable=False) | Q(job__status__in=FAILED)
+            else:
+                days = {"day__gte": part.start, "day__lt": part.end, "basis": Basis.ALLOCATION}
+                by_node = LedgerDay.objects.filter(**days)
+                by_team, regen = LedgerTeamDay.objects.filter(**days), Q(regeneration=True)
             node_rows += (
-                days.values("node_id", "bucket", "component")
+                by_node.values("node_id", "bucket", "component")
                 .annotate(total=Sum("amount"))
                 .values_list("node_id", "bucket", "component", "total")
                 .order_by()
             )
             team_rows += (
-                LedgerTeamDay.objects.filter(
-                    day__gte=part.start, day__lt=part.end, basis=Basis.ALLOCATION,
-                    bucket=Bucket.TEAM,
-                )
+                by_team.filter(bucket=Bucket.TEAM)
                 .values("team_id", "component")
                 .annotate(total=Sum("amount"), regen=Coalesce(
-                    Sum("amount", filter=Q(regeneration=True)), zero,
-                    output_field=DecimalField()))
+                    Sum("amount", filter=regen), Value(Decimal(0)), output_field=DecimalField()))
                 .values_list("team_id", "component", "total", "regen")
                 .order_by()
             )  # fmt: skip

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from finops.pricing.selectors import planner_prices
 
@@ -27,5 +27,8 @@ class Command(BaseCommand):
         if options["output"] == "-":
             self.stdout.write(text, ending="")
             return
-        Path(options["output"]).write_text(text)
+        try:
+            Path(options["output"]).write_text(text)
+        except OSError as exc:
+            raise CommandError(f"--output {options['output']}: {exc.strerror}") from None
         self.stderr.write(f"{len(prices)} GPU model price(s) written to {options['output']}")
