@@ -2,8 +2,9 @@
 
 Nodes are registered (``node_register``), prices loaded (``price_offers_load``), jobs
 reported in bulk as a farm sends them (``jobs_import_batch``, behind ``POST
-/api/v1/jobs/bulk``), one GPU sample a minute and storage samples stored through the
-ingest path, then rolled up and costed. Every name says "sim": sites, nodes, teams (named
+/api/v1/jobs/bulk``), one GPU reading a minute sent as the minutes a host agent computes
+from it (or as raw samples, ``telemetry="samples"``) and storage samples stored through
+the ingest path, then costed. Every name says "sim": sites, nodes, teams (named
 "… (simulated)"), price SKUs and the job source, so the data is labelled wherever a person
 sees it, and ``studio_clear`` removes exactly those rows.
 
@@ -23,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
@@ -30,6 +32,7 @@ from django.utils import timezone
 
 from collectors.pricing.offers import PriceOffer
 from collectors.records import GpuSample, StorageSample
+from collectors.rollups import THROTTLE_BITS
 from finops.accounts.models import Role, Team
 from finops.accounts.services import membership_set
 from finops.costing.engine import ledger_recompute
@@ -49,11 +52,16 @@ from finops.insights.models import Finding
 from finops.jobs.models import Clip, JobStatus, RenderJob
 from finops.pricing.models import PriceRate
 from finops.pricing.services import price_offers_load
-from finops.telemetry.ingest import gpu_samples_store, storage_samples_store
+from finops.telemetry.ingest import (
+    gpu_minute_columns_store,
+    gpu_samples_store,
+    storage_samples_store,
+)
 from finops.telemetry.models import RollupBacklog
 from finops.telemetry.rollups import rollups_recompute
 
 PREFIX = "sim-"
+TELEMETRY_MODES = ("minutes", "samples")
 SOURCE = "sim-farm"
 FAULTS = (
     "idle_capacity",
@@ -113,6 +121,94 @@ class _Gpu:
     pressure_util: float = 85.0
     busy_share: float = 0.9  # share of the day jobs hold it
     stalled_share: float = 0.0  # held minutes waiting on (network) storage
+    energy_mj: int = 10**9  # the GPU's energy counter at the next reading
+
+
+@dataclass
+class Readings:
+    """One GPU's readings, one at the start of each minute of a chunk."""
+
+    util: np.ndarray
+    mem_used: np.ndarray
+    vram: int
+    power: np.ndarray
+    clock_mhz: np.ndarray
+    clock_max_mhz: int
+    reasons: np.ndarray
+    energy_mj: np.ndarray
+
+    def samples(self, uuid: str, start: datetime) -> list[GpuSample]:
+        """The readings as the raw samples an agent sends."""
+        return [
+            GpuSample(
+                gpu_uuid=uuid,
+                ts=start + timedelta(minutes=m),
+                sm_util_pct=util,
+                mem_used_bytes=used,
+                mem_total_bytes=self.vram,
+                power_w=power,
+                sm_clock_mhz=clock,
+                sm_clock_max_mhz=self.clock_max_mhz,
+                clocks_event_reasons=reasons,
+                energy_mj=energy,
+            )
+            for m, (util, used, power, clock, reasons, energy) in enumerate(
+                zip(
+                    self.util.tolist(),
+                    self.mem_used.tolist(),
+                    self.power.tolist(),
+                    self.clock_mhz.tolist(),
+                    self.reasons.tolist(),
+                    self.energy_mj.tolist(),
+                    strict=True,
+                )
+            )
+        ]
+
+
+def simulated_minutes(
+    r: Readings, *, gpu_id: int, start_s: int, last: bool
+) -> dict[str, np.ndarray]:
+    """The minute rows the rollup rules (docs/telemetry.md) give for readings taken at the
+    start of every minute: each reading stands for its whole minute, and its energy is the
+    counter's increase to the next reading (none after the final reading of the series,
+    ``last``). ``tests/telemetry/test_edge_equivalence.py`` holds them equal to the server's
+    rollup of the same readings stored as samples."""
+    n = len(r.util)
+    whole = np.full(n, 60.0)
+    busy = r.util > 0
+    mem_frac = r.mem_used / r.vram
+    pressure = busy & (mem_frac >= settings.TELEMETRY_MEMORY_PRESSURE_FRACTION)
+    increase = np.diff(
+        r.energy_mj, append=r.energy_mj[-1] + (r.power[-1] * 60_000).astype(np.int64)
+    )
+    energy_j = increase / 1000.0
+    if last:
+        energy_j[-1] = np.nan
+    nothing = np.full(n, np.nan)
+    return {
+        "gpu_id": np.full(n, gpu_id, dtype=np.int64),
+        "ts": start_s + 60 * np.arange(n, dtype=np.int64),
+        "samples": np.ones(n, dtype=np.int64),
+        "covered_s": whole,
+        "busy_s": 60.0 * busy,
+        "util_mean_pct": r.util,
+        "util_max_pct": r.util,
+        "mem_frac_mean": mem_frac,
+        "mem_frac_max": mem_frac,
+        "mem_pressure_s": 60.0 * pressure,
+        **{name: 60.0 * ((r.reasons & bit) != 0) for name, bit in THROTTLE_BITS.items()},
+        "clock_ratio_mean": r.clock_mhz / r.clock_max_mhz,
+        "power_mean_w": r.power.astype(float),
+        "temp_max_c": nothing,
+        "energy_j": energy_j,
+        "pcie_tx_bytes": nothing,
+        "pcie_rx_bytes": nothing,
+        "util_s": whole,
+        "mem_s": whole,
+        "clock_s": whole,
+        "power_s": whole,
+    }
 
 
 PERSONA = f"{PREFIX}manager"
@@ -179,8 +275,17 @@ def studio_simulate(
     faults: list[str] | None = None,
     end: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    telemetry: str = "minutes",
 ) -> GroundTruth:
-    """Write ``days`` of a ``gpus``-GPU studio ending at ``end`` (the last whole hour)."""
+    """Write ``days`` of a ``gpus``-GPU studio ending at ``end`` (the last whole hour).
+
+    ``telemetry``: "minutes" sends each GPU's minutes as a host agent computes them (the
+    bulk minute store; fast at fleet size), "samples" its raw readings (the ingest path,
+    rolled up here)."""
+    if telemetry not in TELEMETRY_MODES:
+        raise ValueError(
+            f"telemetry must be one of {', '.join(TELEMETRY_MODES)}, got {telemetry!r}"
+        )
     faults = list(FAULTS) if faults is None else faults
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
@@ -204,10 +309,11 @@ def studio_simulate(
     day = start
     while day < end:
         chunk_end = min(day + timedelta(days=1), end)
-        _telemetry(fleet, day, chunk_end, rng)
+        _telemetry(fleet, day, chunk_end, rng, last=chunk_end >= end, mode=telemetry)
         say(f"telemetry {day:%Y-%m-%d} written")
         day = chunk_end
-    rollups_recompute(start=start, end=end)
+    if telemetry == "samples":
+        rollups_recompute(start=start, end=end)
     # The rollups above cover what ingest queued for late samples.
     RollupBacklog.objects.filter(
         start__gte=start - timedelta(minutes=5), end__lte=end + timedelta(minutes=5)
@@ -494,9 +600,23 @@ def _jobs_send(events: list[dict[str, Any]]) -> None:
             raise RuntimeError(f"simulated job events refused: {result.errors[:3]}")
 
 
-def _telemetry(fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Random) -> None:
-    """One sample a minute per GPU (held minutes busy, the rest idle) and one storage sample
-    a minute per node, through the ingest store path."""
+def _minutes_store(columns: list[dict[str, np.ndarray]]) -> None:
+    gpu_minute_columns_store(
+        {name: np.concatenate([c[name] for c in columns]) for name in columns[0]}
+    )
+
+
+def _telemetry(
+    fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Random, *, last: bool,
+    mode: str,
+) -> None:  # fmt: skip
+    """One GPU reading a minute (held minutes busy, the rest idle) and one storage sample a
+    minute per node. ``mode`` "samples": the readings as raw samples through the ingest
+    path (rolled up afterwards); "minutes": the minutes a host agent computes from those
+    same samples (``simulated_minutes``) through the bulk minute store. ``last``: this is
+    the simulation's final chunk, whose final minute has no successor sample to measure its
+    energy by."""
+    from finops.fleet.models import Gpu
     from finops.jobs.models import GpuAllocation
 
     minutes = int((end - start).total_seconds() // 60)
@@ -509,8 +629,11 @@ def _telemetry(fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Ra
         lo = max(int((a - start).total_seconds() // 60), 0)
         hi = min(int(-(-(b - start).total_seconds() // 60)), minutes)
         mask[lo:hi] = True
+    ids = dict(Gpu.objects.filter(uuid__in=[g.uuid for g in fleet]).values_list("uuid", "id"))
+    epoch = int(start.timestamp())
     nprng = np.random.default_rng(rng.randrange(2**32))
     records: list[tuple[int, GpuSample]] = []
+    columns: list[dict[str, np.ndarray]] = []
     stalled_hosts: dict[str, np.ndarray] = {}
     for g in fleet:
         busy = held.get(g.uuid, np.zeros(minutes, dtype=bool))
@@ -538,30 +661,35 @@ def _telemetry(fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Ra
             stalled_hosts[g.host] = (
                 stalled_hosts.get(g.host, np.zeros(minutes, dtype=bool)) | stalled
             )
-        energy = np.cumsum(power * 60 * 1000).astype(np.int64)
-        for m in range(minutes):
-            records.append(
-                (
-                    len(records) + 1,
-                    GpuSample(
-                        gpu_uuid=g.uuid,
-                        ts=stamps[m],
-                        sm_util_pct=float(util[m]),
-                        mem_used_bytes=int(vram * mem[m]),
-                        mem_total_bytes=vram,
-                        power_w=float(power[m]),
-                        sm_clock_mhz=int(1980 * clock[m]),
-                        sm_clock_max_mhz=1980,
-                        clocks_event_reasons=int(reasons[m]),
-                        energy_mj=int(energy[m]) + 10**9,
-                    ),
-                )
-            )
+        readings = Readings(
+            util=util,
+            mem_used=(vram * mem).astype(np.int64),
+            vram=vram,
+            power=power,
+            clock_mhz=(1980 * clock).astype(np.int64),
+            clock_max_mhz=1980,
+            reasons=reasons,
+            # The energy counter (mJ) at each reading, continuing from the previous chunk.
+            energy_mj=g.energy_mj + np.concatenate(
+                ([0], np.cumsum((power * 60 * 1000).astype(np.int64))[:-1])
+            ),
+        )  # fmt: skip
+        g.energy_mj = int(readings.energy_mj[-1] + int(power[-1] * 60 * 1000))
+        if mode == "minutes":
+            columns.append(simulated_minutes(readings, gpu_id=ids[g.uuid], start_s=epoch,
+                                             last=last))  # fmt: skip
+            if len(columns) == 64:  # a node rack's day a write: bounded memory and statements
+                _minutes_store(columns)
+                columns = []
+            continue
+        records += enumerate(readings.samples(g.uuid, start), start=len(records) + 1)
         if len(records) > 200_000:
             gpu_samples_store(records=records)
             records = []
     if records:
         gpu_samples_store(records=records)
+    if columns:
+        _minutes_store(columns)
     storage: list[tuple[int, StorageSample]] = []
     for host in sorted({g.host for g in fleet}):
         stalled = stalled_hosts.get(host, np.zeros(minutes, dtype=bool))

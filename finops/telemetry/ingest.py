@@ -10,12 +10,14 @@ duplicate, never an error and never written twice.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
+import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -27,7 +29,13 @@ from collectors.records import (
     gpu_sample_from_mapping,
     storage_sample_from_mapping,
 )
-from collectors.rollups import GpuMinute, gpu_minute_from_mapping
+from collectors.rollups import (
+    MINUTE_BOUNDS,
+    PART_OF_COVERED,
+    SECONDS_FIELDS,
+    GpuMinute,
+    gpu_minute_from_mapping,
+)
 from finops.fleet.models import Gpu, Node, Site, StorageDevice
 from finops.ops.json_bounds import JsonTooDeep, json_depth_limit, json_loads_bounded
 from finops.telemetry.models import RollupBacklog, SampleSource
@@ -41,6 +49,7 @@ from finops.telemetry.rollups import MAX_SAMPLE_GAP_S, hours_recompute
 from finops.telemetry.writes import (
     GPU_MINUTE_VALUE_COLUMNS,
     GPU_SAMPLE_COLUMNS,
+    gpu_minute_columns_upsert,
     gpu_minute_rows_upsert,
     gpu_sample_rows_write,
     storage_sample_rows_write,
@@ -333,6 +342,61 @@ def gpu_minutes_store(
         gpu_last_seen_advance((gpu_id, ts + timedelta(seconds=59)) for gpu_id, ts in rows)
     result.accepted += len(rows)
     return result
+
+
+def gpu_minute_columns_store(columns: Mapping[str, Any]) -> int:
+    """Minute rows of many GPUs given as columns (numpy arrays of equal length): ``gpu_id``,
+    ``ts`` (epoch seconds of whole minutes) and every value of ``collectors.rollups.GpuMinute``
+    (NaN for an absent measurement), as a bulk writer such as the simulator or a backfill
+    holds them. Checked column by column against what a minute may hold (ValueError naming
+    the column and the first bad row), upserted by (GPU, minute) like edge minutes, and the
+    hours they touch recomputed, in one transaction. Returns the rows written."""
+    n = len(columns["gpu_id"])
+    missing = sorted({"gpu_id", "ts", *MINUTE_BOUNDS} - set(columns))
+    if missing:
+        raise ValueError(f"minute columns missing: {', '.join(missing)}")
+    if not n:
+        return 0
+    arrays = {name: np.asarray(columns[name]) for name in ("gpu_id", "ts", *MINUTE_BOUNDS)}
+    for name, array in arrays.items():
+        if len(array) != n:
+            raise ValueError(f"{name}: {len(array)} values, gpu_id has {n}")
+    ts = arrays["ts"].astype(np.int64)
+    _first_bad("ts", ts % 60 != 0, "is not the start of a minute (:00 seconds)")
+    known = set(Gpu.objects.filter(id__in=np.unique(arrays["gpu_id"]).tolist()).values_list(
+        "id", flat=True))  # fmt: skip
+    _first_bad("gpu_id", ~np.isin(arrays["gpu_id"], list(known)), "is not a registered GPU")
+    covered = arrays["covered_s"].astype(float)
+    for name, (_, low, high) in MINUTE_BOUNDS.items():
+        values = arrays[name].astype(float)
+        nullable = name not in SECONDS_FIELDS and name != "samples"
+        absent = np.isnan(values) if nullable else np.zeros(n, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            bad = ~absent & ~((values >= low) & (values <= high))
+        _first_bad(name, bad, f"must be between {low:g} and {high:g}")
+        if name in PART_OF_COVERED:
+            _first_bad(name, values > covered + 1e-6, "exceeds covered_s")
+    out: dict[str, list[Any]] = {"gpu_id": arrays["gpu_id"].astype(np.int64).tolist(),
+                                 "ts": ts.astype(float).tolist()}  # fmt: skip
+    for name in MINUTE_COLUMNS:
+        out[name] = arrays[name].astype(int if name == "samples" else float).tolist()
+    out["from_edge"] = [True] * n
+    first, last = (datetime.fromtimestamp(int(x), tz=UTC) for x in (ts.min(), ts.max()))
+    partitions_ensure_range(GPU_MINUTES, first, last)
+    gpu_ids = set(out["gpu_id"])
+    with transaction.atomic():
+        gpu_minute_columns_upsert(out)
+        hours_recompute(start=first, end=last + timedelta(minutes=1), gpu_ids=gpu_ids)
+    ends = pd.Series(ts).groupby(arrays["gpu_id"]).max()
+    gpu_last_seen_advance(
+        (int(g), datetime.fromtimestamp(int(t) + 59, tz=UTC)) for g, t in ends.items()
+    )
+    return n
+
+
+def _first_bad(name: str, bad: Any, message: str) -> None:
+    if bad.any():
+        raise ValueError(f"{name}: row {int(np.argmax(bad))} {message}")
 
 
 def storage_samples_ingest(*, body: bytes, content_encoding: str = "") -> IngestResult:

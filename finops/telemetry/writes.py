@@ -164,3 +164,35 @@ def gpu_minute_rows_upsert(rows: Sequence[tuple[Any, ...]]) -> int:
         cursor.execute(upsert.format(source=f"SELECT {cols} FROM {stage}"))  # noqa: S608
         cursor.execute(f"TRUNCATE {stage}")
         return len(rows)
+
+
+def gpu_minute_columns_upsert(columns: dict[str, list[Any]]) -> int:
+    """Insert or replace minute rows given as columns (GPU_MINUTE_COLUMNS, with ``ts`` as
+    epoch seconds and NaN for a null measurement). PostgreSQL: one ``INSERT … SELECT FROM
+    unnest(…)`` of one array per column, so no row becomes a Python tuple; SQLite: rows."""
+    n = len(columns["gpu_id"])
+    if not n:
+        return 0
+    if connection.vendor != "postgresql":
+        from datetime import UTC, datetime
+
+        ts = [datetime.fromtimestamp(s, tz=UTC) for s in columns["ts"]]
+        values = [[None if v != v else v for v in columns[c]] for c in GPU_MINUTE_VALUE_COLUMNS]
+        return gpu_minute_rows_upsert(list(zip(columns["gpu_id"], ts, *values, strict=True)))
+    cols = ", ".join(GPU_MINUTE_COLUMNS)
+    update = ", ".join(f"{c} = excluded.{c}" for c in GPU_MINUTE_VALUE_COLUMNS)
+    types = ["float8" if c == "ts" else t for c, t in zip(GPU_MINUTE_COLUMNS, GPU_MINUTE_TYPES,
+                                                          strict=True)]  # fmt: skip
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    picked = ", ".join(
+        "to_timestamp(ts)" if c == "ts" else f"NULLIF({c}, 'NaN')" if t == "float8" else c
+        for c, t in zip(GPU_MINUTE_COLUMNS, types, strict=True)
+    )
+    with connection.cursor() as cursor:
+        # Table and column names are this module's constants; the values are parameters.
+        cursor.execute(
+            f"INSERT INTO {GPU_MINUTE_TABLE} ({cols}) SELECT {picked} "  # noqa: S608
+            f"FROM unnest({arrays}) AS u({cols}) ON CONFLICT (gpu_id, ts) DO UPDATE SET {update}",
+            [columns[c] for c in GPU_MINUTE_COLUMNS],
+        )
+    return n

@@ -94,7 +94,7 @@ def test_alerts_usage_basis_and_detectors_match_on_edge_minutes(team_a):
         values = dict(rule)
         AlertRule.objects.update_or_create(name=values.pop("name"), defaults=values)
     end = (timezone.now() - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-    studio_simulate(days=1, gpus=64, seed=11, end=end)
+    studio_simulate(days=1, gpus=64, seed=11, end=end, telemetry="samples")
     start = end - timedelta(days=1)
     raw = _results(start, end)
     assert raw["alerts"] and raw["findings"]  # the faults show, so the comparison means something
