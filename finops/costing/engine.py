@@ -43,7 +43,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from collectors.pricing.offers import HOURS_PER_MONTH
-from finops.costing.columns import MICRO, fetch_columns
 from finops.costing.ledger_store import HOUR_US, NONE, Block, DayLedger, day_store, round_div
 from finops.costing.models import (
     Bucket,
@@ -58,6 +57,7 @@ from finops.costing.selectors import regeneration_flag
 from finops.costing.summaries import day_summaries_replace
 from finops.fleet.models import Gpu, StorageDevice
 from finops.jobs.models import GpuAllocation
+from finops.ops.columns import MICRO, fetch_columns
 from finops.pricing.selectors import PriceBook, ResolvedPrice, storage_price_resolve
 from finops.telemetry.models import GpuHour, GpuMinute
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
-from finops.costing.columns import MICRO, Column, copy_columns
 from finops.costing.models import (
     Basis,
     Bucket,
@@ -24,6 +23,7 @@ from finops.costing.models import (
     LedgerPrice,
     LedgerTeamDay,
 )
+from finops.ops.columns import MICRO, Column, copy_columns
 
 HOUR_US = 3600 * MICRO
 NONE = -1  # a key column's null

@@ -376,14 +376,13 @@ def gpu_minute_columns_store(columns: Mapping[str, Any]) -> int:
         _first_bad(name, bad, f"must be between {low:g} and {high:g}")
         if name in PART_OF_COVERED:
             _first_bad(name, values > covered + 1e-6, "exceeds covered_s")
-    out: dict[str, list[Any]] = {"gpu_id": arrays["gpu_id"].astype(np.int64).tolist(),
-                                 "ts": ts.astype(float).tolist()}  # fmt: skip
+    out: dict[str, Any] = {"gpu_id": arrays["gpu_id"].astype(np.int64), "ts": ts}
     for name in MINUTE_COLUMNS:
-        out[name] = arrays[name].astype(int if name == "samples" else float).tolist()
-    out["from_edge"] = [True] * n
+        out[name] = arrays[name].astype(np.int64 if name == "samples" else np.float64)
+    out["from_edge"] = np.ones(n, dtype=bool)
     first, last = (datetime.fromtimestamp(int(x), tz=UTC) for x in (ts.min(), ts.max()))
     partitions_ensure_range(GPU_MINUTES, first, last)
-    gpu_ids = set(out["gpu_id"])
+    gpu_ids = set(out["gpu_id"].tolist())
     with transaction.atomic():
         gpu_minute_columns_upsert(out)
         hours_recompute(start=first, end=last + timedelta(minutes=1), gpu_ids=gpu_ids)

@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import psycopg
 from django.db import connection, transaction
+
+from finops.ops.columns import Column, copy_columns
 
 GPU_SAMPLE_TABLE = "telemetry_gpusample"
 GPU_SAMPLE_COLUMNS = (
@@ -166,33 +169,53 @@ def gpu_minute_rows_upsert(rows: Sequence[tuple[Any, ...]]) -> int:
         return len(rows)
 
 
-def gpu_minute_columns_upsert(columns: dict[str, list[Any]]) -> int:
-    """Insert or replace minute rows given as columns (GPU_MINUTE_COLUMNS, with ``ts`` as
-    epoch seconds and NaN for a null measurement). PostgreSQL: one ``INSERT … SELECT FROM
-    unnest(…)`` of one array per column, so no row becomes a Python tuple; SQLite: rows."""
+def gpu_minute_columns_upsert(columns: dict[str, Any]) -> int:
+    """Insert or replace minute rows given as numpy columns (GPU_MINUTE_COLUMNS, with ``ts``
+    as epoch seconds and NaN for a null measurement). PostgreSQL: one binary COPY built by
+    numpy (``finops.ops.columns``) straight into the table, or when some were stored before,
+    into a staging table and one ``INSERT … ON CONFLICT DO UPDATE``: no row becomes a Python
+    tuple. SQLite: rows."""
     n = len(columns["gpu_id"])
     if not n:
         return 0
     if connection.vendor != "postgresql":
         from datetime import UTC, datetime
 
-        ts = [datetime.fromtimestamp(s, tz=UTC) for s in columns["ts"]]
-        values = [[None if v != v else v for v in columns[c]] for c in GPU_MINUTE_VALUE_COLUMNS]
-        return gpu_minute_rows_upsert(list(zip(columns["gpu_id"], ts, *values, strict=True)))
+        ts = [datetime.fromtimestamp(s, tz=UTC) for s in columns["ts"].tolist()]
+        values = [[None if v != v else v for v in columns[c].tolist()]
+                  for c in GPU_MINUTE_VALUE_COLUMNS]  # fmt: skip
+        gpu_ids = columns["gpu_id"].tolist()
+        return gpu_minute_rows_upsert(list(zip(gpu_ids, ts, *values, strict=True)))
     cols = ", ".join(GPU_MINUTE_COLUMNS)
     update = ", ".join(f"{c} = excluded.{c}" for c in GPU_MINUTE_VALUE_COLUMNS)
-    types = ["float8" if c == "ts" else t for c, t in zip(GPU_MINUTE_COLUMNS, GPU_MINUTE_TYPES,
-                                                          strict=True)]  # fmt: skip
-    arrays = ", ".join(f"%s::{t}[]" for t in types)
-    picked = ", ".join(
-        "to_timestamp(ts)" if c == "ts" else f"NULLIF({c}, 'NaN')" if t == "float8" else c
-        for c, t in zip(GPU_MINUTE_COLUMNS, types, strict=True)
-    )
-    with connection.cursor() as cursor:
-        # Table and column names are this module's constants; the values are parameters.
+    stage = f"{GPU_MINUTE_TABLE}_stage"
+    kinds = dict(zip(GPU_MINUTE_COLUMNS, GPU_MINUTE_TYPES, strict=True))
+    copied = []
+    for name in GPU_MINUTE_COLUMNS:
+        values = np.asarray(columns[name])
+        if name == "ts":  # epoch seconds -> microseconds
+            values = values.astype(np.int64) * 1_000_000
+        null = np.isnan(values) if values.dtype.kind == "f" else None
+        copied.append(Column(name, kinds[name], values, null if null is not None and null.any()
+                             else None))  # fmt: skip
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        try:  # none of the minutes stored before (the usual case): straight in
+            with transaction.atomic():
+                copy_columns(cursor, GPU_MINUTE_TABLE, copied, n)
+            return n
+        except psycopg.errors.UniqueViolation:
+            pass  # some were: replace them through the staging table
+        # Table and column names are this module's constants; the values travel by COPY.
         cursor.execute(
-            f"INSERT INTO {GPU_MINUTE_TABLE} ({cols}) SELECT {picked} "  # noqa: S608
-            f"FROM unnest({arrays}) AS u({cols}) ON CONFLICT (gpu_id, ts) DO UPDATE SET {update}",
-            [columns[c] for c in GPU_MINUTE_COLUMNS],
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
+            f"AS SELECT {cols} FROM {GPU_MINUTE_TABLE} WITH NO DATA"
         )
+        cursor.execute(f"TRUNCATE {stage}")
+        copy_columns(cursor, stage, copied, n)
+        cursor.execute(
+            f"INSERT INTO {GPU_MINUTE_TABLE} ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608
+            f"ON CONFLICT (gpu_id, ts) DO UPDATE SET {update}"
+        )
+        cursor.execute(f"TRUNCATE {stage}")
     return n

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from finops.costing.columns import Column, copy_columns, fetch_columns
+from finops.ops.columns import Column, copy_columns, fetch_columns
 
 pytestmark = pytest.mark.django_db
 

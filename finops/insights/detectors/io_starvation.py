@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pandas as pd
+from django.db import connection
 from django.db.models import Avg, Exists, OuterRef, Q, Sum
 
 from finops.fleet.models import StorageDevice, StorageKind
@@ -19,12 +20,44 @@ from finops.insights.detectors import Draft, dec, fix_action, money, severity_of
 from finops.jobs.models import GpuAllocation
 from finops.telemetry.models import GpuMinute, StorageSample
 
+# PostgreSQL: each GPU's held time as one multirange, each slow (node, minute) once, and the
+# GPUs' minutes read by their (gpu, ts) index and joined to both by hash and range lookup,
+# instead of two index probes a minute.
+_STALLED_SQL = """
+WITH slow AS (
+    SELECT DISTINCT d.node_id, date_trunc('minute', s.ts) AS minute
+    FROM telemetry_storagesample s JOIN fleet_storagedevice d ON d.id = s.device_id
+    WHERE s.ts >= %(start)s AND s.ts < %(end)s
+      AND (s.await_ms > %(await_ms)s OR s.util_pct > %(storage_util)s)
+), held AS (
+    SELECT a.gpu_id, g.node_id, range_agg(tstzrange(a.start, a."end")) AS spans
+    FROM jobs_gpuallocation a JOIN fleet_gpu g ON g.id = a.gpu_id
+    WHERE g.mig_parent_id IS NULL AND g.node_id IN (SELECT node_id FROM slow)
+      AND a.start < %(end)s AND (a."end" IS NULL OR a."end" > %(start)s)
+    GROUP BY a.gpu_id, g.node_id
+)
+SELECT h.node_id, SUM(m.covered_s),
+       SUM(m.covered_s) FILTER (WHERE m.util_mean_pct < %(gpu_util)s AND sl.minute IS NOT NULL)
+FROM held h
+JOIN telemetry_gpuminute m ON m.gpu_id = h.gpu_id AND m.ts >= %(start)s AND m.ts < %(end)s
+LEFT JOIN slow sl ON sl.node_id = h.node_id AND sl.minute = m.ts
+WHERE h.spans @> m.ts
+GROUP BY h.node_id
+"""
 
-def detect(ctx: Context) -> list[Draft]:
+
+def _held_and_stalled(ctx: Context) -> list[tuple[int, float, float | None]]:
+    """Per node: seconds of GPU-minutes held by a job, and of those the stalled ones (GPU
+    utilisation low while a storage device of the node was slow in that minute)."""
     t = ctx.thresholds
-    # In SQL, over the window's GPU-minutes: held ones (an allocation covers the minute) and
-    # of those the stalled ones (low utilisation while a device of the node is slow). Each
-    # test is an index probe (allocations by GPU and start; storage samples by device, ts).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_STALLED_SQL, {
+                "start": ctx.start, "end": ctx.end, "await_ms": t["io_await_ms"],
+                "storage_util": t["io_storage_util_pct"], "gpu_util": t["io_gpu_util_pct"],
+            })  # fmt: skip
+            return list(cursor.fetchall())
+    # The same sums by index probes (the embedded SQLite demo).
     held = GpuAllocation.objects.filter(
         gpu_id=OuterRef("gpu_id"), start__lte=OuterRef("ts")
     ).filter(Q(end__isnull=True) | Q(end__gt=OuterRef("ts")))
@@ -33,22 +66,19 @@ def detect(ctx: Context) -> list[Draft]:
         ts__gte=OuterRef("ts"),
         ts__lt=OuterRef("ts") + timedelta(minutes=1),
     ).filter(Q(await_ms__gt=t["io_await_ms"]) | Q(util_pct__gt=t["io_storage_util_pct"]))
-    # Only nodes whose storage was slow at all in the window can have stalled minutes.
     slow_nodes = list(
         StorageSample.objects.filter(ts__gte=ctx.start, ts__lt=ctx.end)
         .filter(Q(await_ms__gt=t["io_await_ms"]) | Q(util_pct__gt=t["io_storage_util_pct"]))
         .values_list("device__node_id", flat=True)
         .distinct()
     )
-    if not slow_nodes:
-        return []
     minutes = GpuMinute.objects.filter(
         ts__gte=ctx.start,
         ts__lt=ctx.end,
         gpu__mig_parent__isnull=True,
         gpu__node_id__in=slow_nodes,
     ).filter(Exists(held))
-    rows = (
+    return list(
         minutes.values("gpu__node_id")
         .annotate(
             held_s=Sum("covered_s"),
@@ -59,10 +89,15 @@ def detect(ctx: Context) -> list[Draft]:
         )
         .values_list("gpu__node_id", "held_s", "stalled_s")
     )
-    per_node = pd.DataFrame.from_records(list(rows), columns=["node_id", "held_s", "stalled_s"])
+
+
+def detect(ctx: Context) -> list[Draft]:
+    t = ctx.thresholds
+    rows = _held_and_stalled(ctx)
+    per_node = pd.DataFrame.from_records(rows, columns=["node_id", "held_s", "stalled_s"])
     if not len(per_node):
         return []
-    per_node = per_node.set_index("node_id").fillna(0.0)
+    per_node = per_node.set_index("node_id").astype(float).fillna(0.0)
     per_node = per_node[per_node["held_s"] > 0]
     per_node["share"] = per_node["stalled_s"] / per_node["held_s"]
     hits = per_node[per_node["share"] >= t["io_stalled_share"]].copy()

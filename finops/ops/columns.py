@@ -1,13 +1,15 @@
 """Columns of numbers straight into PostgreSQL: a binary COPY stream built by numpy.
 
-A month's ledger is millions of lines; building a Python tuple per line and having psycopg
-encode it field by field cost more than computing the ledger. Here every line of a block
-has the same layout (the same columns null, text of the same length), so the block is one
-numpy structured array in PostgreSQL's binary COPY format, written with one ``tobytes()``.
+A month's ledger or a fleet's day of GPU-minutes is millions of lines; building a Python
+tuple per line and having psycopg encode it field by field cost more than computing them.
+Here every line of a block has the same layout (the same columns null, text of the same
+length), so the block is one numpy structured array in PostgreSQL's binary COPY format,
+written with one ``tobytes()``.
 
 Column kinds (``Column.kind``):
 
-* ``int8``: 64-bit integers;
+* ``int8``, ``int4``: 64- and 32-bit integers;
+* ``float8``: doubles;
 * ``timestamptz``: microseconds since 1970-01-01 UTC (int64);
 * ``micro``: a ``numeric`` column holding integers counted in millionths (int64, >= 0,
   below 10**18): 1_500_000 is stored as 1.500000;
@@ -56,6 +58,10 @@ def _payload(kind: str, values: Any, n: int) -> tuple[Any, int, np.ndarray]:
     arr = np.broadcast_to(arr, (n,)) if arr.ndim == 0 else arr
     if kind == "int8":
         return ">i8", 8, arr.astype(">i8")
+    if kind == "int4":
+        return ">i4", 4, arr.astype(">i4")
+    if kind == "float8":
+        return ">f8", 8, arr.astype(">f8")
     if kind == "timestamptz":
         return ">i8", 8, (arr.astype(np.int64) - PG_EPOCH_US).astype(">i8")
     if kind == "bool":
