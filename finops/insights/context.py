@@ -9,7 +9,7 @@ waste is a part of it and never more than its scope's cost in the window.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,7 @@ from finops.costing.models import Basis, Bucket, LedgerDay, LedgerEntry, LedgerT
 from finops.costing.selectors import day_parts
 from finops.fleet.models import Gpu
 from finops.jobs.models import JobStatus, RenderJob
+from finops.ops.frames import query_frame
 from finops.telemetry.models import GpuHour
 
 FAILED = (JobStatus.FAILED, JobStatus.OOM, JobStatus.CANCELLED)
@@ -175,11 +176,15 @@ class Context:
                          "gpu_count", "gpu_seconds_d", "first_gpu", "source", "external_id")
             .order_by()
         )  # fmt: skip
-        jobs = _frame(rows, ["job_id", "team_id", "project", "model_name", "model_version",
-                             "status", "usable", "clip_id", "frames", "fps", "steps", "width",
-                             "height", "peak_vram_bytes", "step_time_s", "finished_at",
-                             "started_at", "gpu_count", "gpu_seconds_d", "first_gpu", "source",
-                             "external_id"])  # fmt: skip
+        jobs = query_frame(
+            rows,
+            ["job_id", "team_id", "project", "model_name", "model_version", "status", "usable",
+             "clip_id", "frames", "fps", "steps", "width", "height", "peak_vram_bytes",
+             "step_time_s", "finished_at", "started_at", "gpu_count", "gpu_seconds_d",
+             "first_gpu", "source", "external_id"],
+            text=["project", "model_name", "model_version", "status", "source", "external_id"],
+            times=["finished_at", "started_at"], flags=["usable"], durations=["gpu_seconds_d"],
+        )  # fmt: skip
         if not len(jobs):
             jobs["gpu_seconds"] = []
             jobs["cost"] = []
@@ -189,10 +194,7 @@ class Context:
         for column in ("frames", "fps", "steps", "width", "height", "peak_vram_bytes",
                        "step_time_s", "gpu_count", "first_gpu"):  # fmt: skip
             jobs[column] = pd.to_numeric(jobs[column], errors="coerce")
-        jobs["gpu_seconds"] = [
-            max(d.total_seconds(), 0.0) if isinstance(d, timedelta) else 0.0
-            for d in jobs["gpu_seconds_d"]
-        ]
+        jobs["gpu_seconds"] = jobs["gpu_seconds_d"].fillna(0.0).clip(lower=0.0)
         jobs["cost"] = jobs["job_id"].map(job_cost).fillna(Decimal(0))
         jobs["resolution"] = (jobs["width"].fillna(0).astype(int).astype(str) + "x"
                               + jobs["height"].fillna(0).astype(int).astype(str))  # fmt: skip
