@@ -157,25 +157,27 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_plan(args: argparse.Namespace) -> int:
+    from inference.pipeline import Setup, pipeline_get
     from inference.plan import Workload, attention_share, plan, prices_load, prices_read
-    from inference.shapes import memory_estimate, naive_attention_bytes, shape_get
 
-    shape = shape_get(
-        args.shape
-        if args.shape.endswith("-shape") or "-shape-" in args.shape
-        else f"{args.shape}-shape"
-    )
     workload = Workload(
-        shape,
+        pipeline_get(args.shape),
         args.height,
         args.width,
         args.frames,
         steps=args.steps,
-        cfg_forwards=1 if args.no_cfg else 2,
+        cfg_forwards=1 if args.no_cfg else None,
         regen_rate=args.regen_rate,
-        mfu=args.mfu,
         fps=args.fps,
     )
+    offload = frozenset(m.strip() for m in (args.offload or "").split(",") if m.strip())
+    try:
+        counts = [int(n) for n in args.gpus.split(",")]
+    except ValueError:
+        raise ValueError(f"--gpus {args.gpus!r}: expected counts such as 1 or 1,2,4,8") from None
+    setups = [Setup(gpus=n, interconnect=args.interconnect, offload=offload,
+                    parallel=args.parallel, mfu=args.mfu, vae_tiling=args.vae_tiling)
+              for n in counts]  # fmt: skip
     overrides = {}
     for item in args.price or []:
         name, _, value = item.partition("=")
@@ -190,35 +192,35 @@ def command_plan(args: argparse.Namespace) -> int:
             "--output FILE writes FrameOps' loaded rates) or --price MODEL=USD_PER_GPU_HOUR",
             file=sys.stderr,
         )
-    rows = plan(workload, prices)
-    memory = memory_estimate(shape, workload.tokens)
-    header = {
-        "shape": shape.name,
-        "tokens": workload.tokens,
-        "flops_per_clip": workload.flops_per_clip,
-        "attention_flops_share": round(attention_share(workload), 3),
-        "weights_gib": round(memory.weights_bytes / 2**30, 2),
-        "activations_gib": round(memory.activation_bytes / 2**30, 2),
-        "naive_attention_gib_per_layer": round(
-            naive_attention_bytes(shape, workload.tokens) / 2**30, 1
-        ),
-        "mfu_assumed": args.mfu,
-        "regen_rate": args.regen_rate,
-    }  # fmt: skip
+    rows = plan(workload, prices, setups=setups, gpu=args.gpu)
     if args.json:
-        print(json.dumps({"workload": header, "gpus": [r.as_dict() for r in rows]}, indent=2))
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
         return 0
-    print("  ".join(f"{k}={v}" for k, v in header.items()))
+    pipeline = workload.pipeline
+    print(f"{pipeline.title}: {args.width}x{args.height}, {args.frames} frames, {args.steps} "
+          f"steps, {workload.forwards_per_step} forward(s) a step; {workload.tokens:,} tokens, "
+          f"{workload.flops_per_clip / 1e15:,.1f} PFLOP a clip "
+          f"({attention_share(workload):.0%} in attention); offload: "
+          f"{', '.join(sorted(offload)) or 'none'}; VAE decode "
+          f"{'tiled' if args.vae_tiling else 'whole'}")  # fmt: skip
     print(
-        f"{'GPU':<11} {'VRAM GiB':>8} {'peak GiB':>8} {'fits':>4} {'s/clip':>8} "
-        f"{'$/GPU-h':>8} {'$/usable s':>11}  price from"
+        f"{'GPU':<11} {'n':>2} {'link':<6} {'VRAM':>7} {'peak/GPU':>9} {'fits':>4} "
+        f"{'s/clip':>8} {'speedup':>7} {'$/GPU-h':>8} {'$/usable s':>11}  price from"
     )
     for r in rows:
-        d = r.as_dict()
-        print(f"{r.gpu:<11} {d['vram_gib']:>8} {d['peak_gib']:>8} {'yes' if r.fits else 'no':>4} "
-              f"{d['seconds_per_clip'] or '-':>8} {d['price_per_gpu_hour'] or '-':>8} "
-              f"{d['cost_per_usable_second'] or '-':>11}  {r.price_source}")  # fmt: skip
+        print(f"{r.gpu:<11} {r.gpus:>2} {r.interconnect:<6} {r.vram_bytes / 1e9:>5.1f}GB "
+              f"{r.peak_bytes_per_gpu / 1e9:>7.1f}GB {'yes' if r.fits else 'no':>4} "
+              f"{r.seconds_per_clip or 0:>7.0f}s {r.speedup:>6.2f}x "
+              f"{_usd(r.price_per_gpu_hour, 2):>8} {_usd(r.cost_per_usable_second, 4):>11}  "
+              f"{r.price_source}")  # fmt: skip
+    print("assumptions:")
+    for note in dict.fromkeys(n for r in rows for n in r.assumptions):
+        print(f"  - {note}")
     return 0
+
+
+def _usd(value: Decimal | None, places: int) -> str:
+    return "-" if value is None else f"${value:,.{places}f}"
 
 
 def command_soak(args: argparse.Namespace) -> int:
@@ -288,17 +290,36 @@ def main(argv: list[str] | None = None) -> int:
     planner = commands.add_parser(
         "plan", help="peak memory, time and cost per usable second per GPU"
     )
-    planner.add_argument("--shape", required=True, help="wan-1.3b, wan-14b, hunyuan (or *-shape)")
+    planner.add_argument(
+        "--shape", required=True,
+        help="pipeline: wan-1.3b, wan-14b, hunyuan-video (or a DiT shape: tiny-cpu, NAME-L<n>)",
+    )  # fmt: skip
     planner.add_argument("--height", type=int, required=True)
     planner.add_argument("--width", type=int, required=True)
     planner.add_argument("--frames", type=int, required=True)
     planner.add_argument("--steps", type=int, default=50)
     planner.add_argument("--regen-rate", type=float, default=0.0, help="share of clips regenerated")
-    planner.add_argument("--mfu", type=float, default=0.37, help="assumed model FLOPs utilisation")
+    planner.add_argument(
+        "--mfu", type=float, help="model FLOPs utilisation for every GPU (default: per GPU class)"
+    )
     planner.add_argument("--fps", type=float, default=16.0)
     planner.add_argument(
         "--no-cfg", action="store_true", help="one forward a step (distilled models)"
     )
+    planner.add_argument("--gpus", default="1", help="GPU counts, e.g. 1 or 1,2,4,8")
+    planner.add_argument(
+        "--interconnect", choices=["pcie", "nvlink"],
+        help="between GPUs (default: NVLink where the model has it, else PCIe)",
+    )  # fmt: skip
+    planner.add_argument(
+        "--parallel", choices=["ulysses", "ring", "cfg"], default="ulysses",
+        help="sequence parallelism (ulysses, ring) or CFG parallelism then ulysses",
+    )  # fmt: skip
+    planner.add_argument(
+        "--offload", help="comma-separated: model (between phases), text-encoder (on the CPU)"
+    )
+    planner.add_argument("--vae-tiling", action="store_true", help="decode in spatial tiles")
+    planner.add_argument("--gpu", help="one catalog GPU (default: every GPU in the catalog)")
     planner.add_argument(
         "--price", action="append", help="MODEL=USD_PER_GPU_HOUR, e.g. 'H100 SXM=2.5'"
     )

@@ -107,7 +107,7 @@ def planner_costs(rows: list[dict[str, Any]]) -> go.Figure:
     shown = [r for r in rows if r["fits"] and r["cost_per_usable_second"] is not None]
     figure = go.Figure(
         go.Bar(
-            x=[r["gpu"] for r in shown],
+            x=[r["gpu"] if r["gpus"] == 1 else f"{r['gpus']} x {r['gpu']}" for r in shown],
             y=[float(r["cost_per_usable_second"]) for r in shown],
             text=[f"{float(r['cost_per_usable_second']):.4f}" for r in shown],
             textposition="outside",

@@ -474,14 +474,20 @@ def finding_judge(request: HttpRequest, pk: int) -> HttpResponse:
 # --- planner -------------------------------------------------------------------------------
 
 SHAPES = {"wan-1.3b": "Wan 2.1 1.3B", "wan-14b": "Wan 2.1 14B", "hunyuan": "HunyuanVideo (13B)"}
+OFFLOADS = {"": "none", "model": "model between phases", "model,text-encoder":
+            "model between phases, text encoder on the CPU", "text-encoder":
+            "text encoder on the CPU"}  # fmt: skip
+GPU_COUNTS = {"1": "1", "1,2,4,8": "1, 2, 4 and 8", "2": "2", "4": "4", "8": "8"}
+LINKS = {"": "NVLink where the GPU has it", "pcie": "PCIe", "nvlink": "NVLink"}
+PARALLEL = {"ulysses": "Ulysses (sequence)", "ring": "ring attention", "cfg": "CFG, then Ulysses"}
 
 
 @login_required
 def planner(request: HttpRequest) -> HttpResponse:
     """The what-if of ``python -m inference plan`` (the same code; it imports no torch).
     It has no window: it prices at the rates loaded now."""
+    from inference.pipeline import Setup, pipeline_get
     from inference.plan import Workload, plan
-    from inference.shapes import shape_get
 
     form = {
         "shape": request.GET.get("shape", "wan-1.3b"),
@@ -490,8 +496,15 @@ def planner(request: HttpRequest) -> HttpResponse:
         "frames": request.GET.get("frames", "81"),
         "steps": request.GET.get("steps", "50"),
         "regen_rate": request.GET.get("regen_rate", "0.2"),
+        "gpus": request.GET.get("gpus", "1"),
+        "interconnect": request.GET.get("interconnect", ""),
+        "offload": request.GET.get("offload", ""),
+        "parallel": request.GET.get("parallel", "ulysses"),
     }
-    context: dict[str, Any] = {"form": form, "shapes": SHAPES}
+    context: dict[str, Any] = {
+        "form": form, "shapes": SHAPES, "offloads": OFFLOADS, "gpu_counts": GPU_COUNTS,
+        "links": LINKS, "parallels": PARALLEL,
+    }  # fmt: skip
     errors = {}
     values: dict[str, Any] = {}
     for name, low, high, cast in (
@@ -508,31 +521,56 @@ def planner(request: HttpRequest) -> HttpResponse:
             continue
         if not low <= values[name] <= high:
             errors[name] = f"must be between {low} and {high}"
-    if form["shape"] not in SHAPES:
-        errors["shape"] = f"use one of {', '.join(SHAPES)}"
-    if errors:
+    for name, choices in (("shape", SHAPES), ("gpus", GPU_COUNTS), ("interconnect", LINKS),
+                          ("offload", OFFLOADS), ("parallel", PARALLEL)):  # fmt: skip
+        if form[name] not in choices:
+            errors[name] = f"use one of {', '.join(repr(c) for c in choices)}"
+    workload = None
+    if not errors:
+        try:
+            workload = Workload(pipeline_get(form["shape"]), values["height"], values["width"],
+                                values["frames"], steps=values["steps"],
+                                regen_rate=values["regen_rate"])  # fmt: skip
+        except ValueError as exc:  # a clip size the VAE cannot take, named by the planner
+            errors["frames" if "frames" in str(exc) else "height"] = str(exc)
+    if errors or workload is None:
         context["errors"] = errors
         return _page(request, "dashboard/planner.html", context, status=400)
-    workload = Workload(
-        shape_get(f"{form['shape']}-shape"),
-        values["height"],
-        values["width"],
-        values["frames"],
-        steps=values["steps"],
-        regen_rate=values["regen_rate"],
-    )
-    rows = [r.as_dict() for r in plan(workload, planner_prices())]
+    offload = frozenset(m for m in form["offload"].split(",") if m)
+    setups = [Setup(gpus=int(n), interconnect=form["interconnect"] or None, offload=offload,
+                    parallel=form["parallel"]) for n in form["gpus"].split(",")]  # fmt: skip
+    planned = plan(workload, planner_prices(), setups=setups)
+    rows = [
+        {
+            **r.as_dict(),
+            "vram": f"{r.vram_bytes / 1e9:.1f} GB",
+            "peak": f"{r.peak_bytes_per_gpu / 1e9:.1f} GB",
+            "fits_text": "yes" if r.fits else "no",
+            "time": f"{r.seconds_per_clip:,.0f} s" if r.seconds_per_clip else "-",
+            "speedup_text": f"{r.speedup:.2f}x ({r.efficiency:.0%} efficient)"
+            if r.gpus > 1
+            else "-",
+            "price": f"${r.price_per_gpu_hour:,.2f}" if r.price_per_gpu_hour is not None else "-",
+            "per_usable_second": (
+                f"${r.cost_per_usable_second:,.4f}" if r.cost_per_usable_second is not None else "-"
+            ),
+        }
+        for r in planned
+    ]
     table = Table(
         "plan",
         "",
         [
             Col("gpu", "GPU"),
-            Col("vram_gib", "VRAM (GiB)", num=True),
-            Col("peak_gib", "Predicted peak (GiB)", num=True),
-            Col("fits", "Fits"),
-            Col("seconds_per_clip", "Seconds per clip", num=True),
-            Col("price_per_gpu_hour", "USD per GPU-hour", num=True),
-            Col("cost_per_usable_second", "USD per usable second", num=True),
+            Col("gpus", "GPUs", num=True),
+            Col("interconnect", "Link"),
+            Col("vram", "VRAM", num=True),
+            Col("peak", "Predicted peak per GPU", num=True),
+            Col("fits_text", "Fits"),
+            Col("time", "Time per clip", num=True),
+            Col("speedup_text", "Speedup (efficiency)", num=True),
+            Col("price", "Price per GPU-hour", num=True),
+            Col("per_usable_second", "Cost per usable second", num=True),
         ],
         rows,
     )
@@ -544,6 +582,7 @@ def planner(request: HttpRequest) -> HttpResponse:
                 )
             },
             "tokens": workload.tokens,
+            "assumptions": list(dict.fromkeys(n for r in planned for n in r.assumptions)),
         }
     )
     return _page(request, "dashboard/planner.html", context)

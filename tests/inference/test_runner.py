@@ -13,10 +13,10 @@ from finops.fleet.models import GpuModel
 from finops.jobs.models import RenderJob
 from finops.pricing.models import PriceRate
 from inference.__main__ import main
+from inference.pipeline import pipeline_get
 from inference.plan import Workload, plan
 from inference.runner import RunOptions, bundle_for, run_clip
 from inference.scenes import all_prompts
-from inference.shapes import PRESETS
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_plan_prices_a_usable_second_with_the_loaded_rates(capsys, tmp_path):
         "--regen-rate", "0.5", "--json", "--prices", str(prices),
     ])  # fmt: skip
     assert code == 0
-    rows = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)["gpus"]}
+    rows = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)}
     h100_row = rows["H100 SXM"]
     assert h100_row["price_source"] == "cheapest on-demand rate"
     # $3 per GPU-hour over the row's own time per clip, per usable second: 81 frames at
@@ -142,7 +142,7 @@ def test_plan_prices_a_usable_second_with_the_loaded_rates(capsys, tmp_path):
     # Every attempt usable: half the cost per usable second.
     main(["plan", "--shape", "wan-1.3b", "--height", "480", "--width", "832", "--frames", "81",
           "--json", "--prices", str(prices)])  # fmt: skip
-    once = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)["gpus"]}["H100 SXM"]
+    once = {r["gpu"]: r for r in json.loads(capsys.readouterr().out)}["H100 SXM"]
     assert float(once["cost_per_usable_second"]) == pytest.approx(
         float(h100_row["cost_per_usable_second"]) / 2, rel=2e-3
     )
@@ -161,12 +161,12 @@ def test_a_bad_prices_file_is_named(tmp_path):
 
 
 def test_plan_marks_what_does_not_fit():
-    workload = Workload(PRESETS["wan-14b-shape"], 720, 1280, 81)
+    workload = Workload(pipeline_get("wan-14b"), 720, 1280, 81)
     rows = {r.gpu: r for r in plan(workload, {})}
-    assert not rows["L4"].fits  # 28 GB of bf16 weights on a 24 GB card
+    assert not rows["L4"].fits  # 57 GB of float32 weights on a 24 GB card
     assert rows["H200"].fits
     with pytest.raises(ValueError, match="regen-rate"):
-        Workload(PRESETS["wan-14b-shape"], 720, 1280, 81, regen_rate=1.0)
+        Workload(pipeline_get("wan-14b"), 720, 1280, 81, regen_rate=1.0)
 
 
 def test_a_short_soak_reports_throughput_and_says_when_nvml_is_absent():

@@ -16,6 +16,7 @@ import numpy as np
 from finops.fleet.models import GpuModel
 from finops.insights.context import Context
 from finops.insights.detectors import Draft, dec, fix_action, money, severity_of
+from finops.insights.planning import predicted, shape_label, typical_shape
 from finops.pricing.selectors import planner_prices
 
 HEADROOM = 1.10  # the next tier must hold the peak with 10% to spare
@@ -84,14 +85,34 @@ def detect(ctx: Context) -> list[Draft]:
         current_price = (cost / paid_hours) if paid_hours else None
         saved, assumptions = waste, ["the OOM retries and the memory stalls go away"]
         details: dict[str, object] = {"current_gpu": model, "current_vram_gib": round(vram / 2**30)}
+        shape = typical_shape(j[j["gpu_model"] == model])
+        here = predicted(shape, model) if shape else None
         if tier is not None and current_price:
             name, tier_price, tier_vram = tier
-            moved = (cost - waste) * (tier_price / current_price)
+            there = predicted(shape, name) if shape else None
+            speed = Decimal(1)
+            if here and there and here["seconds_per_clip"] and there["seconds_per_clip"]:
+                # The planner's time for the jobs' own shape on each GPU.
+                speed = dec(there["seconds_per_clip"] / here["seconds_per_clip"])
+                assumptions.append(
+                    f"the planner's time per clip for {shape_label(shape)}: "
+                    f"{there['seconds_per_clip']:,.0f} s on {name} against "
+                    f"{here['seconds_per_clip']:,.0f} s on {model}"
+                )
+                assumptions += [a for a in there["assumptions"] if a.startswith("MFU")]
+            else:
+                assumptions.append(f"the work runs as fast on {name} as on {model}, at its price")
+            moved = (cost - waste) * (tier_price / current_price) * speed
             saved = cost - moved
             details.update({"to_gpu": name, "to_vram_gib": round(tier_vram / 2**30),
                             "to_price_per_gpu_hour": str(tier_price),
                             "current_price_per_gpu_hour": str(money(current_price))})  # fmt: skip
-            assumptions.append(f"the work runs as fast on {name} as on {model}, at its price")
+            if there:
+                details["planned_to"] = there
+        if here:
+            details["planned_current"] = here
+            details["planned_shape"] = {k: (v if isinstance(v, str) else int(v))
+                                        for k, v in shape.items()} if shape else None  # fmt: skip
         fix = (
             f"Move these jobs to {tier[0]} ({round(tier[2] / 2**30)} GB), which holds the "
             f"observed peak of {peak / 1e9:.1f} GB"

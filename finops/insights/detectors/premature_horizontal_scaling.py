@@ -12,9 +12,12 @@ Waste: the multi-GPU jobs' cost x (1 - efficiency). Fix: the same clips one GPU 
 
 from __future__ import annotations
 
+from typing import Any
+
 from finops.accounts.models import Team
 from finops.insights.context import Context
 from finops.insights.detectors import Draft, dec, fix_action, money, severity_of
+from finops.insights.planning import predicted, shape_label, typical_shape
 
 
 def detect(ctx: Context) -> list[Draft]:
@@ -57,6 +60,9 @@ def detect(ctx: Context) -> list[Draft]:
         eff = float(eff)
         waste = multi["cost"] * dec(1 - eff)
         links = interconnects.get(key, [])
+        group = multi_jobs[(multi_jobs["team_id"] == team_id) & (multi_jobs["model_name"] == model)
+                           & (multi_jobs["resolution"] == resolution)]  # fmt: skip
+        plans, notes = _planned(group, gpus, links)
         drafts.append(Draft(
             pattern="premature_horizontal_scaling", scope_kind="model",
             scope_key=f"{slugs.get(team_id, team_id)}:{model}:{resolution}", team_id=int(team_id),
@@ -82,9 +88,32 @@ def detect(ctx: Context) -> list[Draft]:
                 usable_seconds=float(multi["usable_seconds"] + single["usable_seconds"]),
                 assumptions=["single-GPU jobs of the same model and resolution keep their "
                              "throughput per GPU", "the clips' deadlines allow the longer "
-                             "per-clip latency"],
+                             "per-clip latency", *notes],
+                **plans,
             ),
             thresholds={"scaling_efficiency": threshold},
             severity=severity_of(eff, threshold, higher_is_worse=False),
         ))  # fmt: skip
     return drafts
+
+
+def _planned(group: Any, gpus: Any, links: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The planner's prediction for the group's typical shape on its GPU model: as run (its
+    usual GPU count over its interconnect) and on one GPU."""
+    shape = typical_shape(group)
+    if shape is None or not len(group):
+        return {}, []
+    gpu_model = group["first_gpu"].map(gpus["gpu_model"]).mode()
+    count = int(group["gpu_count"].mode().iloc[0])
+    if not len(gpu_model) or count not in (2, 4, 8):
+        return {}, []
+    link = "nvlink" if "nvlink" in links else "pcie" if links else None
+    multi = predicted(shape, str(gpu_model.iloc[0]), gpus=count, interconnect=link)
+    single = predicted(shape, str(gpu_model.iloc[0]))
+    if multi is None or single is None:
+        return {}, []
+    note = (f"the planner predicts {multi['efficiency']:.0%} scaling efficiency for "
+            f"{shape_label(shape)} on {count} {gpu_model.iloc[0]} over {multi['interconnect']} "
+            f"({multi['seconds_per_clip']:,.0f} s a clip against "
+            f"{single['seconds_per_clip']:,.0f} s on one)")  # fmt: skip
+    return {"planned_multi_gpu": multi, "planned_single_gpu": single}, [note]
