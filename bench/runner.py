@@ -11,7 +11,11 @@
 * `plan_memory_error`: the largest relative error of the planner's predicted peak memory
   (weights + widest block phase + context) against the measured resident peak of one
   CFG-batched denoiser forward, each measured in a fresh process.
-* `usable_share`: tiny-cpu clips over 20 seeds (prompts rotating) that pass the gate.
+* `usable_share`: tiny-cpu clips over 20 seeds (prompts rotating) that pass the gate,
+  shape check included (`usable_share_without_shape`: those that pass every other check).
+* `plan_public_memory_error`, `plan_public_time_error`: the largest relative errors of the
+  planner's whole-pipeline peak memory and time per clip over the public runs it is held
+  to (``inference.pipeline.PUBLIC_RUNS``, sources in docs/inference.md).
 
     .venv/bin/python bench/runner.py [--seeds 20] [--cache-seeds 6]
 """
@@ -33,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import torch
 
 from inference.model import backend_resolve
+from inference.pipeline import PUBLIC_RUNS, public_errors
 from inference.runner import RunOptions, bundle_for, run_clip
 from inference.scenes import all_prompts
 from inference.shapes import flops_per_forward, memory_estimate, shape_get, token_count
@@ -167,10 +172,10 @@ def cache_cases(seeds: int, thresholds: tuple[float, ...]) -> list[dict[str, flo
     return rows
 
 
-def usable_share(seeds: int) -> tuple[float, float]:
+def usable_share(seeds: int) -> tuple[float, float, float]:
     prompts = all_prompts()
     bundle = bundle_for(RunOptions(), torch.device("cpu"), torch.float32)
-    usable, seconds = 0, []
+    usable, shape_only, seconds = 0, 0, []
     for seed in range(seeds):
         started = time.perf_counter()
         report = run_clip(
@@ -179,7 +184,8 @@ def usable_share(seeds: int) -> tuple[float, float]:
         ).report
         seconds.append(time.perf_counter() - started)
         usable += bool(report["usable"])
-    return usable / seeds, statistics.median(seconds)
+        shape_only += report["quality"]["failed"] == ["shape"]
+    return usable / seeds, (usable + shape_only) / seeds, statistics.median(seconds)
 
 
 def main() -> None:
@@ -208,8 +214,19 @@ def main() -> None:
               f"  error {row['error']:.3f}")  # fmt: skip
 
     print(f"tiny-cpu clips passing the gate over {args.seeds} seeds:", flush=True)
-    share, clip_s = usable_share(args.seeds)
-    print(f"  {share:.0%} usable, median {clip_s:.2f} s per clip")
+    share, share_without_shape, clip_s = usable_share(args.seeds)
+    print(f"  {share:.0%} usable ({share_without_shape:.0%} without the shape check), "
+          f"median {clip_s:.2f} s per clip")  # fmt: skip
+
+    public_memory, public_time = public_errors()
+    print("planner against the public runs (largest relative error):")
+    for run in PUBLIC_RUNS:
+        est = run.estimate()
+        took = f"{est.seconds:,.0f} s vs {run.seconds:,.0f} s" if run.seconds else "no time"
+        print(f"  {run.pipeline:<14} {run.gpu:<10} {run.width}x{run.height}x{run.frames}  "
+              f"{est.peak_bytes_per_gpu / 1e9:5.1f} GB vs {run.peak_gb} GB  {took}"
+              f"{'  (sets ' + run.sets + ')' if run.sets else ''}")  # fmt: skip
+    print(f"  memory {public_memory:.3f}, time {public_time:.3f}")
 
     print(
         f"TeaCache on tiny-cpu over {args.cache_seeds} seeds (vs uncached, same seed):", flush=True
@@ -236,6 +253,9 @@ def main() -> None:
         "cache_by_threshold": cache,
         "plan_memory_error": round(max(r["error"] for r in memory), 3),
         "usable_share": share,
+        "usable_share_without_shape": share_without_shape,
+        "plan_public_memory_error": round(public_memory, 3),
+        "plan_public_time_error": round(public_time, 3),
         "clip_seconds_median": round(clip_s, 2),
     }
     print(json.dumps(figures))

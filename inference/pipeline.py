@@ -395,3 +395,55 @@ def pipeline_for_model(model_name: str) -> Pipeline | None:
     if "wan" in name and "14b" in name:
         return PIPELINES["wan-14b"]
     return None
+
+
+@dataclass(frozen=True)
+class PublicRun:
+    """A published single-GPU run the planner is held to (docs/inference.md)."""
+
+    pipeline: str
+    gpu: str
+    height: int
+    width: int
+    frames: int
+    steps: int
+    offload: frozenset[str]
+    peak_gb: float
+    seconds: float | None
+    source: str
+    sets: str | None  # the model constant the figure set, if any (then it checks arithmetic)
+
+    def estimate(self) -> Estimate:
+        return estimate_scaled(PIPELINES[self.pipeline], gpu_entries(self.gpu)[0],
+                               height=self.height, width=self.width, frames=self.frames,
+                               steps=self.steps, setup=Setup(offload=self.offload))  # fmt: skip
+
+
+_MODEL, _TEXT_CPU = frozenset({"model"}), frozenset({"model", "text-encoder"})
+PUBLIC_RUNS = (
+    PublicRun("wan-1.3b", "RTX 4090", 480, 832, 81, 50, _TEXT_CPU, 8.19, 261.4,
+              "Wan 2.1 README (github.com/Wan-Video/Wan2.1), T2V-1.3B, one RTX 4090, "
+              "--offload_model True --t5_cpu", "workspace; RTX 4090 MFU"),
+    PublicRun("wan-14b", "H100 SXM", 720, 1280, 81, 50, _MODEL, 69.1, 1837.9,
+              "Wan 2.1 README, T2V-14B, one H100, --offload_model True", "H100 MFU"),
+    PublicRun("hunyuan-video", "H100 SXM", 720, 1280, 129, 50, _MODEL, 60.0, 1800.0,
+              "HunyuanVideo README (github.com/Tencent/HunyuanVideo), GPU peak memory 60 GB; "
+              "github.com/Tencent/HunyuanVideo/issues/74, about 30 min on an H100",
+              "HunyuanVideo vectors per token"),
+    PublicRun("hunyuan-video", "H100 SXM", 544, 960, 129, 50, _MODEL, 45.0, None,
+              "HunyuanVideo README, GPU peak memory 45 GB", None),
+    PublicRun("hunyuan-video", "A100 80GB", 720, 1280, 129, 50, _MODEL, 60.0, 3600.0,
+              "github.com/Tencent/HunyuanVideo/issues/74, about 1 hour on one A100",
+              "A100 MFU"),
+)  # fmt: skip
+
+
+def public_errors() -> tuple[float, float]:
+    """The largest relative errors over PUBLIC_RUNS: (peak memory, time)."""
+    memory, time = 0.0, 0.0
+    for run in PUBLIC_RUNS:
+        est = run.estimate()
+        memory = max(memory, abs(est.peak_bytes_per_gpu / 1e9 - run.peak_gb) / run.peak_gb)
+        if run.seconds is not None:
+            time = max(time, abs(est.seconds - run.seconds) / run.seconds)
+    return memory, time

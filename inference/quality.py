@@ -8,6 +8,11 @@
   frame; its displacement from the first frame is compared with the displacement the
   prompt's motion implies; mean error as a fraction of the frame side. A frame where the
   colour cannot be found counts as 1.0.
+* shape match (tiny preset): in every frame where the colour is found, its pixels are
+  compared (intersection over union) with the generator's own mask of each shape, placed
+  where the found shape's centre is; the prompt's shape must match best in most frames and
+  its mean IoU must reach the threshold, so a square or a triangle does not pass for
+  "circle".
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from inference.scenes import COLOURS, SIZE_PX, Prompt, trajectory
+from inference.scenes import COLOURS, SHAPES, SIZE_PX, Prompt, shape_mask, trajectory
 
-THRESHOLDS = {"flicker": 0.97, "ssim": 0.80, "trajectory_error": 0.08}
+THRESHOLDS = {"flicker": 0.97, "ssim": 0.80, "trajectory_error": 0.08, "shape_iou": 0.6}
 COLOUR_TOLERANCE = 90.0  # RGB distance for "this pixel is the prompt's colour"
 MIN_PIXELS = 12
 
@@ -82,6 +87,38 @@ def trajectory_error(video: np.ndarray, prompt: Prompt) -> float:
     return float(np.mean(errors))
 
 
+def _aligned_iou(found: np.ndarray, shape: str) -> float:
+    """IoU of a frame's colour mask with ``shape``'s mask centred where the found pixels'
+    centre is (the template's own centre moved onto it: a triangle's centroid is not the
+    centre it is drawn around)."""
+    ys, xs = np.nonzero(found)
+    cx, cy = float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
+    template = shape_mask(shape, cx, cy)
+    ty, tx = np.nonzero(template)
+    if len(tx):
+        template = shape_mask(
+            shape, 2 * cx - float(tx.mean()) - 0.5, 2 * cy - float(ty.mean()) - 0.5
+        )
+    union = np.logical_or(found, template).sum()
+    return float(np.logical_and(found, template).sum() / union) if union else 0.0
+
+
+def shape_match(video: np.ndarray, prompt: Prompt) -> tuple[float, float]:
+    """(mean IoU with the prompt's shape over the frames where the colour is found, share
+    of those frames where the prompt's shape matches best); (0, 0) when never found."""
+    distance = np.linalg.norm(video.astype(np.float64) - np.array(COLOURS[prompt.colour]), axis=-1)
+    ious, best = [], 0
+    for found in distance < COLOUR_TOLERANCE:
+        if found.sum() < MIN_PIXELS:
+            continue
+        scores = {shape: _aligned_iou(found, shape) for shape in SHAPES}
+        ious.append(scores[prompt.shape])
+        best += max(scores, key=lambda k: scores[k]) == prompt.shape
+    if not ious:
+        return 0.0, 0.0
+    return float(np.mean(ious)), best / len(ious)
+
+
 @dataclass(frozen=True)
 class Verdict:
     flicker: float
@@ -89,6 +126,8 @@ class Verdict:
     trajectory_error: float | None
     usable: bool
     failed: tuple[str, ...]
+    shape_iou: float | None = None
+    shape_best_share: float | None = None
 
     @property
     def score(self) -> float:
@@ -97,6 +136,8 @@ class Verdict:
         parts = [self.flicker / THRESHOLDS["flicker"], self.ssim / THRESHOLDS["ssim"]]
         if self.trajectory_error is not None:
             parts.append(1 - self.trajectory_error)
+        if self.shape_iou is not None:
+            parts.append(self.shape_iou / THRESHOLDS["shape_iou"])
         return float(max(0.0, min(1.0, *parts)))
 
     def as_dict(self) -> dict[str, object]:
@@ -110,9 +151,12 @@ def judge(
     limits = {**THRESHOLDS, **(thresholds or {})}
     flicker, similarity = flicker_score(video), consecutive_ssim(video)
     error = trajectory_error(video, prompt) if prompt is not None else None
+    iou, best = shape_match(video, prompt) if prompt is not None else (None, None)
     failed = [
         name for name, value in (("flicker", flicker), ("ssim", similarity)) if value < limits[name]
     ]
     if error is not None and error > limits["trajectory_error"]:
         failed.append("trajectory_error")
-    return Verdict(flicker, similarity, error, not failed, tuple(failed))
+    if iou is not None and best is not None and (iou < limits["shape_iou"] or best <= 0.5):
+        failed.append("shape")
+    return Verdict(flicker, similarity, error, not failed, tuple(failed), iou, best)

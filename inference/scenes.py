@@ -91,7 +91,7 @@ def start_sample(prompt: Prompt, rng: np.random.Generator) -> tuple[float, float
     return across, y
 
 
-def _mask(shape: str, cx: float, cy: float) -> np.ndarray:
+def shape_mask(shape: str, cx: float, cy: float) -> np.ndarray:
     y, x = np.mgrid[0:SIZE_PX, 0:SIZE_PX] + 0.5
     if shape == "circle":
         return (x - cx) ** 2 + (y - cy) ** 2 <= RADIUS_PX**2
@@ -109,7 +109,7 @@ def render(prompt: Prompt, centres: np.ndarray) -> np.ndarray:
     video = np.zeros((len(centres), SIZE_PX, SIZE_PX, 3), dtype=np.uint8)
     colour = np.array(COLOURS[prompt.colour], dtype=np.uint8)
     for i, (cx, cy) in enumerate(centres):
-        video[i][_mask(prompt.shape, cx, cy)] = colour
+        video[i][shape_mask(prompt.shape, cx, cy)] = colour
     return video
 
 

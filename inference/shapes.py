@@ -171,10 +171,12 @@ class MemoryEstimate:
     activation_bytes: int
     attention_bytes: int
     text_bytes: int
+    outside_bytes: int = 0  # held outside the block stack: rotary tables, head output
 
     @property
     def peak_bytes(self) -> int:
-        return self.weights_bytes + self.activation_bytes + self.attention_bytes + self.text_bytes
+        return (self.weights_bytes + self.activation_bytes + self.attention_bytes
+                + self.text_bytes + self.outside_bytes)  # fmt: skip
 
 
 def memory_estimate(
@@ -185,7 +187,8 @@ def memory_estimate(
     batch: int = 1,
     attention: str = "flash",
 ) -> MemoryEstimate:
-    """Peak memory of the denoiser: weights + the widest phase of one block.
+    """Peak memory of the denoiser: weights + the widest phase of one block + what the
+    forward holds outside its blocks.
 
     ``attention``: 'math' materialises scores and probabilities (2 x heads x L^2 per batch
     item); 'flash' and 'efficient' work in tiles (no L^2 term)."""
@@ -194,4 +197,10 @@ def memory_estimate(
     activation = batch * tokens * (RESIDUAL_VECTORS * d + widest) * dtype_bytes
     scratch = 2 * batch * shape.heads * tokens * tokens * dtype_bytes if attention == "math" else 0
     text = batch * shape.text_len * (shape.text_dim + d) * dtype_bytes
-    return MemoryEstimate(param_count(shape) * dtype_bytes, activation, scratch, text)
+    # Outside the blocks, alive at the end of the forward: the rotary angles with their
+    # cosines and sines (3 x head_dim/2 a token, shared by the batch), and per batch item
+    # the head's output and its unpatchified copy (latent channels x patch volume each).
+    patch = PATCH[0] * PATCH[1] * PATCH[2]
+    outside = tokens * (3 * (shape.head_dim // 2) + batch * 2 * shape.latent_channels * patch)
+    return MemoryEstimate(param_count(shape) * dtype_bytes, activation, scratch, text,
+                          outside * dtype_bytes)  # fmt: skip

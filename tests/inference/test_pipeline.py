@@ -12,29 +12,16 @@ from inference.__main__ import main
 from inference.pipeline import (
     MFU_BY_GPU,
     PIPELINES,
+    PUBLIC_RUNS,
     Setup,
     estimate_scaled,
     gpu_entries,
     pipeline_for_model,
     pipeline_get,
+    public_errors,
 )
 
 MODEL, TEXT_CPU = frozenset({"model"}), frozenset({"model", "text-encoder"})
-# (pipeline, GPU, height, width, frames, steps, offload, peak GB, seconds or None, source,
-#  whether the figure set a constant of the model: then it checks the arithmetic only)
-PUBLIC = [
-    ("wan-1.3b", "RTX 4090", 480, 832, 81, 50, TEXT_CPU, 8.19, 261.4,
-     "Wan 2.1 README, T2V-1.3B single RTX 4090", "workspace and RTX 4090 MFU"),
-    ("wan-14b", "H100 SXM", 720, 1280, 81, 50, MODEL, 69.1, 1837.9,
-     "Wan 2.1 README, T2V-14B single H100", "H100 MFU"),
-    ("hunyuan-video", "H100 SXM", 720, 1280, 129, 50, MODEL, 60.0, 1800.0,
-     "HunyuanVideo README (60 GB); issues/74 (about 30 min on an H100)",
-     "HunyuanVideo vectors per token"),
-    ("hunyuan-video", "H100 SXM", 544, 960, 129, 50, MODEL, 45.0, None,
-     "HunyuanVideo README (45 GB)", None),
-    ("hunyuan-video", "A100 80GB", 720, 1280, 129, 50, MODEL, 60.0, 3600.0,
-     "HunyuanVideo issues/74 (about 1 hour on an A100)", "A100 MFU"),
-]  # fmt: skip
 
 
 def _estimate(pipeline, gpu, height, width, frames, steps, offload, **setup):  # type: ignore[no-untyped-def]
@@ -42,13 +29,16 @@ def _estimate(pipeline, gpu, height, width, frames, steps, offload, **setup):  #
                            frames=frames, steps=steps, setup=Setup(offload=offload, **setup))  # fmt: skip
 
 
-@pytest.mark.parametrize("case", PUBLIC, ids=[f"{c[0]}-{c[1]}-{c[2]}p" for c in PUBLIC])
-def test_public_figures(case):
-    pipeline, gpu, height, width, frames, steps, offload, peak_gb, seconds, _, _ = case
-    est = _estimate(pipeline, gpu, height, width, frames, steps, offload)
-    assert est.peak_bytes_per_gpu / 1e9 == pytest.approx(peak_gb, rel=0.10)
-    if seconds is not None:
-        assert est.seconds == pytest.approx(seconds, rel=0.25)
+@pytest.mark.parametrize(
+    "run", PUBLIC_RUNS, ids=[f"{r.pipeline}-{r.gpu}-{r.height}p" for r in PUBLIC_RUNS]
+)
+def test_public_figures(run):
+    est = run.estimate()
+    assert est.peak_bytes_per_gpu / 1e9 == pytest.approx(run.peak_gb, rel=0.10), run.source
+    if run.seconds is not None:
+        assert est.seconds == pytest.approx(run.seconds, rel=0.25), run.source
+    memory, time = public_errors()
+    assert memory <= 0.10 and time <= 0.25
 
 
 def test_the_figures_not_used_for_a_constant_hold_out_of_sample():

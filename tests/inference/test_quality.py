@@ -72,3 +72,17 @@ def test_ssim_of_identical_images_is_one():
 def test_prompts_name_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):
         prompt_parse(text)
+
+
+@pytest.mark.parametrize("asked", ["circle", "square", "triangle"])
+def test_the_wrong_shape_fails_the_gate_whatever_its_motion(asked):
+    """A clip that moves as asked but shows another shape than the prompt asked for."""
+    rng = np.random.default_rng(3)
+    for drawn in ("circle", "square", "triangle"):
+        _, video, _ = clip_sample(rng, 17, Prompt("green", drawn, "down"))
+        verdict = judge(video, Prompt("green", asked, "down"))
+        if drawn == asked:
+            assert verdict.usable and verdict.shape_iou is not None and verdict.shape_iou > 0.95
+        else:
+            assert not verdict.usable and verdict.failed == ("shape",)
+            assert verdict.shape_best_share == 0.0
