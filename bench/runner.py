@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 import torch
 
 from inference.model import backend_resolve
-from inference.pipeline import PUBLIC_RUNS, public_errors
+from inference.pipeline import PUBLIC_RUNS, public_errors, public_scaling
 from inference.runner import RunOptions, bundle_for, run_clip
 from inference.scenes import all_prompts
 from inference.shapes import flops_per_forward, memory_estimate, shape_get, token_count
@@ -227,6 +227,12 @@ def main() -> None:
               f"{est.peak_bytes_per_gpu / 1e9:5.1f} GB vs {run.peak_gb} GB  {took}"
               f"{'  (sets ' + run.sets + ')' if run.sets else ''}")  # fmt: skip
     print(f"  memory {public_memory:.3f}, time {public_time:.3f}")
+    scaling = public_scaling()
+    for row in scaling:
+        print(
+            f"  {row['pipeline']:<14} {row['gpus']} x {row['gpu']:<10} speedup planned "
+            f"{row['planned_speedup']} vs public {row['public_speedup']} ({row['source']})"
+        )
 
     print(
         f"TeaCache on tiny-cpu over {args.cache_seeds} seeds (vs uncached, same seed):", flush=True
@@ -256,6 +262,7 @@ def main() -> None:
         "usable_share_without_shape": share_without_shape,
         "plan_public_memory_error": round(public_memory, 3),
         "plan_public_time_error": round(public_time, 3),
+        "plan_public_scaling_error": max(r["error"] for r in scaling),
         "clip_seconds_median": round(clip_s, 2),
     }
     print(json.dumps(figures))

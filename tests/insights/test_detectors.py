@@ -168,7 +168,8 @@ def test_memory_underinvestment(team_a, pressure_s, fires):
     GpuModel.objects.filter(name="H200").update(default_price_per_gpu_hour=5)
     (g,) = node("mem-1")
     hour(g, mem_pressure_s=pressure_s, util_mean_pct=40.0, mem_frac_max=0.99)
-    job(team_a, [(g, 0, 60)], peak_vram_bytes=79 * 10**9)
+    job(team_a, [(g, 0, 60)], peak_vram_bytes=79 * 10**9, model_name="wan2.1-t2v-14b",
+        width=1280, height=720, frames=81, steps=50)  # fmt: skip
     found = refresh().get("memory_underinvestment", [])
     assert bool(found) is fires
     if fires:
@@ -178,6 +179,15 @@ def test_memory_underinvestment(team_a, pressure_s, fires):
         assert f.evidence["util_during_pressure_pct"] == 40.0
         assert f.waste == Decimal("1.20")
         assert f.action["to_gpu"] == "H200"
+        # The planner's prediction for the job's own shape on both GPUs: the H200 is the
+        # H100's chip with more memory, so the same time per clip and the same saving.
+        here, there = f.action["planned_current"], f.action["planned_to"]
+        assert (here["gpu"], there["gpu"]) == ("H100 SXM", "H200")
+        assert here["seconds_per_clip"] == there["seconds_per_clip"] > 0
+        assert there["fits"] and there["peak_gb_per_gpu"] == here["peak_gb_per_gpu"]
+        assert f.action["planned_shape"]["model_name"] == "wan2.1-t2v-14b"
+        assert any("the planner's time per clip for wan2.1-t2v-14b 1280x720" in a
+                   for a in f.action["assumptions"])  # fmt: skip
         assert f.action["projected_cost"] == "3.50"
 
 
@@ -201,6 +211,13 @@ def test_premature_horizontal_scaling(team_a, multi_minutes, fires):
         assert f.evidence["scaling_efficiency"] == 0.5
         assert f.evidence["interconnect"] == ["pcie"]
         assert f.waste == Decimal("2.00")
+        # The planner's view of the same shape on 4 H100s over PCIe, and on one.
+        multi, single = f.action["planned_multi_gpu"], f.action["planned_single_gpu"]
+        assert (multi["gpus"], multi["interconnect"], single["gpus"]) == (4, "pcie", 1)
+        assert (
+            0 < multi["efficiency"] < 1 and multi["seconds_per_clip"] < single["seconds_per_clip"]
+        )
+        assert any(a.startswith("the planner predicts") for a in f.action["assumptions"])
 
 
 @pytest.mark.parametrize(("stalled_minutes", "fires"), [(20, True), (5, False)])
