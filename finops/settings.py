@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "finops.jobs",
     "finops.costing",
     "finops.insights",
+    "finops.placement",
     "finops.simulation",
     "finops.dashboard",
     "finops.alerts",
@@ -471,6 +472,10 @@ INSIGHTS_THRESHOLDS: dict[str, float] = {
     "idle_share": 0.30,
     # model cost regression
     "regression_increase": 0.20,
+    # placement: a mapped video API offering this much cheaper per usable second...
+    "placement_cheaper_share": 0.20,
+    # ...that saves at least this much a month (the ledger's currency)
+    "placement_min_monthly_saving": 500.0,
 }
 INSIGHTS_THRESHOLDS.update(json.loads(env_str("INSIGHTS_THRESHOLDS_JSON") or "{}"))
 # A finding its refresh window no longer sees this many times in a row resolves itself.

@@ -10,6 +10,7 @@ from finops.api import (
     insight_views,
     job_views,
     kubernetes_views,
+    placement_views,
     views,
 )
 
@@ -32,6 +33,13 @@ urlpatterns = [
     path("findings", insight_views.FindingListApi.as_view(), name="findings"),
     path("findings/<int:pk>", insight_views.FindingDetailApi.as_view(), name="finding-detail"),
     path("savings", insight_views.SavingsApi.as_view(), name="savings"),
+    path("placement", placement_views.PlacementApi.as_view(), name="placement"),
+    path("placement/mappings", placement_views.MappingListApi.as_view(), name="placement-mappings"),
+    path(
+        "placement/mappings/<int:pk>",
+        placement_views.MappingDetailApi.as_view(),
+        name="placement-mapping",
+    ),
     path("alerts", alert_views.AlertListApi.as_view(), name="alerts"),
     path("alert-rules", alert_views.AlertRuleListApi.as_view(), name="alert-rules"),
     path("alert-rules/<int:pk>", alert_views.AlertRuleDetailApi.as_view(), name="alert-rule"),

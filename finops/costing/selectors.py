@@ -798,6 +798,16 @@ def job_seconds_rows(
     return generated, usable
 
 
+def output_seconds(
+    *, query: AllocationQuery, teams: QuerySet[Team]
+) -> dict[tuple[Any, ...], tuple[float, float]]:
+    """(generated, usable) seconds per key of the query's job aggregates over its whole
+    window, unrounded (the report rounds them to the millisecond)."""
+    window = AllocationQuery(query.start, query.end, query.aggregate, "window", query.idle,
+                             query.basis, query.share_idle_by)  # fmt: skip
+    return _job_seconds(window, _steps(window), teams, report_parts(window, summaries=True))[0]
+
+
 def _job_seconds(
     query: AllocationQuery,
     steps: list[tuple[datetime, datetime]],

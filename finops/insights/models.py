@@ -15,6 +15,7 @@ class Pattern(models.TextChoices):
     REGENERATION_WASTE = "regeneration_waste", "Regeneration waste"
     IDLE_CAPACITY = "idle_capacity", "Idle capacity"
     MODEL_COST_REGRESSION = "model_cost_regression", "Model cost regression"
+    PLACEMENT = "placement", "Cheaper placement"
 
 
 class Severity(models.TextChoices):
@@ -30,6 +31,7 @@ class ScopeKind(models.TextChoices):
     GPU_MODEL = "gpu_model", "GPU model"
     MODEL = "model", "Model"
     JOB = "job", "Job"
+    WORKLOAD = "workload", "Workload"
 
 
 class FindingStatus(models.TextChoices):

@@ -90,3 +90,57 @@ class PriceRate(models.Model):
     def __str__(self) -> str:
         where = f"{self.provider} {self.sku} {self.region or '-'} {self.pricing_model}"
         return f"{where}: {self.price_per_gpu_hour} {self.currency}/GPU-h"
+
+
+class VideoApiOffering(models.Model):
+    """A hosted video model sold per generated second (``load_prices video-api``)."""
+
+    provider = models.CharField(max_length=64)
+    offering = models.CharField(max_length=200, help_text="The product as its provider names it.")
+    model_family = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["provider", "offering"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "offering"], name="videoapi_offering_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.offering}"
+
+
+class VideoApiPrice(models.Model):
+    """One list price of an offering at a resolution tier, with or without audio, valid
+    over [valid_from, valid_to); history is kept, overlapping spans are refused."""
+
+    offering = models.ForeignKey(VideoApiOffering, on_delete=models.CASCADE, related_name="prices")
+    resolution_tier = models.CharField(max_length=8)
+    audio_included = models.BooleanField(default=False)
+    price_per_second = models.DecimalField(max_digits=12, decimal_places=6)
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True, blank=True, help_text="Empty: still valid.")
+    source = models.TextField(help_text="Where the price was read, and when.")
+    raw_reference = models.JSONField(default=dict, blank=True)
+    loaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["offering", "resolution_tier", "audio_included", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["offering", "resolution_tier", "audio_included", "valid_from"],
+                name="videoapi_price_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_per_second__gte=0), name="videoapi_price_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gt=F("valid_from")),
+                name="videoapi_price_valid_span",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.offering} {self.resolution_tier}: {self.price_per_second}/s"

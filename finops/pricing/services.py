@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from collectors.pricing.offers import IgnoredItem, PriceError, PriceOffer, SkippedOffer
+from collectors.pricing.video_api import VideoApiOffer, overlapping_offers_refuse
 from finops.fleet.models import GpuModel
-from finops.pricing.models import PriceRate
+from finops.pricing.models import PriceRate, VideoApiOffering, VideoApiPrice
 
 
 @dataclass
@@ -280,3 +282,88 @@ def _current_offer_load(
     report.changed += 1
     was, now_price = current.price_per_gpu_hour, offer.price_per_gpu_hour
     report.changes.append(f"~ {label}: {was} -> {now_price} {offer.currency}/GPU-h")
+
+
+@dataclass
+class VideoApiLoadReport:
+    created: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    offerings_created: int = 0
+    changes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.created} new video API prices, {self.changed} changed, "
+                f"{self.unchanged} unchanged; "
+                f"{self.offerings_created} new offerings")  # fmt: skip
+
+
+def video_api_prices_load(
+    offers: Iterable[VideoApiOffer], *, dry_run: bool = False
+) -> VideoApiLoadReport:
+    """Store a video API price sheet, all or nothing. History is kept: a row already stored
+    (same offering, tier, audio and start, same price) is unchanged; a row whose span
+    overlaps another row of the sheet, or a stored one, is refused naming both."""
+    rows = sorted(offers, key=lambda o: (o.key, o.valid_from))
+    overlapping_offers_refuse(rows)
+    report = VideoApiLoadReport()
+    with transaction.atomic():
+        for offer in rows:
+            offering, created = VideoApiOffering.objects.get_or_create(
+                provider=offer.provider, offering=offer.offering,
+                defaults={"model_family": offer.model_family},
+            )  # fmt: skip
+            report.offerings_created += created
+            same = VideoApiPrice.objects.filter(
+                offering=offering, resolution_tier=offer.resolution_tier,
+                audio_included=offer.audio_included,
+            )  # fmt: skip
+            stored = same.filter(valid_from=offer.valid_from).first()
+            if stored is not None:
+                if (stored.price_per_second, stored.currency) != (
+                    offer.price_per_second,
+                    offer.currency,
+                ):
+                    raise PriceError(
+                        f"line {offer.line}", "price_per_second",
+                        f"{offer.label} from {offer.valid_from:%Y-%m-%d} is stored at "
+                        f"{stored.price_per_second} {stored.currency}: a price is history; "
+                        "give a new price its own valid_from",
+                    )  # fmt: skip
+                if stored.valid_to == offer.valid_to:
+                    report.unchanged += 1
+                    continue
+            clash = same.filter(Q(valid_to__isnull=True) | Q(valid_to__gt=offer.valid_from))
+            if offer.valid_to is not None:
+                clash = clash.filter(valid_from__lt=offer.valid_to)
+            if stored is not None:
+                clash = clash.exclude(pk=stored.pk)
+            first = clash.first()
+            if first is not None:
+                raise PriceError(
+                    f"line {offer.line} and the stored price from {first.valid_from:%Y-%m-%d} "
+                    f"(loaded {first.loaded_at:%Y-%m-%d})", "valid_from",
+                    f"both are valid at once for {offer.label}: end the stored one first "
+                    "(its row again, with a valid_to) or start this one after it",
+                )  # fmt: skip
+            if stored is not None:  # the same price, now ended (or reopened)
+                stored.valid_to = offer.valid_to
+                stored.save(update_fields=["valid_to"])
+                report.changed += 1
+                report.changes.append(f"changed: {offer.label} from {offer.valid_from:%Y-%m-%d}"
+                                      f" now ends {offer.valid_to or 'never'}")  # fmt: skip
+                continue
+            VideoApiPrice.objects.create(
+                offering=offering, resolution_tier=offer.resolution_tier,
+                audio_included=offer.audio_included, price_per_second=offer.price_per_second,
+                currency=offer.currency, valid_from=offer.valid_from, valid_to=offer.valid_to,
+                source=offer.source, raw_reference={"line": offer.line},
+            )  # fmt: skip
+            report.created += 1
+            report.changes.append(
+                f"new: {offer.label} {offer.price_per_second} {offer.currency}/s "
+                f"from {offer.valid_from:%Y-%m-%d}"
+            )
+        if dry_run:
+            transaction.set_rollback(True)
+    return report

@@ -85,6 +85,7 @@ def all_detectors() -> dict[str, Detector]:
         io_starvation,
         memory_underinvestment,
         model_cost_regression,
+        placement,
         power_capping,
         premature_horizontal_scaling,
         regeneration_waste,
@@ -100,4 +101,5 @@ def all_detectors() -> dict[str, Detector]:
         "regeneration_waste": regeneration_waste.detect,
         "idle_capacity": idle_capacity.detect,
         "model_cost_regression": model_cost_regression.detect,
+        "placement": placement.detect,
     }

@@ -1,0 +1,114 @@
+"""Placement: where each team workload should run (``GET /api/v1/placement``), and the
+mappings that say which video API offerings may replace an in-house model
+(``/api/v1/placement/mappings``: everyone who reads sees them; admins, signed in, change
+them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from finops.accounts.models import ApiKey, Scope
+from finops.accounts.selectors import user_is_admin
+from finops.api.permissions import request_teams
+from finops.costing.selectors import QueryError, parse_window
+from finops.placement.models import PlacementMapping
+from finops.placement.selectors import placement
+from finops.pricing.models import VideoApiOffering
+
+READ = (Scope.READ, Scope.BILLING_READ)
+
+
+class PlacementApi(APIView):
+    """``GET /api/v1/placement?window=30d&team=slug``: each workload with today's measured
+    cost per usable second and every GPU and video API option, cheapest first."""
+
+    required_scopes = READ
+    may_404 = True
+
+    @extend_schema(parameters=[
+        OpenApiParameter("window", str, description="e.g. 30d, or start,end (ISO 8601)"),
+        OpenApiParameter("team", str, description="a team slug the caller may see"),
+    ])  # fmt: skip
+    def get(self, request: Request) -> Response:
+        try:
+            start, end = parse_window(request.query_params.get("window", "30d"))
+        except (QueryError, ValueError) as exc:
+            raise serializers.ValidationError({"window": [str(exc)]}) from exc
+        teams, _ = request_teams(request)
+        if "team" in request.query_params:
+            slug = request.query_params["team"]
+            teams = teams.filter(slug=slug)
+            if not teams.exists():
+                raise exceptions.NotFound(f"no team {slug} visible to this caller")
+        workloads = placement(teams=teams, start=start, end=end)
+        return Response({
+            "window": {"start": start.isoformat(), "end": end.isoformat()},
+            "currency": "USD",
+            "workloads": [w.as_dict() for w in workloads],
+        })  # fmt: skip
+
+
+class MappingSerializer(serializers.ModelSerializer):
+    offering = serializers.PrimaryKeyRelatedField(queryset=VideoApiOffering.objects.all())
+    offering_name = serializers.CharField(source="offering.__str__", read_only=True)
+    resolution = serializers.RegexField(
+        r"^(\d{2,5}x\d{2,5})?$", required=False, allow_blank=True,
+        error_messages={"invalid": 'use "WxH", e.g. 1280x720, or leave it empty for every '
+                        "resolution"},
+    )  # fmt: skip
+
+    class Meta:
+        model = PlacementMapping
+        fields = ["id", "model_name", "resolution", "offering", "offering_name", "note",
+                  "created_at"]  # fmt: skip
+        read_only_fields = ["id", "created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        same = PlacementMapping.objects.filter(
+            model_name=attrs["model_name"], resolution=attrs.get("resolution", ""),
+            offering=attrs["offering"],
+        )  # fmt: skip
+        if same.exists():
+            raise serializers.ValidationError({"offering": ["this mapping exists already"]})
+        return attrs
+
+
+def _may_write(request: Request) -> None:
+    if isinstance(request.auth, ApiKey) or not user_is_admin(user=request.user):
+        raise exceptions.PermissionDenied(
+            "Admins, signed in, map offerings to models; everyone who reads sees the mappings."
+        )
+
+
+class MappingListApi(APIView):
+    required_scopes = READ
+
+    @extend_schema(responses=MappingSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        rows = PlacementMapping.objects.select_related("offering")
+        return Response(MappingSerializer(rows, many=True).data)
+
+    @extend_schema(request=MappingSerializer, responses={201: MappingSerializer})
+    def post(self, request: Request) -> Response:
+        _may_write(request)
+        serializer = MappingSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        mapping = serializer.save(created_by=request.user)
+        return Response(MappingSerializer(mapping).data, status=status.HTTP_201_CREATED)
+
+
+class MappingDetailApi(APIView):
+    required_scopes = READ
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        _may_write(request)
+        get_object_or_404(PlacementMapping, pk=pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
