@@ -69,6 +69,7 @@ class MappingSerializer(serializers.ModelSerializer):
         fields = ["id", "model_name", "resolution", "offering", "offering_name", "note",
                   "created_at"]  # fmt: skip
         read_only_fields = ["id", "created_at"]
+        validators: list[Any] = []  # the duplicate is named on its field in validate()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         same = PlacementMapping.objects.filter(

@@ -262,3 +262,30 @@ PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
     "#bcbd22", "#17becf",
 ]  # fmt: skip
+
+
+def placement_costs(workloads: list[Any]) -> go.Figure:
+    """Per workload: today's cost per usable second against the cheapest option that may
+    replace it (a fitting GPU or a mapped offering) and the cheapest for reference."""
+    names = [f"{w.team} {w.model_name} {w.resolution}" for w in workloads]
+
+    def cheapest(w: Any, *, recommendable: bool) -> float | None:
+        priced = [
+            float(o.cost_per_usable_second)
+            for o in w.options
+            if o.kind != "today"
+            and o.recommendable is recommendable
+            and o.cost_per_usable_second is not None
+        ]
+        return min(priced) if priced else None  # fmt: skip
+
+    figure = go.Figure()
+    figure.add_bar(name="today", x=names,
+                   y=[float(w.today.cost_per_usable_second or 0) for w in workloads])  # fmt: skip
+    figure.add_bar(name="cheapest that may replace it", x=names,
+                   y=[cheapest(w, recommendable=True) for w in workloads])  # fmt: skip
+    figure.add_bar(name="cheapest for reference (not mapped)", x=names,
+                   y=[cheapest(w, recommendable=False) for w in workloads])  # fmt: skip
+    figure.update_layout(barmode="group", title="Cost per usable second by where it runs (USD)",
+                         yaxis_title="USD per usable second", **LAYOUT)  # fmt: skip
+    return figure

@@ -12,6 +12,7 @@ urlpatterns = [
     path("findings/", views.findings, name="findings"),
     path("findings/<int:pk>/judge", views.finding_judge, name="finding-judge"),
     path("planner/", views.planner, name="planner"),
+    path("placement/", views.placement_page, name="placement"),
     path("fleet/", views.fleet, name="fleet"),
     path("nodes/<str:hostname>/", views.node, name="node"),
     path("teams/<slug:slug>/", views.team, name="team"),

@@ -588,6 +588,62 @@ def planner(request: HttpRequest) -> HttpResponse:
     return _page(request, "dashboard/planner.html", context)
 
 
+# --- placement -----------------------------------------------------------------------------
+
+
+@login_required
+def placement_page(request: HttpRequest) -> HttpResponse:
+    """Where each workload should run: today against every GPU at every loaded rate and
+    every video API offering, per usable second (``finops.placement``)."""
+    from finops.placement.selectors import placement
+
+    scope = _scope(request)
+    slug = request.GET.get("team", "")
+    context: dict[str, Any] = {"team_choices": scope.teams, "team": slug, "keep": {"team": slug}}
+    try:
+        win = window_from(request, default="30d")
+        context["win"] = win
+        teams = scope.teams
+        if slug:
+            teams = teams.filter(slug=slug)
+            if not teams.exists():
+                raise QueryError("team", f"{slug[:40]!r} is not a team you can see")
+    except QueryError as exc:
+        return _error(request, "dashboard/placement.html", context, exc)
+    workloads = placement(teams=teams, start=win.start, end=win.end)
+    rows = []
+    for w in workloads:
+        for o in w.options:
+            rows.append({
+                "team": w.team, "model": w.model_name, "version": w.model_version or "-",
+                "resolution": w.resolution, "where": o.label, "kind": o.kind,
+                "cost_per_usable_second": o.cost_per_usable_second,
+                "monthly_cost": o.monthly_cost, "monthly_saving": o.monthly_saving,
+                "status": "today" if o.kind == "today" else "may replace" if o.recommendable
+                else "does not fit" if o.kind == "gpu" else "for reference",
+                "assumptions": "; ".join(o.assumptions),
+            })  # fmt: skip
+    table = Table(
+        "placement",
+        "",
+        [
+            Col("team", "Team"), Col("model", "Model"), Col("version", "Version"),
+            Col("resolution", "Resolution"), Col("where", "Where"), Col("status", "Status"),
+            Col("cost_per_usable_second", "USD per usable second", num=True),
+            Col("monthly_cost", "USD a month", num=True),
+            Col("monthly_saving", "USD saved a month", num=True), Col("assumptions", "Assumes"),
+        ],
+        rows,
+    )  # fmt: skip
+    context.update({
+        "win": win, "workloads": workloads,
+        "charts": {"placement": Chart("placement-chart",
+                                      figures.placement_costs(workloads).to_json(), table)}
+        if workloads else {},
+    })  # fmt: skip
+    return _page(request, "dashboard/placement.html", context, tables=[] if workloads else [table])
+
+
 # --- fleet ---------------------------------------------------------------------------------
 
 REASONS = {

@@ -182,3 +182,58 @@ def test_the_command_loads_the_example_sheet_and_reports(db, capsys):
     with pytest.raises(CommandError, match=r"no such file|cannot read"):
         call_command("load_prices", "video-api", "missing.csv")
     assert datetime(2026, 10, 1, tzinfo=UTC) == VideoApiPrice.objects.first().valid_from
+
+
+@pytest.fixture
+def two_teams(workload, team_b):  # type: ignore[no-untyped-def]
+    (g,) = node("pl-b")
+    hour(g)
+    job(team_b, [(g, 0, 60)], usable=True, clip_id="b1", finished_at=at(59),
+        **{**SHAPE, "model_name": "wan2.1-t2v-1.3b", "width": 832, "height": 480})  # fmt: skip
+    ledger_recompute(start=T0, end=T1)
+    return workload, team_b
+
+
+def _window() -> str:
+    return f"{T0.isoformat()},{T1.isoformat()}"
+
+
+def test_the_api_and_the_page_show_only_the_callers_teams(two_teams, client, alice, api,
+                                                          make_key):  # fmt: skip
+    key = make_key("read", team=two_teams[0])
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    body = api.get("/api/v1/placement", {"window": _window()}).json()
+    assert [w["team"] for w in body["workloads"]] == ["studio-a"]
+    (w,) = body["workloads"]
+    assert w["usable_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert w["options"][0]["cost_per_usable_second"] is not None
+    assert api.get("/api/v1/placement", {"team": "studio-b"}).status_code == 404
+    bad = api.get("/api/v1/placement", {"window": "forever"})
+    assert bad.status_code == 400 and "window" in bad.json()["extra"]["fields"]
+
+    client.force_login(alice)
+    page = client.get("/placement/", {"window": _window()}).content.decode()
+    assert "wan2.1-t2v-14b" in page and "studio-b" not in page and "wan2.1-t2v-1.3b" not in page
+    assert "placement-chart" in page and "for reference" in page
+    assert client.get("/placement/", {"team": "studio-b"}).status_code == 400
+    csv = client.get("/placement/", {"window": _window(), "format": "csv"}).content.decode()
+    assert csv.splitlines()[0].startswith("team,model,version,resolution,where,status")
+
+
+def test_mappings_are_read_by_everyone_and_changed_by_admins(db, api, make_key, root, alice):
+    _load()
+    offering = VideoApiOffering.objects.get(offering="acme-video-2")
+    body = {"model_name": "wan2.1-t2v-14b", "resolution": "1280x720", "offering": offering.pk}
+    api.force_authenticate(alice)
+    assert api.post("/api/v1/placement/mappings", body, format="json").status_code == 403
+    api.force_authenticate(root)
+    created = api.post("/api/v1/placement/mappings", body, format="json")
+    assert created.status_code == 201 and created.json()["offering_name"] == "acme acme-video-2"
+    again = api.post("/api/v1/placement/mappings", body, format="json")
+    assert again.status_code == 400 and "exists already" in str(again.json())
+    wrong = api.post("/api/v1/placement/mappings", {**body, "resolution": "720p"}, format="json")
+    assert wrong.status_code == 400 and "WxH" in str(wrong.json())
+    api.force_authenticate(None)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('read')}")
+    assert len(api.get("/api/v1/placement/mappings").json()) == 1
+    assert api.delete(f"/api/v1/placement/mappings/{created.json()['id']}").status_code == 403
