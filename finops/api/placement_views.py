@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from finops.accounts.models import ApiKey, Scope
+from finops.accounts.models import ApiKey, Scope, Team
 from finops.accounts.selectors import user_is_admin
 from finops.api.permissions import request_teams
 from finops.costing.selectors import QueryError, parse_window
@@ -58,6 +58,8 @@ class PlacementApi(APIView):
 class MappingSerializer(serializers.ModelSerializer):
     offering = serializers.PrimaryKeyRelatedField(queryset=VideoApiOffering.objects.all())
     offering_name = serializers.CharField(source="offering.__str__", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(),
+                                        required=False, allow_null=True)  # fmt: skip
     resolution = serializers.RegexField(
         r"^(\d{2,5}x\d{2,5})?$", required=False, allow_blank=True,
         error_messages={"invalid": 'use "WxH", e.g. 1280x720, or leave it empty for every '
@@ -66,7 +68,7 @@ class MappingSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PlacementMapping
-        fields = ["id", "model_name", "resolution", "offering", "offering_name", "note",
+        fields = ["id", "model_name", "resolution", "offering", "offering_name", "team", "note",
                   "created_at"]  # fmt: skip
         read_only_fields = ["id", "created_at"]
         validators: list[Any] = []  # the duplicate is named on its field in validate()
@@ -74,7 +76,7 @@ class MappingSerializer(serializers.ModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         same = PlacementMapping.objects.filter(
             model_name=attrs["model_name"], resolution=attrs.get("resolution", ""),
-            offering=attrs["offering"],
+            offering=attrs["offering"], team=attrs.get("team"),
         )  # fmt: skip
         if same.exists():
             raise serializers.ValidationError({"offering": ["this mapping exists already"]})

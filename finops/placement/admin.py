@@ -7,7 +7,8 @@ from finops.placement.models import PlacementMapping
 
 @admin.register(PlacementMapping)
 class PlacementMappingAdmin(admin.ModelAdmin):
-    list_display = ["model_name", "resolution", "offering", "note", "created_by", "created_at"]
+    list_display = ["model_name", "resolution", "offering", "team", "note", "created_by",
+                    "created_at"]  # fmt: skip
     list_filter = ["offering__provider"]
     search_fields = ["model_name", "offering__offering"]
     readonly_fields = ["created_by", "created_at"]

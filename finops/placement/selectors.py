@@ -152,7 +152,9 @@ def placement(
     team_ids = dict(teams.values_list("slug", "id"))
     rates = _gpu_rates(at)
     prices = _api_prices(at)
-    mappings = list(PlacementMapping.objects.values_list("model_name", "resolution", "offering_id"))
+    mappings = list(
+        PlacementMapping.objects.values_list("model_name", "resolution", "offering_id", "team_id")
+    )
     scale = MONTH / (end - start)
     out = []
     for row in rows:
@@ -179,7 +181,8 @@ def placement(
             return monthly, today - monthly
 
         options += _gpu_options(model, resolution, frames, steps, fps, attempts, rates, priced)
-        options += _api_options(model, resolution, attempts, prices, mappings, priced)
+        mine = [(m, r, o) for m, r, o, t in mappings if t in (None, team_ids[slug])]
+        options += _api_options(model, resolution, attempts, prices, mine, priced)
         options.sort(key=lambda o: (o.cost_per_usable_second is None,
                                     o.cost_per_usable_second or 0))  # fmt: skip
         out.append(Workload(slug, team_ids[slug], model, version, resolution, frames, steps, fps,

@@ -50,7 +50,7 @@ from finops.fleet.models import Node, Site
 from finops.fleet.services import GpuRegistration, StorageRegistration, node_register
 from finops.insights.models import Finding
 from finops.jobs.models import Clip, JobStatus, RenderJob
-from finops.pricing.models import PriceRate
+from finops.pricing.models import PriceRate, VideoApiOffering
 from finops.pricing.services import price_offers_load
 from finops.telemetry.ingest import (
     gpu_minute_columns_store,
@@ -72,6 +72,7 @@ FAULTS = (
     "premature_horizontal_scaling",
     "io_starvation",
     "model_cost_regression",
+    "placement",
 )
 # (GPU model, reported name, VRAM GiB, interconnect, price per GPU-hour, TDP W)
 TIERS = [
@@ -264,6 +265,9 @@ def studio_clear() -> dict[str, int]:
             get_user_model().objects.filter(username__startswith=PREFIX).delete()[0]
         )
         counts["prices"] = PriceRate.objects.filter(sku__startswith=PREFIX).delete()[0]
+        counts["video API offerings"] = VideoApiOffering.objects.filter(
+            provider__startswith=PREFIX
+        ).delete()[0]
     return counts
 
 
@@ -306,6 +310,7 @@ def studio_simulate(
     say(f"{len(fleet)} GPUs on {len({g.host for g in fleet})} nodes registered")
     jobs = _jobs(fleet, teams, start, end, rng, faults, truth)
     say(f"{jobs} jobs reported")
+    _video_apis(start, teams, faults, truth)
     day = start
     while day < end:
         chunk_end = min(day + timedelta(days=1), end)
@@ -579,6 +584,34 @@ def _jobs(
         truth.add("model_cost_regression", "model", f"sim-studio-b:{name}:{w}x{h}:2.2", decoy=True)
     _jobs_send(events)
     return count
+
+
+def _video_apis(start: datetime, teams: dict[str, Team], faults: list[str],
+                truth: GroundTruth) -> None:  # fmt: skip
+    """Two hosted offerings at 720p, labelled "sim-" (their prices are the kind a price sheet
+    holds, not a quote): one mapped as a replacement for HunyuanVideo at 1280x720 for studio
+    A only (the placement fault), one cheaper still but mapped for nobody (the decoy: studio
+    B renders the same workload, and no finding may come of an unmapped offering)."""
+    from collectors.pricing.video_api import VideoApiOffer
+    from finops.placement.models import PlacementMapping
+    from finops.pricing.services import video_api_prices_load
+
+    source = "simulated studio: a list price of the kind a video API price sheet holds"
+    video_api_prices_load([
+        VideoApiOffer(1, f"{PREFIX}openai", "sora-2", "Sora 2", "720p", Decimal("0.10"), "USD",
+                      True, start - timedelta(days=1), None, source),
+        VideoApiOffer(2, f"{PREFIX}budgetvideo", "lite-1", "Lite 1", "720p", Decimal("0.02"),
+                      "USD", False, start - timedelta(days=1), None, source),
+    ])  # fmt: skip
+    name, version, (w, h), _ = WORKLOADS[2]
+    if "placement" in faults:
+        PlacementMapping.objects.get_or_create(
+            model_name=name, resolution=f"{w}x{h}", team=teams["sim-studio-a"],
+            offering=VideoApiOffering.objects.get(provider=f"{PREFIX}openai", offering="sora-2"),
+            defaults={"note": "simulated: studio A accepts Sora 2 output for these clips"},
+        )  # fmt: skip
+        truth.add("placement", "workload", f"sim-studio-a:{name}:{version}:{w}x{h}")
+    truth.add("placement", "workload", f"sim-studio-b:{name}:{version}:{w}x{h}", decoy=True)
 
 
 def _iso(ts: datetime) -> str:

@@ -15,6 +15,7 @@ from finops.costing.models import LedgerEntry
 from finops.fleet.models import Node, Site
 from finops.insights.services import drafts_detect
 from finops.jobs.models import RenderJob
+from finops.pricing.models import VideoApiOffering
 from finops.simulation.studio import studio_simulate
 
 pytestmark = pytest.mark.django_db
@@ -34,9 +35,9 @@ def test_every_fault_is_found_no_decoy_fires_and_clear_removes_only_the_simulati
     out = io.StringIO()
     call_command("simulate_studio", "--days", "1", "--gpus", "64", "--seed", "3",
                  "--truth", str(truth_path), stdout=out, stderr=io.StringIO())  # fmt: skip
-    assert "with 8 faults" in out.getvalue()
+    assert "with 9 faults" in out.getvalue()
     truth = json.loads(truth_path.read_text())
-    assert len(truth["faults"]) == 8 and truth["decoys"]
+    assert len(truth["faults"]) == 9 and truth["decoys"]
     # Labelled wherever a person looks.
     assert all("(simulated)" in t.name for t in Team.objects.filter(slug__startswith="sim-"))
     assert set(Node.objects.exclude(pk=real.pk).values_list("site__slug", flat=True)) == {
@@ -57,6 +58,7 @@ def test_every_fault_is_found_no_decoy_fires_and_clear_removes_only_the_simulati
     assert list(Team.objects.values_list("slug", flat=True)) == [team_a.slug]
     assert not RenderJob.objects.exists()
     assert not LedgerEntry.objects.exists()
+    assert not VideoApiOffering.objects.exists()
 
 
 def test_a_clean_simulated_fleet_has_no_findings(tmp_path):
