@@ -20,9 +20,10 @@ from finops.insights.detectors import Draft, dec, fix_action, money, severity_of
 from finops.jobs.models import GpuAllocation
 from finops.telemetry.models import GpuMinute, StorageSample
 
-# PostgreSQL: each GPU's held time as one multirange, each slow (node, minute) once, and the
-# GPUs' minutes read by their (gpu, ts) index and joined to both by hash and range lookup,
-# instead of two index probes a minute.
+# PostgreSQL: each GPU's held time as one multirange, each slow (node, minute) once, and
+# only the slow nodes' GPUs' minutes read, GPU by GPU on their (gpu, ts) index (LATERAL:
+# not a scan of every GPU's minutes), joined to both by range lookup and hash instead of two
+# index probes a minute.
 _STALLED_SQL = """
 WITH slow AS (
     SELECT DISTINCT d.node_id, date_trunc('minute', s.ts) AS minute
@@ -39,7 +40,10 @@ WITH slow AS (
 SELECT h.node_id, SUM(m.covered_s),
        SUM(m.covered_s) FILTER (WHERE m.util_mean_pct < %(gpu_util)s AND sl.minute IS NOT NULL)
 FROM held h
-JOIN telemetry_gpuminute m ON m.gpu_id = h.gpu_id AND m.ts >= %(start)s AND m.ts < %(end)s
+CROSS JOIN LATERAL (
+    SELECT ts, covered_s, util_mean_pct FROM telemetry_gpuminute
+    WHERE gpu_id = h.gpu_id AND ts >= %(start)s AND ts < %(end)s
+) m
 LEFT JOIN slow sl ON sl.node_id = h.node_id AND sl.minute = m.ts
 WHERE h.spans @> m.ts
 GROUP BY h.node_id
