@@ -204,6 +204,8 @@ class WeeklyReport:
     allocation: list[dict[str, Any]]
     provisional: list[str] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
+    # Workloads with a cheaper place to run that may replace them (docs/placement.md).
+    placement: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def change(self) -> float | None:
@@ -366,8 +368,31 @@ def weekly_report(
         links={
             "overview": _link("/", window=week.window),
             "findings": _link("/findings/", status="all", window=week.window),
+            "placement": _link("/placement/", window=week.window),
         },
+        placement=_placement(week, scope),
     )
+
+
+def _placement(week: Week, scope: Scope) -> list[dict[str, Any]]:
+    """The five workloads with the largest monthly saving from an option that may replace
+    them (a fitting GPU at a loaded rate, or a mapped video API offering)."""
+    from finops.placement.selectors import placement
+
+    out = []
+    for w in placement(teams=_teams(scope), start=week.start, end=week.end):
+        better = [o for o in w.options if o.kind != "today" and o.recommendable
+                  and o.monthly_saving is not None and o.monthly_saving > 0]  # fmt: skip
+        if not better:
+            continue
+        best = max(better, key=lambda o: o.monthly_saving or 0)
+        out.append({
+            "workload": f"{w.team} / {w.model_name} {w.resolution}",
+            "today": w.today.cost_per_usable_second, "where": best.label,
+            "cost_per_usable_second": best.cost_per_usable_second,
+            "monthly_saving": best.monthly_saving,
+        })  # fmt: skip
+    return sorted(out, key=lambda r: r["monthly_saving"], reverse=True)[:5]
 
 
 def _dec(value: Any) -> Decimal | None:

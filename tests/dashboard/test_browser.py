@@ -181,6 +181,19 @@ def test_the_dashboard_in_a_real_browser(server):
         page.goto(f"{server.url}/findings/?status=acknowledged")
         assert len(page.query_selector_all("section.finding")) == 1
         assert "Acknowledged" in page.inner_text("section.finding .state")
+        # Placement: team A's workloads only, with the offering mapped for team A marked as
+        # a replacement and the cheaper unmapped one for reference.
+        page.goto(f"{server.url}/placement/?window=7d")
+        _charts_drawn(page, "placement-chart")
+        main = page.inner_text("main")
+        assert TEAM_B not in main and "Studio B" not in main and "studio-c" not in main
+        assert "hunyuan-video" in main and "may replace" in main and "for reference" in main
+        hunyuan = next(s for s in page.query_selector_all("section.workload")
+                       if "hunyuan-video" in s.inner_text("h3"))  # fmt: skip
+        text = hunyuan.inner_text()
+        assert "sim-openai sora-2 (720p)\tmay replace" in text
+        assert "sim-budgetvideo lite-1 (720p)\tfor reference" in text
+        page.screenshot(path=str(SCREENSHOTS / "placement.png"), full_page=True)
         page.context.close()
 
         # --- an admin: the fleet, a node, every finding, the planner --------------------
