@@ -45,6 +45,14 @@ class Option:
     assumptions: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def saving_text(self) -> str:
+        """The monthly saving as the page prints it: -$30.18 when it costs more."""
+        if self.monthly_saving is None:
+            return "-"
+        sign = "-" if self.monthly_saving < 0 else ""
+        return f"{sign}${abs(self.monthly_saving):,.2f}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,

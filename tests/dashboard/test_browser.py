@@ -189,7 +189,7 @@ def test_the_dashboard_in_a_real_browser(server):
         assert TEAM_B not in main and "Studio B" not in main and "studio-c" not in main
         assert "hunyuan-video" in main and "may replace" in main and "for reference" in main
         hunyuan = next(s for s in page.query_selector_all("section.workload")
-                       if "hunyuan-video" in s.inner_text("h3"))  # fmt: skip
+                       if "hunyuan-video" in s.query_selector("h3").inner_text())  # fmt: skip
         text = hunyuan.inner_text()
         assert "sim-openai sora-2 (720p)\tmay replace" in text
         assert "sim-budgetvideo lite-1 (720p)\tfor reference" in text
