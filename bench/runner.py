@@ -224,7 +224,7 @@ def main() -> None:
         est = run.estimate()
         took = f"{est.seconds:,.0f} s vs {run.seconds:,.0f} s" if run.seconds else "no time"
         print(f"  {run.pipeline:<14} {run.gpu:<10} {run.width}x{run.height}x{run.frames}  "
-              f"{est.peak_bytes_per_gpu / 1e9:5.1f} GB vs {run.peak_gb} GB  {took}"
+              f"{est.peak_bytes_per_gpu / 1e9:5.1f} GB vs {run.peak_gb or '-'} GB  {took}"
               f"{'  (sets ' + run.sets + ')' if run.sets else ''}")  # fmt: skip
     print(f"  memory {public_memory:.3f}, time {public_time:.3f}")
     scaling = public_scaling()

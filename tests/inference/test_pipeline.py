@@ -34,7 +34,8 @@ def _estimate(pipeline, gpu, height, width, frames, steps, offload, **setup):  #
 )
 def test_public_figures(run):
     est = run.estimate()
-    assert est.peak_bytes_per_gpu / 1e9 == pytest.approx(run.peak_gb, rel=0.10), run.source
+    if run.peak_gb is not None:
+        assert est.peak_bytes_per_gpu / 1e9 == pytest.approx(run.peak_gb, rel=0.10), run.source
     if run.seconds is not None:
         assert est.seconds == pytest.approx(run.seconds, rel=0.25), run.source
     memory, time = public_errors()
