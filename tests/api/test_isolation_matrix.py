@@ -86,6 +86,10 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "api:findings": ("", READ_OR_BILLING),
     "api:finding-detail": ("", B_OBJECT),
     "api:savings": ("", READ_OR_BILLING),
+    "api:placement": (f"window={WINDOW}", READ_OR_BILLING),
+    "api:placement-mappings": ("", READ_OR_BILLING),
+    # Mappings are removed (DELETE, admins signed in); a GET is no method of theirs.
+    "api:placement-mapping": ("", _s(401, 405, 405, 405, 405, 403, 405, 405, 405)),
     "api:alerts": ("", READ_OR_BILLING),
     "api:alert-rules": ("", READ_OR_BILLING),
     "api:alert-rule": ("", B_OBJECT),
@@ -109,6 +113,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "dashboard:findings": ("status=all&window=2026-11-01T00:00:00Z,2026-11-03T00:00:00Z", PAGE),
     "dashboard:finding-judge": ("", POST_ONLY_PAGE),
     "dashboard:planner": ("", PAGE),
+    "dashboard:placement": (f"window={WINDOW}", PAGE),
     "dashboard:fleet": (f"window={WINDOW}", FLEET_PAGE),
     "dashboard:node": (f"window={WINDOW}", FLEET_PAGE),
     "dashboard:team": (f"window={WINDOW}", B_PAGE),
