@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -32,10 +33,13 @@ class PlacementApi(APIView):
     required_scopes = READ
     may_404 = True
 
-    @extend_schema(parameters=[
-        OpenApiParameter("window", str, description="e.g. 30d, or start,end (ISO 8601)"),
-        OpenApiParameter("team", str, description="a team slug the caller may see"),
-    ])  # fmt: skip
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("window", str, description="e.g. 30d, or start,end (ISO 8601)"),
+            OpenApiParameter("team", str, description="a team slug the caller may see"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         try:
             start, end = parse_window(request.query_params.get("window", "30d"))
@@ -55,7 +59,7 @@ class PlacementApi(APIView):
         })  # fmt: skip
 
 
-class MappingSerializer(serializers.ModelSerializer):
+class PlacementMappingSerializer(serializers.ModelSerializer):
     offering = serializers.PrimaryKeyRelatedField(queryset=VideoApiOffering.objects.all())
     offering_name = serializers.CharField(source="offering.__str__", read_only=True)
     team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(),
@@ -93,18 +97,18 @@ def _may_write(request: Request) -> None:
 class MappingListApi(APIView):
     required_scopes = READ
 
-    @extend_schema(responses=MappingSerializer(many=True))
+    @extend_schema(responses=PlacementMappingSerializer(many=True))
     def get(self, request: Request) -> Response:
         rows = PlacementMapping.objects.select_related("offering")
-        return Response(MappingSerializer(rows, many=True).data)
+        return Response(PlacementMappingSerializer(rows, many=True).data)
 
-    @extend_schema(request=MappingSerializer, responses={201: MappingSerializer})
+    @extend_schema(request=PlacementMappingSerializer, responses={201: PlacementMappingSerializer})
     def post(self, request: Request) -> Response:
         _may_write(request)
-        serializer = MappingSerializer(data=request.data)
+        serializer = PlacementMappingSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         mapping = serializer.save(created_by=request.user)
-        return Response(MappingSerializer(mapping).data, status=status.HTTP_201_CREATED)
+        return Response(PlacementMappingSerializer(mapping).data, status=status.HTTP_201_CREATED)
 
 
 class MappingDetailApi(APIView):
