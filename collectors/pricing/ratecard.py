@@ -45,7 +45,7 @@ COLUMNS = (
 PROVIDERS = ("aws", "azure", "gcp", "on-prem", "other")
 
 
-def _time(value: str, *, record: str, field_name: str) -> datetime | None:
+def iso_time(value: str, *, record: str, field_name: str) -> datetime | None:
     value = (value or "").strip()
     if not value:
         return None
@@ -93,8 +93,8 @@ def rate_card_csv(f: IO[str]) -> Iterator[PriceOffer]:
         sku = (row["sku"] or "").strip()
         if not sku:
             raise PriceError(record, "sku", "is empty")
-        valid_from = _time(row["valid_from"], record=record, field_name="valid_from")
-        valid_to = _time(row["valid_to"], record=record, field_name="valid_to")
+        valid_from = iso_time(row["valid_from"], record=record, field_name="valid_from")
+        valid_to = iso_time(row["valid_to"], record=record, field_name="valid_to")
         if valid_from and valid_to and valid_to <= valid_from:
             raise PriceError(record, "valid_to", "must be after valid_from")
         storage = (row.get("storage_per_gb_month") or "").strip()
@@ -157,7 +157,9 @@ def onprem_json(f: IO[str]) -> Iterator[PriceOffer]:
             ),
             price_per_unit_hour=capex_per_hour.quantize(Decimal("0.000001")),
             currency=currency_code(e.get("currency", "USD"), record=record),
-            valid_from=_time(str(e.get("valid_from", "")), record=record, field_name="valid_from"),
+            valid_from=iso_time(
+                str(e.get("valid_from", "")), record=record, field_name="valid_from"
+            ),
             energy_per_kwh=per_kwh,
             pue=pue,
             raw_reference={

@@ -14,11 +14,12 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import IO
 
 from collectors.pricing.offers import PriceError, currency_code, decimal_price
+from collectors.pricing.ratecard import iso_time
 
 COLUMNS = (
     "provider", "offering", "model_family", "resolution_tier", "price_per_second", "currency",
@@ -73,16 +74,6 @@ def _text(row: dict[str, str], name: str, record: str, *, required: bool = True)
     return value
 
 
-def _time(value: str, record: str, name: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise PriceError(record, name, f"{value!r} is not an ISO 8601 date or time") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
 def video_api_csv(f: IO[str]) -> Iterator[VideoApiOffer]:
     """Each row validated, or PriceError naming the line and the field."""
     reader = csv.DictReader(f)
@@ -103,8 +94,10 @@ def video_api_csv(f: IO[str]) -> Iterator[VideoApiOffer]:
         audio = _text(row, "audio_included", record).lower()
         if audio not in ("true", "false", "yes", "no"):
             raise PriceError(record, "audio_included", f"{audio!r}: use true or false")
-        valid_from = _time(_text(row, "valid_from", record), record, "valid_from")
-        valid_to = _time(_text(row, "valid_to", record, required=False), record, "valid_to")
+        valid_from = iso_time(_text(row, "valid_from", record), record=record,
+                              field_name="valid_from")  # fmt: skip
+        valid_to = iso_time(_text(row, "valid_to", record, required=False), record=record,
+                            field_name="valid_to")  # fmt: skip
         if valid_from and valid_to and valid_to <= valid_from:
             raise PriceError(record, "valid_to", "must be after valid_from")
         source = _text(row, "source", record)
