@@ -6,6 +6,7 @@ from finops.api import (
     alert_views,
     audit_views,
     billing_views,
+    funnel_views,
     ingest_views,
     insight_views,
     job_views,
@@ -34,6 +35,7 @@ urlpatterns = [
     path("findings/<int:pk>", insight_views.FindingDetailApi.as_view(), name="finding-detail"),
     path("savings", insight_views.SavingsApi.as_view(), name="savings"),
     path("placement", placement_views.PlacementApi.as_view(), name="placement"),
+    path("funnel", funnel_views.FunnelApi.as_view(), name="funnel"),
     path("placement/mappings", placement_views.MappingListApi.as_view(), name="placement-mappings"),
     path(
         "placement/mappings/<int:pk>",

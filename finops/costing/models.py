@@ -336,3 +336,34 @@ class RecomputeRunDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}: {self.start:%Y-%m-%d %H:%M}"
+
+
+class FunnelDay(models.Model):
+    """Where each paid dollar of GPU time went, per UTC day, team (empty: idle and
+    unallocated time) and GPU model, kept with the ledger's daily summaries
+    (``finops.costing.funnel``): paid ⊇ held ⊇ active ⊇ used ⊇ on usable output."""
+
+    day = models.DateTimeField()
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
+    )
+    gpu_model = models.ForeignKey(
+        GpuModel, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    paid_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    paid_hours = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    held_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    held_hours = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    active_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    active_hours = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    used_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    used_hours = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    usable_amount = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    usable_hours = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="funnelday_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.team_id} {self.gpu_model_id}: {self.paid_amount} paid"

@@ -27,6 +27,7 @@ from django.db import connection, models
 from django.db.models import Count, DecimalField, F, Max, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Cast, TruncDay
 
+from finops.costing.funnel import funnel_day_replace
 from finops.costing.models import (
     Basis,
     Bucket,
@@ -202,10 +203,11 @@ def _clip_day(day: datetime) -> None:
 
 
 def day_summaries_replace(day: datetime) -> None:
-    """Replace ``day``'s summaries by job dimension, output and clip (inside the recompute's
-    transaction, after the day's lines are stored)."""
+    """Replace ``day``'s summaries by job dimension, output, clip and funnel stage (inside
+    the recompute's transaction, after the day's lines are stored)."""
     for model in (LedgerDimensionDay, OutputDay, ClipDay):
         model.objects.filter(day=day).delete()
     _dimension_day(day)
     _output_day(day)
     _clip_day(day)
+    funnel_day_replace(day)

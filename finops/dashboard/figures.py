@@ -289,3 +289,20 @@ def placement_costs(workloads: list[Any]) -> go.Figure:
     figure.update_layout(barmode="group", title="Cost per usable second by where it runs (USD)",
                          yaxis_title="USD per usable second", **LAYOUT)  # fmt: skip
     return figure
+
+
+FUNNEL_LABELS = {"paid": "paid", "held": "held by a job", "active": "SM active",
+                 "used": "used (usage basis)", "usable": "on usable output"}  # fmt: skip
+
+
+def funnel(stages: list[dict[str, Any]], currency: str) -> go.Figure:
+    """Where each paid dollar of GPU time went (``finops.costing.funnel``)."""
+    figure = go.Figure(
+        go.Funnel(
+            y=[FUNNEL_LABELS[s["stage"]] for s in stages],
+            x=[float(s["cost"]) for s in stages],
+            textinfo="value+percent initial",
+        )
+    )
+    figure.update_layout(title=f"Of every dollar paid for GPU time ({currency})", **LAYOUT)
+    return figure

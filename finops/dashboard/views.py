@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from finops.accounts.models import Team
 from finops.accounts.selectors import team_list_visible
 from finops.alerts.models import Alert, AlertState
+from finops.costing.funnel import funnel
 from finops.costing.models import Basis, Bucket, LedgerDay
 from finops.costing.money import money_str
 from finops.costing.selectors import (
@@ -348,6 +349,8 @@ def overview(request: HttpRequest) -> HttpResponse:
         Col("usable_seconds", "Usable s", num=True, places=1),
     ]
     charts = {}
+    stages = funnel(teams=scope.teams, all_teams=scope.all_teams, start=win.start, end=win.end)
+    fleet_row = stages["rows"][0] if stages["rows"] else None
     if rows:
         charts = {
             "spend": Chart(
@@ -361,6 +364,19 @@ def overview(request: HttpRequest) -> HttpResponse:
                 Table("cps-days", "", day_cols, [r for r in per_day if r["team"][:2] != "__"]),
             ),
         }
+        if fleet_row is not None:
+            paid = Decimal(fleet_row["stages"][0]["cost"])
+            charts["funnel"] = Chart(
+                "funnel-chart",
+                figures.funnel(fleet_row["stages"], currency).to_json(),
+                Table("funnel", "", [
+                    Col("stage", "Stage"), Col("gpu_hours", "GPU-hours", num=True),
+                    Col("cost", f"Cost {money}", num=True),
+                    Col("share", "Of paid", num=True),
+                ], [{**st, "share": _pct(Decimal(st["cost"]), paid)}
+                    for st in fleet_row["stages"]]),
+                folded=False,
+            )  # fmt: skip
     context.update(
         {
             "currency": currency,
@@ -375,6 +391,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "savings": money_str(sum((f.est_monthly_waste for f in findings), Decimal(0))),
             "alert_count": alerts.count(),
             "charts": charts,
+            "yield": fleet_row["yield"] if fleet_row else None,
         }
     )
     return _page(

@@ -87,6 +87,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "api:finding-detail": ("", B_OBJECT),
     "api:savings": ("", READ_OR_BILLING),
     "api:placement": (f"window={WINDOW}", READ_OR_BILLING),
+    "api:funnel": (f"window={WINDOW}&by=team", READ_OR_BILLING),
     "api:placement-mappings": ("", READ_OR_BILLING),
     # Mappings are removed (DELETE, admins signed in); a GET is no method of theirs.
     "api:placement-mapping": ("", _s(401, 405, 405, 405, 405, 403, 405, 405, 405)),
