@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from finops.accounts.models import Team
+from finops.costing.funnel import funnel
 from finops.costing.selectors import AllocationQuery, allocation_report, parse_window
 from finops.fleet.models import Gpu
 from finops.insights.models import Finding, FindingStatus
@@ -102,7 +103,23 @@ def cost_families(*, now: datetime | None = None) -> list[GaugeMetricFamily]:
         unresolved.values("pattern", "currency").annotate(total=Sum("est_monthly_waste")).order_by()
     ):
         savings.add_metric([r["pattern"], r["currency"]], float(r["total"] or Decimal(0)))
-    return [hourly, month, per_second, findings, savings]
+    stages = GaugeMetricFamily(
+        "frameops_funnel_cost",
+        "The fleet funnel this calendar month so far: cost at each stage (paid, held, active, "
+        "used, usable), by team (__idle__: idle and unallocated time) and GPU model.",
+        labels=["stage", "team", "gpu_model", "currency"],
+    )
+    start, end = parse_window("monthtodate", now=now)
+    for by in ("team", "gpu_model"):
+        body = funnel(teams=Team.objects.all(), all_teams=True, start=start, end=end, by=by)
+        for row in body["rows"]:
+            team = row["name"] if by == "team" else ""
+            if team == "(idle and unallocated)":
+                team = "__idle__"
+            for stage in row["stages"]:
+                stages.add_metric([stage["stage"], team, row["name"] if by == "gpu_model" else "",
+                                   currency], float(stage["cost"]))  # fmt: skip
+    return [hourly, month, per_second, findings, savings, stages]
 
 
 class _Families:

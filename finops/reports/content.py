@@ -206,6 +206,8 @@ class WeeklyReport:
     links: dict[str, str] = field(default_factory=dict)
     # Workloads with a cheaper place to run that may replace them (docs/placement.md).
     placement: list[dict[str, Any]] = field(default_factory=list)
+    # Of every dollar paid for GPU time, the share on usable output (finops.costing.funnel).
+    yield_share: float | None = None
 
     @property
     def change(self) -> float | None:
@@ -371,7 +373,16 @@ def weekly_report(
             "placement": _link("/placement/", window=week.window),
         },
         placement=_placement(week, scope),
+        yield_share=_yield(week, scope),
     )
+
+
+def _yield(week: Week, scope: Scope) -> float | None:
+    from finops.costing.funnel import funnel
+
+    body = funnel(teams=_teams(scope), all_teams=scope.all_teams, start=week.start,
+                  end=week.end)  # fmt: skip
+    return body["rows"][0]["yield"] if body["rows"] else None
 
 
 def _placement(week: Week, scope: Scope) -> list[dict[str, Any]]:

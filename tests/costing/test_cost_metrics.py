@@ -56,6 +56,14 @@ def test_cost_gauges_equal_the_allocation_api(client, team_a, team_b, root):
     assert gauges["frameops_findings_monthly_savings"] == [
         ({"pattern": "idle_capacity", "currency": "USD"}, 120.0)
     ]
+    # The funnel: paid by team is each team's held time, and the idle and unallocated
+    # time's; together the month's GPU and idle cost (scenario: 24.00).
+    stages = {(labels["stage"], labels["team"], labels["gpu_model"]): value
+              for labels, value in gauges["frameops_funnel_cost"]}  # fmt: skip
+    assert stages[("paid", "studio-a", "")] == stages[("held", "studio-a", "")] == 7.5
+    assert stages[("paid", "__idle__", "")] == 12.5  # idle 11.00 + unallocated 1.50
+    by_model = sum(v for (stage, team, model), v in stages.items() if stage == "paid" and model)
+    assert by_model == pytest.approx(24.0)
 
 
 @pytest.mark.django_db

@@ -323,6 +323,7 @@ def test_the_report_in_a_real_browser(team_a, team_b, alice):
     assert "sim-studio-a" in html and "sim-studio-c" in html
     # The placement section: studio A's HunyuanVideo could run on the offering mapped for it.
     assert "Where it could run for less" in html
+    assert "of every dollar paid for GPU time became usable video" in html
     assert "sim-studio-a / hunyuan-video 1280x720" in html and "sim-openai sora-2" in html
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
