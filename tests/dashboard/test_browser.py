@@ -120,7 +120,10 @@ def test_the_dashboard_in_a_real_browser(server):
         # --- team A's manager ---------------------------------------------------------
         page = sign_in(browser, "mia", "pw-mia-1")
         page.wait_for_url(f"{server.url}/")
-        _charts_drawn(page, "spend-chart", "cps-chart")
+        _charts_drawn(page, "spend-chart", "cps-chart", "funnel-chart")
+        # The funnel of team A's own jobs: paid is what they held; no idle time of the fleet.
+        assert _cell(page, "funnel", "paid", "Cost") == _cell(page, "funnel", "held", "Cost")
+        assert page.inner_text("#yield").endswith("%")
         assert "Simulated studio" in page.inner_text(".simulated")
         # Plotly drew under a policy that allows no inline script (no violation is logged:
         # the console stays clean, asserted at the end).
@@ -150,7 +153,7 @@ def test_the_dashboard_in_a_real_browser(server):
         day = page.inner_text("#spend")
         assert Decimal(day) < Decimal(week)  # half the simulated day is older than 24 h
         for path in ("/", "/findings/?status=all", f"/teams/{TEAM_A}/?window=7d"):
-            for table in ("teams", "findings", "jobs", "clips", "breakdown"):
+            for table in ("teams", "findings", "jobs", "clips", "breakdown", "funnel"):
                 csv = page.request.get(f"{server.url}{path}&format=csv&table={table}"
                                        if "?" in path else
                                        f"{server.url}{path}?format=csv&table={table}")  # fmt: skip
