@@ -16,8 +16,9 @@ from finops.costing.selectors import QueryError, parse_window
 
 
 class FunnelApi(APIView):
-    """``GET /api/v1/funnel?window=7d&by=fleet|team|gpu_model``: GPU-hours and cost paid,
-    held by jobs, SM-active, used (the usage basis) and on usable output, with the yield
+    """``GET /api/v1/funnel?window=7d&by=fleet|team|gpu_model&step=window|1d``: GPU-hours
+    and cost paid, held by jobs, SM-active, used (the usage basis) and on usable output
+    (``days`` too with ``step=1d``), with the yield
     (usable ÷ paid). Idle and unallocated time are the fleet's: only callers who see every
     team get them; a team's rows start at the time its jobs held."""
 
@@ -27,6 +28,7 @@ class FunnelApi(APIView):
         parameters=[
             OpenApiParameter("window", str, description="e.g. 7d, or start,end (ISO 8601)"),
             OpenApiParameter("by", str, enum=["fleet", "team", "gpu_model"]),
+            OpenApiParameter("step", str, enum=["window", "1d"], description="1d: by day too"),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -38,7 +40,9 @@ class FunnelApi(APIView):
         teams, all_teams = request_teams(request)
         try:
             body = funnel(teams=teams, all_teams=all_teams, start=start, end=end,
-                          by=request.query_params.get("by", "fleet"))  # fmt: skip
+                          by=request.query_params.get("by", "fleet"),
+                          step=request.query_params.get("step", "window"))  # fmt: skip
         except ValueError as exc:
-            raise serializers.ValidationError({"by": [str(exc)]}) from exc
+            field = str(exc).split(":")[0]
+            raise serializers.ValidationError({field: [str(exc)]}) from exc
         return Response(body)

@@ -118,7 +118,13 @@ def _days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
 
 
 def funnel(
-    *, teams: QuerySet[Team], all_teams: bool, start: datetime, end: datetime, by: str = "fleet"
+    *,
+    teams: QuerySet[Team],
+    all_teams: bool,
+    start: datetime,
+    end: datetime,
+    by: str = "fleet",
+    step: str = "window",
 ) -> dict[str, Any]:
     """The stages over [start, end) by ``fleet``, ``team`` or ``gpu_model``: whole days from
     ``FunnelDay``, the hours around them from the lines. A caller who does not see every
@@ -126,6 +132,17 @@ def funnel(
     unallocated time are the fleet's, shown to those who see every team)."""
     if by not in ("fleet", "team", "gpu_model"):
         raise ValueError(f"by: {by[:20]!r}: use fleet, team or gpu_model")
+    if step not in ("window", "1d"):
+        raise ValueError(f"step: {step[:20]!r}: use window or 1d")
+    if step == "1d":  # each UTC day of the window (its first and last may be part days)
+        days, day = [], start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            a, b = max(start, day), min(end, day + DAY)
+            body = funnel(teams=teams, all_teams=all_teams, start=a, end=b, by=by)
+            days.append({"start": a.isoformat(), "end": b.isoformat(), "rows": body["rows"]})
+            day += DAY
+        whole = funnel(teams=teams, all_teams=all_teams, start=start, end=end, by=by)
+        return {**whole, "step": "1d", "days": days}
     first, last = _days(start, end)
     rows: list[dict[str, Any]] = []
     if first < last:

@@ -864,8 +864,21 @@ def fleet(request: HttpRequest) -> HttpResponse:
                 storage,
             ),
         )
+    by_model = funnel(teams=scope.teams, all_teams=True, start=win.start, end=win.end,
+                      by="gpu_model")  # fmt: skip
+    funnel_table = Table(
+        "funnel-by-gpu-model",
+        "Where each paid dollar went, by GPU model",
+        [Col("gpu_model", "GPU model"), *[Col(s, f"{label} (USD)", num=True)
+         for s, label in figures.FUNNEL_LABELS.items()], Col("yield", "Yield (%)", num=True)],
+        [{"gpu_model": r["name"], **{st["stage"]: st["cost"] for st in r["stages"]},
+          "yield": round(r["yield"] * 100, 1) if r["yield"] is not None else None}
+         for r in by_model["rows"]],
+        empty="No GPU time in this window.",
+    )  # fmt: skip
     context.update({"charts": charts, "nodes": nodes})
-    return _page(request, "dashboard/fleet.html", context, tables=[node_table, model_table])
+    return _page(request, "dashboard/fleet.html", context,
+                 tables=[node_table, model_table, funnel_table])  # fmt: skip
 
 
 @login_required

@@ -99,3 +99,12 @@ def test_held_time_the_sm_was_idle_is_not_active(costed):
     # J2's 900 s at $4 per GPU-hour: $1.00 held, $0.50 active, $0.50 used (50%).
     assert (b["held"], b["active"], b["used"]) == (Decimal("1.00"), Decimal("0.50"),
                                                     Decimal("0.50"))  # fmt: skip
+
+
+def test_by_day_the_days_add_up_to_the_window(costed):
+    day = scenario.T10.replace(hour=0)
+    body = funnel(teams=Team.objects.all(), all_teams=True, start=day - timedelta(hours=6),
+                  end=day + timedelta(days=1), by="fleet", step="1d")  # fmt: skip
+    assert [d["start"][:10] for d in body["days"]] == ["2026-11-01", "2026-11-02"]
+    total = sum((_costs(d)["paid"] for d in body["days"] if d["rows"]), Decimal(0))
+    assert total == _costs(body)["paid"] == Decimal("24.00")
