@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from finops.accounts.models import Scope
+from finops.api.params import query_window
 from finops.api.permissions import request_teams
 from finops.costing.funnel import funnel
-from finops.costing.selectors import QueryError, parse_window
 
 
 class FunnelApi(APIView):
@@ -33,10 +33,7 @@ class FunnelApi(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        try:
-            start, end = parse_window(request.query_params.get("window", "7d"))
-        except (QueryError, ValueError) as exc:
-            raise serializers.ValidationError({"window": [str(exc)]}) from exc
+        start, end = query_window(request.query_params, "7d")
         teams, all_teams = request_teams(request)
         try:
             body = funnel(teams=teams, all_teams=all_teams, start=start, end=end,

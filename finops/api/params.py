@@ -55,3 +55,14 @@ def query_choice(params: Any, name: str, choices: list[str] | tuple[str, ...]) -
 
 def as_validation_error(exc: ParameterError) -> serializers.ValidationError:
     return serializers.ValidationError({exc.parameter: [exc.message]})
+
+
+def query_window(params: Any, default: str) -> tuple[datetime, datetime]:
+    """``?window=`` (``7d``, ``monthtodate``, ``START,END``) as (start, end), or a 400
+    naming the parameter."""
+    from finops.costing.selectors import QueryError, parse_window
+
+    try:
+        return parse_window(params.get("window", default))
+    except (QueryError, ValueError) as exc:
+        raise serializers.ValidationError({"window": [str(exc)]}) from exc

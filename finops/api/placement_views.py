@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 
 from finops.accounts.models import ApiKey, Scope, Team
 from finops.accounts.selectors import user_is_admin
+from finops.api.params import query_window
 from finops.api.permissions import request_teams
-from finops.costing.selectors import QueryError, parse_window
 from finops.placement.models import PlacementMapping
 from finops.placement.selectors import placement
 from finops.pricing.models import VideoApiOffering
@@ -41,10 +41,7 @@ class PlacementApi(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        try:
-            start, end = parse_window(request.query_params.get("window", "30d"))
-        except (QueryError, ValueError) as exc:
-            raise serializers.ValidationError({"window": [str(exc)]}) from exc
+        start, end = query_window(request.query_params, "30d")
         teams, _ = request_teams(request)
         if "team" in request.query_params:
             slug = request.query_params["team"]
