@@ -108,3 +108,17 @@ def test_by_day_the_days_add_up_to_the_window(costed):
     assert [d["start"][:10] for d in body["days"]] == ["2026-11-01", "2026-11-02"]
     total = sum((_costs(d)["paid"] for d in body["days"] if d["rows"]), Decimal(0))
     assert total == _costs(body)["paid"] == Decimal("24.00")
+
+
+def test_the_api_answers_each_caller_with_what_it_may_see(costed, api, make_key, team_a):
+    window = f"{scenario.T10.isoformat()},{scenario.T12.isoformat()}"
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('read', team=team_a)}")
+    mine = api.get("/api/v1/funnel", {"window": window, "by": "team"}).json()
+    assert [r["name"] for r in mine["rows"]] == ["studio-a"]
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key('billing:read')}")
+    fleet = api.get("/api/v1/funnel", {"window": window}).json()
+    assert _costs(fleet)["paid"] == Decimal("24.00")
+    for params, field in (({"by": "node"}, "by"), ({"step": "1h"}, "step"),
+                          ({"window": "forever"}, "window")):  # fmt: skip
+        bad = api.get("/api/v1/funnel", params)
+        assert bad.status_code == 400 and field in bad.json()["extra"]["fields"]
