@@ -5,6 +5,7 @@ from django.contrib import admin
 from finops.costing.models import (
     ClipDay,
     DirtyWindow,
+    FunnelDay,
     LedgerDay,
     LedgerDimensionDay,
     LedgerEntry,
@@ -128,3 +129,12 @@ class RecomputeRunDayAdmin(admin.ModelAdmin):
     list_display = ["run", "start", "end", "done_at", "entries"]
     list_filter = ["run"]
     readonly_fields = ["run", "start", "end", "done_at", "entries"]
+
+
+@admin.register(FunnelDay)
+class FunnelDayAdmin(admin.ModelAdmin):
+    list_display = ["day", "team", "gpu_model", "paid_amount", "held_amount", "active_amount",
+                    "used_amount", "usable_amount"]  # fmt: skip
+    list_filter = ["team", "gpu_model"]
+    date_hierarchy = "day"
+    show_full_result_count = False

@@ -39,7 +39,8 @@ def _results(start, end) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     fired = []
     for m in range(30):
         report = rules_evaluate(now=end - timedelta(minutes=29 - m))
-        fired += [(m, a.rule.name, a.dedup_key) for a in Alert.objects.filter(pk__in=report.fired)]
+        fired += sorted((m, a.rule.name, a.dedup_key)
+                        for a in Alert.objects.filter(pk__in=report.fired))  # fmt: skip
     ledger = sorted(
         LedgerEntry.objects.values_list(
             "window_start", "bucket", "team_id", "job_id", "gpu_id", "component", "amount",
