@@ -5,7 +5,7 @@ from django.contrib import admin
 from finops.costing.models import (
     ClipDay,
     DirtyWindow,
-    FunnelDay,
+    FunnelHour,
     LedgerDay,
     LedgerDimensionDay,
     LedgerEntry,
@@ -131,10 +131,10 @@ class RecomputeRunDayAdmin(admin.ModelAdmin):
     readonly_fields = ["run", "start", "end", "done_at", "entries"]
 
 
-@admin.register(FunnelDay)
-class FunnelDayAdmin(admin.ModelAdmin):
-    list_display = ["day", "team", "gpu_model", "paid_amount", "held_amount", "active_amount",
+@admin.register(FunnelHour)
+class FunnelHourAdmin(admin.ModelAdmin):
+    list_display = ["hour", "team", "gpu_model", "paid_amount", "held_amount", "active_amount",
                     "used_amount", "usable_amount"]  # fmt: skip
     list_filter = ["team", "gpu_model"]
-    date_hierarchy = "day"
+    date_hierarchy = "hour"
     show_full_result_count = False

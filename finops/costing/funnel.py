@@ -15,8 +15,8 @@ into attempts that came out usable. The stages nest by construction:
 
 Used ≤ active because a job's activity (utilisation-weighted) never exceeds its busy
 seconds; the hour's busy seconds shared by activity give each job at least its used part.
-Whole UTC days are kept in ``FunnelDay`` by every ledger recompute; readers add the hours
-around them from the lines with the same query.
+Every ledger recompute keeps its day's stages per hour in ``FunnelHour``, and readers sum
+those rows: a window costs its hours x teams x GPU models, not its jobs.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from finops.accounts.models import Team
-from finops.costing.models import FunnelDay
+from finops.costing.models import FunnelHour
 from finops.fleet.models import GpuModel
 
 STAGES = ("paid", "held", "active", "used", "usable")
@@ -47,7 +47,8 @@ WITH gh AS (
       AND bucket = 'team' AND component = 'gpu' AND gpu_id IS NOT NULL
     GROUP BY gpu_id, window_start
 ), lines AS (
-    SELECT l.team_id, g.model_id, l.bucket, l.component, l.amount, l.quantity, l.activity,
+    SELECT l.window_start, l.team_id, g.model_id, l.bucket, l.component, l.amount,
+           l.quantity, l.activity,
            CASE
                WHEN l.bucket <> 'team' OR l.component <> 'gpu' THEN 0
                WHEN h.busy_s IS NULL THEN l.quantity
@@ -65,7 +66,7 @@ WITH gh AS (
     WHERE l.window_start >= %(start)s AND l.window_start < %(end)s
       AND l.component IN ('gpu', 'idle')
 )
-SELECT team_id, model_id,
+SELECT window_start, team_id, model_id,
        SUM(amount), SUM(quantity),
        SUM(CASE WHEN bucket = 'team' AND component = 'gpu' THEN amount ELSE 0 END),
        SUM(CASE WHEN bucket = 'team' AND component = 'gpu' THEN quantity ELSE 0 END),
@@ -79,7 +80,7 @@ SELECT team_id, model_id,
        SUM(CASE WHEN bucket = 'team' AND component = 'gpu' AND usable = 1
                 THEN quantity * activity ELSE 0 END)
 FROM lines
-GROUP BY team_id, model_id
+GROUP BY window_start, team_id, model_id
 """
 
 
@@ -88,33 +89,29 @@ def _money(value: Any) -> Decimal:
 
 
 def funnel_lines(start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """The stages of [start, end) from the ledger's lines, per team (None: idle and
+    """The stages of [start, end) from the ledger's lines, per hour, team (None: idle and
     unallocated time) and GPU model."""
     params = {"start": connection.ops.adapt_datetimefield_value(start),
               "end": connection.ops.adapt_datetimefield_value(end)}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_SQL, params)
         rows = cursor.fetchall()
-    return [{"team_id": r[0], "gpu_model_id": r[1],
-             **{name: _money(v) for name, v in zip(_FIELDS, r[2:], strict=True)}}
+    return [{"hour": r[0], "team_id": r[1], "gpu_model_id": r[2],
+             **{name: _money(v) for name, v in zip(_FIELDS, r[3:], strict=True)}}
             for r in rows]  # fmt: skip
 
 
 def funnel_day_replace(day: datetime) -> None:
-    """Replace ``day``'s funnel rows (inside the recompute's transaction)."""
-    FunnelDay.objects.filter(day=day).delete()
-    FunnelDay.objects.bulk_create(
-        [FunnelDay(day=day, **row) for row in funnel_lines(day, day + DAY)]
-    )
+    """Replace ``day``'s hourly funnel rows (inside the recompute's transaction)."""
+    FunnelHour.objects.filter(hour__gte=day, hour__lt=day + DAY).delete()
+    rows = funnel_lines(day, day + DAY)
+    if connection.vendor != "postgresql":  # SQLite returns the hour as text
+        from django.utils.dateparse import parse_datetime
 
-
-def _days(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """The whole UTC days inside [start, end): (first, end of last); empty when none."""
-    first = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    if first < start:
-        first += DAY
-    last = end.replace(hour=0, minute=0, second=0, microsecond=0)
-    return (first, last) if first < last else (start, start)
+        for row in rows:
+            if isinstance(row["hour"], str):
+                row["hour"] = parse_datetime(row["hour"])
+    FunnelHour.objects.bulk_create([FunnelHour(**row) for row in rows])
 
 
 def funnel(
@@ -126,9 +123,9 @@ def funnel(
     by: str = "fleet",
     step: str = "window",
 ) -> dict[str, Any]:
-    """The stages over [start, end) by ``fleet``, ``team`` or ``gpu_model``: whole days from
-    ``FunnelDay``, the hours around them from the lines. A caller who does not see every
-    team gets only its teams' rows, where paid is the time its jobs held (idle and
+    """The stages over [start, end) by ``fleet``, ``team`` or ``gpu_model``, from the hourly
+    rows (the hours whose start lies in the window, as the ledger's lines are read). A
+    caller who does not see every team gets only its teams' rows, where paid is the time its jobs held (idle and
     unallocated time are the fleet's, shown to those who see every team)."""
     if by not in ("fleet", "team", "gpu_model"):
         raise ValueError(f"by: {by[:20]!r}: use fleet, team or gpu_model")
@@ -143,20 +140,12 @@ def funnel(
             day += DAY
         whole = funnel(teams=teams, all_teams=all_teams, start=start, end=end, by=by)
         return {**whole, "step": "1d", "days": days}
-    first, last = _days(start, end)
-    rows: list[dict[str, Any]] = []
-    if first < last:
-        rows += list(
-            FunnelDay.objects.filter(day__gte=first, day__lt=last)
-            .values("team_id", "gpu_model_id")
-            .annotate(**{f: Sum(f) for f in _FIELDS})
-            .order_by()
-        )
-        for a, b in ((start, first), (last, end)):
-            if a < b:
-                rows += funnel_lines(a, b)
-    else:
-        rows += funnel_lines(start, end)
+    rows = list(
+        FunnelHour.objects.filter(hour__gte=start, hour__lt=end)
+        .values("team_id", "gpu_model_id")
+        .annotate(**{f: Sum(f) for f in _FIELDS})
+        .order_by()
+    )
     visible = set(teams.values_list("id", flat=True))
     slugs = dict(Team.objects.values_list("id", "slug"))
     models = dict(GpuModel.objects.values_list("id", "name"))

@@ -338,12 +338,13 @@ class RecomputeRunDay(models.Model):
         return f"{self.run_id}: {self.start:%Y-%m-%d %H:%M}"
 
 
-class FunnelDay(models.Model):
-    """Where each paid dollar of GPU time went, per UTC day, team (empty: idle and
-    unallocated time) and GPU model, kept with the ledger's daily summaries
-    (``finops.costing.funnel``): paid ⊇ held ⊇ active ⊇ used ⊇ on usable output."""
+class FunnelHour(models.Model):
+    """Where each paid dollar of GPU time went, per hour, team (empty: idle and unallocated
+    time) and GPU model, kept with the ledger's daily summaries (``finops.costing.funnel``):
+    paid ⊇ held ⊇ active ⊇ used ⊇ on usable output. Hourly, as the ledger's lines are, so
+    any window is read from it alone (a few rows per team an hour, whatever the job count)."""
 
-    day = models.DateTimeField()
+    hour = models.DateTimeField()
     team = models.ForeignKey(
         Team, on_delete=models.CASCADE, null=True, blank=True, db_constraint=False, db_index=False
     )
@@ -363,7 +364,7 @@ class FunnelDay(models.Model):
     usable_hours = models.DecimalField(max_digits=20, decimal_places=6, default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["day"], name="funnelday_day_idx")]
+        indexes = [models.Index(fields=["hour"], name="funnelhour_hour_idx")]
 
     def __str__(self) -> str:
-        return f"{self.day:%Y-%m-%d} {self.team_id} {self.gpu_model_id}: {self.paid_amount} paid"
+        return f"{self.hour:%Y-%m-%d %H:%M} {self.team_id} {self.gpu_model_id}: {self.paid_amount}"

@@ -39,7 +39,7 @@ from finops.costing.engine import ledger_recompute
 from finops.costing.models import (
     ClipDay,
     DirtyWindow,
-    FunnelDay,
+    FunnelHour,
     LedgerDay,
     LedgerDimensionDay,
     LedgerEntry,
@@ -250,8 +250,11 @@ def studio_clear() -> dict[str, int]:
         # Summaries without a node hold the simulated fleet's idle with any real fleet's:
         # those days' rows go, and the days are marked for the costing beat to rebuild.
         simulated_or_fleet = Q(team_id__in=teams) | Q(team__isnull=True)
-        for model in (LedgerTeamDay, LedgerDimensionDay, FunnelDay):
+        for model in (LedgerTeamDay, LedgerDimensionDay):
             model.objects.filter(simulated_or_fleet, day__in=days).delete()
+        for day in days:
+            FunnelHour.objects.filter(simulated_or_fleet, hour__gte=day,
+                                      hour__lt=day + timedelta(days=1)).delete()  # fmt: skip
         DirtyWindow.objects.bulk_create(
             [DirtyWindow(window_start=day) for day in days], ignore_conflicts=True
         )
