@@ -125,8 +125,9 @@ def funnel(
 ) -> dict[str, Any]:
     """The stages over [start, end) by ``fleet``, ``team`` or ``gpu_model``, from the hourly
     rows (the hours whose start lies in the window, as the ledger's lines are read). A
-    caller who does not see every team gets only its teams' rows, where paid is the time its jobs held (idle and
-    unallocated time are the fleet's, shown to those who see every team)."""
+    caller who does not see every team gets only its teams' rows, where paid is the time
+    its jobs held (idle and unallocated time are the fleet's, shown to those who see every
+    team)."""
     if by not in ("fleet", "team", "gpu_model"):
         raise ValueError(f"by: {by[:20]!r}: use fleet, team or gpu_model")
     if step not in ("window", "1d"):
