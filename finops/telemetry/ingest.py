@@ -17,7 +17,6 @@ from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -386,9 +385,13 @@ def gpu_minute_columns_store(columns: Mapping[str, Any]) -> int:
     with transaction.atomic():
         gpu_minute_columns_upsert(out)
         hours_recompute(start=first, end=last + timedelta(minutes=1), gpu_ids=gpu_ids)
-    ends = pd.Series(ts).groupby(arrays["gpu_id"]).max()
+    # Each GPU's newest minute: the last of its run once sorted by (GPU, minute).
+    order = np.lexsort((ts, arrays["gpu_id"]))
+    gpus, stamps = arrays["gpu_id"][order], ts[order]
+    last = np.append(gpus[1:] != gpus[:-1], True)
     gpu_last_seen_advance(
-        (int(g), datetime.fromtimestamp(int(t) + 59, tz=UTC)) for g, t in ends.items()
+        (int(g), datetime.fromtimestamp(int(t) + 59, tz=UTC))
+        for g, t in zip(gpus[last], stamps[last], strict=True)
     )
     return n
 
