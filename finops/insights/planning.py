@@ -28,19 +28,19 @@ def predicted(shape: dict[str, Any], gpu_model: str, *, gpus: int = 1,
     """Predicted peak memory per GPU, time per clip and scaling for ``shape`` on ``gpus``
     of ``gpu_model``; None where the planner does not know the model or the GPU."""
     pipeline = pipeline_for_model(str(shape["model_name"]))
+    if pipeline is None:
+        return None
     try:
         entry = gpu_entries(gpu_model)[0]
         est = estimate_scaled(
             pipeline, entry, height=int(shape["height"]), width=int(shape["width"]),
             frames=int(shape["frames"]), steps=int(shape["steps"]),
             setup=Setup(gpus=gpus, interconnect=interconnect),
-        ) if pipeline is not None else None  # fmt: skip
+        )  # fmt: skip
     except ValueError:  # an unknown GPU, a clip size the model cannot take, a GPU count
         return None
-    if est is None:
-        return None
     return {
-        "pipeline": pipeline.name if pipeline else None,
+        "pipeline": pipeline.name,
         "gpu": gpu_model,
         "gpus": gpus,
         "interconnect": est.interconnect,
