@@ -476,10 +476,23 @@ INSIGHTS_THRESHOLDS: dict[str, float] = {
     "placement_cheaper_share": 0.20,
     # ...that saves at least this much a month (the ledger's currency)
     "placement_min_monthly_saving": 500.0,
+    # idle-held GPUs: memory in use at or above this share of VRAM while SM activity stays
+    # at zero...
+    "idle_held_mem_frac": 0.10,
+    # ...for at least this many minutes in a row
+    "idle_held_minutes": 30.0,
 }
 INSIGHTS_THRESHOLDS.update(json.loads(env_str("INSIGHTS_THRESHOLDS_JSON") or "{}"))
 # A finding its refresh window no longer sees this many times in a row resolves itself.
 INSIGHTS_RESOLVE_AFTER_RUNS = env_int("INSIGHTS_RESOLVE_AFTER_RUNS", 3, minimum=1)
+# Realized savings: a resolved finding's scope is measured over a window after the change as
+# long as the one that raised it, and at least this long (docs/insights.md "Realized savings").
+INSIGHTS_SAVINGS_MIN_WINDOW_S = env_int("INSIGHTS_SAVINGS_MIN_WINDOW_S", 86400, minimum=3600)
+# Not measurable when the after-window's volume is under this share of the before-window's
+# (a scope that all but vanished says nothing about its cost per unit).
+INSIGHTS_SAVINGS_MIN_VOLUME_SHARE = env_float(
+    "INSIGHTS_SAVINGS_MIN_VOLUME_SHARE", 0.10, minimum=0.0, maximum=1.0
+)
 
 # --- Alerts -------------------------------------------------------------------------------
 # The address people open FrameOps at, for links in notifications.

@@ -129,7 +129,9 @@ class FindingDetailApi(APIView):
             )
         body = self.StatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        finding = finding_status_set(finding=finding, status=body.validated_data["status"])
+        finding = finding_status_set(
+            finding=finding, status=body.validated_data["status"], user=request.user.get_username()
+        )
         return Response(FindingOutputSerializer(finding).data)
 
 

@@ -481,7 +481,7 @@ def finding_judge(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(
             f"status: {status[:20]!r} is not acknowledged, resolved or open", status=400
         )
-    finding_status_set(finding=finding, status=status)
+    finding_status_set(finding=finding, status=status, user=request.user.get_username())
     back = request.POST.get("back", "open")
     if back not in FindingStatus.values and back != "all":
         back = "open"

@@ -219,6 +219,14 @@ class Context:
         frame = self.ledger_gpu[self.ledger_gpu["gpu_id"].isin(list(gpu_ids))]
         return frame.groupby("gpu_id")["amount"].sum()
 
+    def gpu_hour_price(self) -> pd.Series:
+        """Per GPU: its ledger cost per paid hour in the window (GPU time, held or idle)."""
+        lines = self.ledger_gpu[self.ledger_gpu["component"].isin(["gpu", "idle"])]
+        grouped = lines.groupby("gpu_id")
+        hours = grouped["quantity"].sum()
+        hours = hours[hours > 0]
+        return grouped["amount"].sum().reindex(hours.index) / hours
+
     def busy_cost_of_gpus(self) -> pd.Series:
         """Per GPU: the cost of the time jobs held it (team GPU lines) plus unallocated
         busy time: what throttling slows down."""

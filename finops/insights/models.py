@@ -16,6 +16,7 @@ class Pattern(models.TextChoices):
     IDLE_CAPACITY = "idle_capacity", "Idle capacity"
     MODEL_COST_REGRESSION = "model_cost_regression", "Model cost regression"
     PLACEMENT = "placement", "Cheaper placement"
+    IDLE_HELD = "idle_held", "Idle-held GPU"
 
 
 class Severity(models.TextChoices):
@@ -107,3 +108,67 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_pattern_display()} on {self.scope_kind} {self.scope_key}"
+
+
+class ResolvedBy(models.TextChoices):
+    PERSON = "person", "A person"
+    DETECTOR = "detector", "The detector (condition gone)"
+
+
+class RealizationState(models.TextChoices):
+    TOO_EARLY = "too_early", "Too early"
+    MEASURED = "measured", "Measured"
+    NOT_MEASURABLE = "not_measurable", "Not measurable"
+
+
+class FindingResolution(models.Model):
+    """One resolution of a finding and what it saved: the scope's measure over the window
+    that raised it against the same length after the change (``finops.insights.savings``).
+    A finding that re-opens keeps its resolutions; each is measured once its after-window
+    is complete."""
+
+    finding = models.ForeignKey(Finding, on_delete=models.CASCADE, related_name="resolutions")
+    resolved_at = models.DateTimeField()
+    resolved_by = models.CharField(max_length=16, choices=ResolvedBy.choices)
+    resolved_by_user = models.CharField(max_length=150, blank=True)
+    before_start = models.DateTimeField()
+    before_end = models.DateTimeField(help_text="End of the window that raised it.")
+    changed_at = models.DateTimeField(help_text="The change: the after-window starts here.")
+    after_end = models.DateTimeField()
+    projected_monthly = models.DecimalField(
+        max_digits=14, decimal_places=2, help_text="The finding's projection when resolved."
+    )
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    state = models.CharField(
+        max_length=16, choices=RealizationState.choices, default=RealizationState.TOO_EARLY
+    )
+    measure = models.CharField(max_length=64, blank=True, help_text="What was compared.")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    realized_monthly = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    ratio = models.FloatField(null=True, blank=True, help_text="Realized over projected.")
+    reason = models.TextField(blank=True, help_text="Why it is not measurable, or a caveat.")
+    measured_at = models.DateTimeField(null=True, blank=True)
+    reopened_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-resolved_at", "-pk"]
+        indexes = [models.Index(fields=["state", "after_end"], name="resolution_state_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(before_end__gt=F("before_start"))
+                & Q(changed_at__gte=F("before_end"))
+                & Q(after_end__gt=F("changed_at")),
+                name="resolution_windows_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(projected_monthly__gte=0), name="resolution_projected_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="measured") | Q(realized_monthly__isnull=False),
+                name="resolution_measured_has_amount",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.finding} resolved {self.resolved_at:%Y-%m-%d %H:%M} ({self.state})"

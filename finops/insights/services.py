@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from finops.insights.context import Context
 from finops.insights.detectors import CENT, Draft, all_detectors, money
-from finops.insights.models import Finding, FindingStatus
+from finops.insights.models import Finding, FindingResolution, FindingStatus, ResolvedBy
+from finops.insights.savings import resolution_record, resolutions_measure_due
 
 
 @dataclass
@@ -30,6 +31,7 @@ class RefreshReport:
     created: int = 0
     reopened: int = 0
     resolved: int = 0
+    measured: int = 0
     by_pattern: dict[str, int] = field(default_factory=dict)
 
 
@@ -87,6 +89,7 @@ def findings_refresh(
             if finding.status == FindingStatus.RESOLVED:
                 finding.status = FindingStatus.OPEN
                 report.reopened += 1
+                _reopened(finding, now)
             finding.save()
         absent = (
             Finding.objects.select_for_update()
@@ -101,17 +104,36 @@ def findings_refresh(
             if finding.missed_runs >= settings.INSIGHTS_RESOLVE_AFTER_RUNS:
                 finding.status = FindingStatus.RESOLVED
                 report.resolved += 1
+                resolution_record(finding=finding, by=ResolvedBy.DETECTOR, now=now)
             finding.save(update_fields=["missed_runs", "status"])
+    report.measured = resolutions_measure_due(now=now)
     return report
 
 
-def finding_status_set(*, finding: Finding, status: str) -> Finding:
-    """A person's judgement: acknowledge (it stays acknowledged while it persists), resolve,
-    or open again."""
+def _reopened(finding: Finding, now: datetime) -> None:
+    """The finding is back: its last resolution says so (and keeps its measure)."""
+    FindingResolution.objects.filter(finding=finding, reopened_at__isnull=True).update(
+        reopened_at=now
+    )
+
+
+def finding_status_set(
+    *, finding: Finding, status: str, user: str = "", now: datetime | None = None
+) -> Finding:
+    """A person's judgement: acknowledge (it stays acknowledged while it persists), resolve
+    (its realized savings are measured over the same length after the change), or open
+    again (its resolutions are kept, marked re-opened)."""
     if status not in FindingStatus.values:
         raise ValidationError({"status": f"use one of {', '.join(FindingStatus.values)}"})
-    finding.status = status
-    if status == FindingStatus.RESOLVED:
-        finding.missed_runs = 0
-    finding.save(update_fields=["status", "missed_runs"])
+    now = now or timezone.now()
+    with transaction.atomic():
+        was = finding.status
+        finding.status = status
+        if status == FindingStatus.RESOLVED:
+            finding.missed_runs = 0
+        finding.save(update_fields=["status", "missed_runs"])
+        if status == FindingStatus.RESOLVED and was != FindingStatus.RESOLVED:
+            resolution_record(finding=finding, by=ResolvedBy.PERSON, now=now, user=user)
+        elif was == FindingStatus.RESOLVED and status != FindingStatus.RESOLVED:
+            _reopened(finding, now)
     return finding

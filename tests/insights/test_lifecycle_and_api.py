@@ -145,7 +145,7 @@ def test_detect_command(team_a, team_b):
     call_command("detect", "--from", T0.isoformat(), "--to", T1.isoformat(), stdout=out, stderr=err)
     assert "2 finding(s): 2 new" in out.getvalue()
     assert "idle_capacity: 1 finding(s)" in err.getvalue()
-    assert "(9/9)" in err.getvalue()
+    assert "(10/10)" in err.getvalue()
 
 
 def _scope_cost(f: Finding) -> Decimal:

@@ -45,10 +45,12 @@ class Draft:
     thresholds: dict[str, float]
     severity: str = "warning"
     extra: dict[str, Any] = field(default_factory=dict)
+    dedup_suffix: str = ""  # two findings of one pattern on one scope (idle-held cases)
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.pattern}:{self.scope_kind}:{self.scope_key}"
+        key = f"{self.pattern}:{self.scope_kind}:{self.scope_key}"
+        return f"{key}:{self.dedup_suffix}" if self.dedup_suffix else key
 
 
 def severity_of(signal: float, threshold: float, *, higher_is_worse: bool = True) -> str:
@@ -82,6 +84,7 @@ Detector = Callable[[Context], list[Draft]]
 def all_detectors() -> dict[str, Detector]:
     from finops.insights.detectors import (
         idle_capacity,
+        idle_held,
         io_starvation,
         memory_underinvestment,
         model_cost_regression,
@@ -102,4 +105,5 @@ def all_detectors() -> dict[str, Detector]:
         "idle_capacity": idle_capacity.detect,
         "model_cost_regression": model_cost_regression.detect,
         "placement": placement.detect,
+        "idle_held": idle_held.detect,
     }
