@@ -16,6 +16,13 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     {"name": "Memory pressure", "kind": "memory_pressure", "threshold": 0.20,
      "resolve_threshold": 0.10, "for_s": 900, "severity": "warning",
      "params": {"window_s": 900, "share": "busy time at >= 92% of VRAM"}},
+    # Memory held, nothing computed: every covered minute of a 10-minute window, for 20
+    # minutes more (30 minutes in all, as INSIGHTS_THRESHOLDS' idle_held_minutes); resolves
+    # once under half of the window is idle-held.
+    {"name": "Idle-held GPU", "kind": "idle_held", "threshold": 1.0, "resolve_threshold": 0.5,
+     "for_s": 1200, "severity": "warning",
+     "params": {"window_s": 600, "mem_frac": 0.10,
+                "share": "covered time with memory >= 10% of VRAM and no SM activity"}},
     {"name": "Telemetry stale", "kind": "telemetry_stale", "threshold": 300,
      "resolve_threshold": 120, "for_s": 0, "severity": "critical",
      "params": {"unit": "seconds since the GPU was last seen"}},

@@ -3,8 +3,11 @@
 GPU rules read the minute rollups of the rule's trailing window (``params.window_s``,
 300 s by default): thermal throttling and power capping as throttled seconds over busy
 seconds (reasons 0x8/0x20/0x40 and 0x4/0x80), memory pressure as pressured over busy
-seconds, paid idle as the covered seconds no job held and nothing ran. Telemetry stale is
-the seconds since a registered GPU was last seen; budget the month-to-date cost (actual)
+seconds, paid idle as the covered seconds no job held and nothing ran, idle-held as the
+seconds of the window with memory at or above ``params.mem_frac`` of VRAM and no SM
+activity.
+Telemetry stale is the seconds since a registered GPU was last seen; budget the
+month-to-date cost (actual)
 or its month-end forecast over the team's monthly budget.
 
 State per (rule, subject), as Prometheus and Alertmanager have it: at or above the
@@ -101,6 +104,19 @@ def observe(
                 continue
             out.append(Observation(labels[gpu_id]["gpu"], 1 - (r["busy_s"] or 0) / r["covered_s"],
                                    labels[gpu_id]))  # fmt: skip
+    elif rule.kind == RuleKind.IDLE_HELD:
+        held_idle = Q(busy_s=0, mem_frac_mean__gte=float(rule.params.get("mem_frac", 0.10)))
+        rows = (
+            GpuMinute.objects.filter(ts__gte=now - timedelta(seconds=window_s), ts__lt=now)
+            .values("gpu_id")
+            .annotate(covered=Sum("covered_s"), idle_held=Sum("covered_s", filter=held_idle))
+            .values_list("gpu_id", "covered", "idle_held")
+        )
+        for gpu_id, covered, idle_held in rows:
+            # Over the whole window (not the covered part): 30 minutes means 30 minutes.
+            if gpu_id in labels and covered:
+                out.append(Observation(labels[gpu_id]["gpu"], (idle_held or 0) / window_s,
+                                       labels[gpu_id]))  # fmt: skip
     elif rule.kind == RuleKind.TELEMETRY_STALE:
         for gid, seen in Gpu.objects.filter(
             retired_at__isnull=True, mig_parent__isnull=True, last_seen_at__isnull=False

@@ -39,6 +39,7 @@ class RuleKind(models.TextChoices):
     POWER_CAPPING = "power_capping", "Power capping (reasons 0x4/0x80)"
     MEMORY_PRESSURE = "memory_pressure", "Memory pressure"
     GPU_IDLE = "gpu_idle", "Paid GPU idle"
+    IDLE_HELD = "idle_held", "Idle-held GPU (memory in use, no SM activity)"
     TELEMETRY_STALE = "telemetry_stale", "Telemetry stopped arriving"
     BUDGET = "budget", "Team budget burn"
 
@@ -71,6 +72,10 @@ def rule_params_errors(kind: str, params: object) -> list[str]:
         elif not low <= value <= high or value % step:
             unit = " in whole minutes" if step == 60 else ""
             errors.append(f"params.{key} must be from {low} to {high} seconds{unit}")
+    if kind == "idle_held" and "mem_frac" in params:
+        value = params["mem_frac"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            errors.append("params.mem_frac must be a share of VRAM above 0 and at most 1")
     if kind == "budget" and params.get("measure", "forecast") not in BUDGET_MEASURES:
         errors.append(f"params.measure must be one of {', '.join(BUDGET_MEASURES)}")
     return errors

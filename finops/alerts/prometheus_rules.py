@@ -29,6 +29,8 @@ def _duration(seconds: int) -> str:
 def rules_document() -> dict[str, Any]:
     thermal, power = _rule("thermal_throttling"), _rule("power_capping")
     memory, stale = _rule("memory_pressure"), _rule("telemetry_stale")
+    held = _rule("idle_held")
+    hw = _duration(held["params"]["window_s"])
     tw, pw, mw = (_duration(r["params"]["window_s"]) for r in (thermal, power, memory))
     gpu = "GPU {{ $labels.gpu }} ({{ $labels.UUID }}) on {{ $labels.Hostname }}"
     rules = [
@@ -66,6 +68,20 @@ def rules_document() -> dict[str, Any]:
                 "summary": f"{gpu} runs at its memory limit",
                 "description": "At or above 92% of VRAM {{ $value | humanizePercentage }} of "
                 f"the last {mw}.",
+            },
+        },
+        {
+            "alert": "FrameOpsIdleHeldGpu",
+            "expr": "min_over_time((DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + "
+            f"DCGM_FI_DEV_FB_FREE))[{hw}:1m]) >= {held['params']['mem_frac']} "
+            f"and max_over_time(DCGM_FI_DEV_GPU_UTIL[{hw}]) == 0",
+            "for": _duration(held["for_s"]),
+            "labels": {"severity": held["severity"], "frameops_rule": "idle_held"},
+            "annotations": {
+                "summary": f"{gpu} holds memory and computes nothing",
+                "description": "At least {{ $value | humanizePercentage }} of VRAM held with "
+                f"no SM activity for {_duration(held['params']['window_s'] + held['for_s'])}: "
+                "a stalled job or an orphan process.",
             },
         },
         {

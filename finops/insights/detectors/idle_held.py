@@ -173,4 +173,3 @@ def idle_held_seconds(ctx: Context, gpu_ids: list[int]) -> dict[int, float]:
     """Per GPU, the seconds in runs long enough to count (for realized savings)."""
     runs = idle_held_runs(idle_held_minutes(ctx, gpu_ids), ctx.thresholds["idle_held_minutes"])
     return {int(k): float(v) for k, v in runs.groupby("gpu_id")["covered_s"].sum().items()}
-

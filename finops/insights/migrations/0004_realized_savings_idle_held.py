@@ -6,45 +6,148 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('insights', '0003_placement_pattern'),
+        ("insights", "0003_placement_pattern"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='finding',
-            name='pattern',
-            field=models.CharField(choices=[('memory_underinvestment', 'Memory underinvestment'), ('premature_horizontal_scaling', 'Premature horizontal scaling'), ('thermal_throttling', 'Thermal throttling'), ('power_capping', 'Power capping'), ('io_starvation', 'I/O starvation'), ('regeneration_waste', 'Regeneration waste'), ('idle_capacity', 'Idle capacity'), ('model_cost_regression', 'Model cost regression'), ('placement', 'Cheaper placement'), ('idle_held', 'Idle-held GPU')], max_length=32),
+            model_name="finding",
+            name="pattern",
+            field=models.CharField(
+                choices=[
+                    ("memory_underinvestment", "Memory underinvestment"),
+                    ("premature_horizontal_scaling", "Premature horizontal scaling"),
+                    ("thermal_throttling", "Thermal throttling"),
+                    ("power_capping", "Power capping"),
+                    ("io_starvation", "I/O starvation"),
+                    ("regeneration_waste", "Regeneration waste"),
+                    ("idle_capacity", "Idle capacity"),
+                    ("model_cost_regression", "Model cost regression"),
+                    ("placement", "Cheaper placement"),
+                    ("idle_held", "Idle-held GPU"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.CreateModel(
-            name='FindingResolution',
+            name="FindingResolution",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('resolved_at', models.DateTimeField()),
-                ('resolved_by', models.CharField(choices=[('person', 'A person'), ('detector', 'The detector (condition gone)')], max_length=16)),
-                ('resolved_by_user', models.CharField(blank=True, max_length=150)),
-                ('before_start', models.DateTimeField()),
-                ('before_end', models.DateTimeField(help_text='End of the window that raised it.')),
-                ('changed_at', models.DateTimeField(help_text='The change: the after-window starts here.')),
-                ('after_end', models.DateTimeField()),
-                ('projected_monthly', models.DecimalField(decimal_places=2, help_text="The finding's projection when resolved.", max_digits=14)),
-                ('currency', models.CharField(default='USD', max_length=3, validators=[django.core.validators.RegexValidator('^[A-Z]{3}$', 'Use an ISO 4217 code such as USD.')])),
-                ('state', models.CharField(choices=[('too_early', 'Too early'), ('measured', 'Measured'), ('not_measurable', 'Not measurable')], default='too_early', max_length=16)),
-                ('measure', models.CharField(blank=True, help_text='What was compared.', max_length=64)),
-                ('before', models.JSONField(blank=True, default=dict)),
-                ('after', models.JSONField(blank=True, default=dict)),
-                ('realized_monthly', models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True)),
-                ('ratio', models.FloatField(blank=True, help_text='Realized over projected.', null=True)),
-                ('reason', models.TextField(blank=True, help_text='Why it is not measurable, or a caveat.')),
-                ('measured_at', models.DateTimeField(blank=True, null=True)),
-                ('reopened_at', models.DateTimeField(blank=True, null=True)),
-                ('finding', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='resolutions', to='insights.finding')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("resolved_at", models.DateTimeField()),
+                (
+                    "resolved_by",
+                    models.CharField(
+                        choices=[
+                            ("person", "A person"),
+                            ("detector", "The detector (condition gone)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("resolved_by_user", models.CharField(blank=True, max_length=150)),
+                ("before_start", models.DateTimeField()),
+                ("before_end", models.DateTimeField(help_text="End of the window that raised it.")),
+                (
+                    "changed_at",
+                    models.DateTimeField(help_text="The change: the after-window starts here."),
+                ),
+                ("after_end", models.DateTimeField()),
+                (
+                    "projected_monthly",
+                    models.DecimalField(
+                        decimal_places=2,
+                        help_text="The finding's projection when resolved.",
+                        max_digits=14,
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        default="USD",
+                        max_length=3,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Z]{3}$", "Use an ISO 4217 code such as USD."
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("too_early", "Too early"),
+                            ("measured", "Measured"),
+                            ("not_measurable", "Not measurable"),
+                        ],
+                        default="too_early",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "measure",
+                    models.CharField(blank=True, help_text="What was compared.", max_length=64),
+                ),
+                ("before", models.JSONField(blank=True, default=dict)),
+                ("after", models.JSONField(blank=True, default=dict)),
+                (
+                    "realized_monthly",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True),
+                ),
+                (
+                    "ratio",
+                    models.FloatField(blank=True, help_text="Realized over projected.", null=True),
+                ),
+                (
+                    "reason",
+                    models.TextField(
+                        blank=True, help_text="Why it is not measurable, or a caveat."
+                    ),
+                ),
+                ("measured_at", models.DateTimeField(blank=True, null=True)),
+                ("reopened_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "finding",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="resolutions",
+                        to="insights.finding",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-resolved_at', '-pk'],
-                'indexes': [models.Index(fields=['state', 'after_end'], name='resolution_state_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('before_end__gt', models.F('before_start')), ('changed_at__gte', models.F('before_end')), ('after_end__gt', models.F('changed_at'))), name='resolution_windows_ordered'), models.CheckConstraint(condition=models.Q(('projected_monthly__gte', 0)), name='resolution_projected_non_negative'), models.CheckConstraint(condition=models.Q(models.Q(('state', 'measured'), _negated=True), ('realized_monthly__isnull', False), _connector='OR'), name='resolution_measured_has_amount')],
+                "ordering": ["-resolved_at", "-pk"],
+                "indexes": [
+                    models.Index(fields=["state", "after_end"], name="resolution_state_idx")
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("before_end__gt", models.F("before_start")),
+                            ("changed_at__gte", models.F("before_end")),
+                            ("after_end__gt", models.F("changed_at")),
+                        ),
+                        name="resolution_windows_ordered",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("projected_monthly__gte", 0)),
+                        name="resolution_projected_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("state", "measured"), _negated=True),
+                            ("realized_monthly__isnull", False),
+                            _connector="OR",
+                        ),
+                        name="resolution_measured_has_amount",
+                    ),
+                ],
             },
         ),
     ]
