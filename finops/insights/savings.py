@@ -91,7 +91,7 @@ def _rendered(ctx: Context, jobs: pd.DataFrame) -> pd.Series:
 def _jobs_figure(ctx: Context, jobs: pd.DataFrame, seconds: str, **facts: Any) -> Figure:
     cost = Decimal(sum(jobs["cost"], Decimal(0)))
     volume = float((_rendered(ctx, jobs) if seconds == "rendered" else jobs[seconds]).sum())
-    return Figure(_ratio(cost, volume), volume, cost, facts={"jobs": int(len(jobs)), **facts})
+    return Figure(_ratio(cost, volume), volume, cost, facts={"jobs": len(jobs), **facts})
 
 
 def _resolution_of(jobs: pd.DataFrame, resolution: str) -> pd.Series:
@@ -103,23 +103,32 @@ def _memory(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figure:
     jobs = ctx.jobs
     if before is None:
         on = jobs["first_gpu"].map(ctx.gpus.set_index("gpu_id")["gpu_model"]) == f.scope_key
-        workloads = sorted({(m, r) for m, r in zip(jobs.loc[on, "model_name"],
-                                                    jobs.loc[on, "resolution"], strict=True)})  # fmt: skip
+        workloads = sorted(
+            {
+                (m, r)
+                for m, r in zip(jobs.loc[on, "model_name"], jobs.loc[on, "resolution"], strict=True)
+            }
+        )
     else:
         workloads = [tuple(w) for w in before["workloads"]]
     pairs = list(zip(jobs["model_name"], jobs["resolution"], strict=True))
     mine = jobs[[p in set(workloads) for p in pairs]] if len(jobs) else jobs
-    gpu_models = sorted(set(mine["first_gpu"].map(ctx.gpus.set_index("gpu_id")["gpu_model"])
-                            .dropna()))  # fmt: skip
-    return _jobs_figure(ctx, mine, "rendered", workloads=[list(w) for w in workloads],
-                        ran_on=gpu_models)  # fmt: skip
+    gpu_models = sorted(
+        set(mine["first_gpu"].map(ctx.gpus.set_index("gpu_id")["gpu_model"]).dropna())
+    )
+    return _jobs_figure(
+        ctx, mine, "rendered", workloads=[list(w) for w in workloads], ran_on=gpu_models
+    )
 
 
 def _scaling(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figure:
     """The team's model at the resolution, on the GPU models its multi-GPU jobs ran on."""
     jobs, e = ctx.jobs, f.evidence
-    scope = jobs[(jobs["team_id"] == f.team_id) & (jobs["model_name"] == e.get("model"))
-                 & _resolution_of(jobs, str(e.get("resolution")))]  # fmt: skip
+    scope = jobs[
+        (jobs["team_id"] == f.team_id)
+        & (jobs["model_name"] == e.get("model"))
+        & _resolution_of(jobs, str(e.get("resolution")))
+    ]
     model_of = scope["first_gpu"].map(ctx.gpus.set_index("gpu_id")["gpu_model"])
     if before is None:
         gpu_models = sorted(set(model_of[scope["gpu_count"] > 1].dropna()))
@@ -134,8 +143,11 @@ def _regression(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figu
     """Before: the regressed version alone (what the projection priced); after: every
     version of the team's model at the resolution (a roll-back changes the version)."""
     jobs, e = ctx.jobs, f.evidence
-    scope = jobs[(jobs["team_id"] == f.team_id) & (jobs["model_name"] == e.get("model"))
-                 & _resolution_of(jobs, str(e.get("resolution")))]  # fmt: skip
+    scope = jobs[
+        (jobs["team_id"] == f.team_id)
+        & (jobs["model_name"] == e.get("model"))
+        & _resolution_of(jobs, str(e.get("resolution")))
+    ]
     if before is None:
         scope = scope[scope["model_version"] == e.get("version")]
     versions = sorted(set(scope["model_version"].dropna()))
@@ -144,9 +156,12 @@ def _regression(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figu
 
 def _placement(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figure:
     jobs, e = ctx.jobs, f.evidence
-    scope = jobs[(jobs["team_id"] == f.team_id) & (jobs["model_name"] == e.get("model"))
-                 & (jobs["model_version"] == e.get("version"))
-                 & _resolution_of(jobs, str(e.get("resolution")))]  # fmt: skip
+    scope = jobs[
+        (jobs["team_id"] == f.team_id)
+        & (jobs["model_name"] == e.get("model"))
+        & (jobs["model_version"] == e.get("version"))
+        & _resolution_of(jobs, str(e.get("resolution")))
+    ]
     return _jobs_figure(ctx, scope, "usable_seconds")
 
 
@@ -155,7 +170,7 @@ def _regeneration(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Fi
     jobs = ctx.jobs
     team = jobs[jobs["team_id"] == f.team_id]
     finished = team[team["finished_at"].notna() & (team["finished_at"] >= ctx.start)]
-    attempts = int(len(finished))
+    attempts = len(finished)
     usable = float(finished["usable_seconds"].sum())
     teams = ctx.ledger_team
     cost = Decimal(sum(teams.loc[teams["team_id"] == f.team_id, "amount"], Decimal(0)))
@@ -164,8 +179,13 @@ def _regeneration(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Fi
     else:
         price = Decimal(before["cost_per_attempt"])
     unit = Decimal(attempts) / dec(usable) if usable > 0 else None
-    return Figure(unit, usable, cost, price=price,
-                  facts={"attempts": attempts, "cost_per_attempt": str(price.quantize(UNIT))})  # fmt: skip
+    return Figure(
+        unit,
+        usable,
+        cost,
+        price=price,
+        facts={"attempts": attempts, "cost_per_attempt": str(price.quantize(UNIT))},
+    )
 
 
 # --- telemetry: lost cost per GPU-hour ----------------------------------------------------
@@ -191,10 +211,16 @@ def _throttle(reasons: list[str]) -> Callable[[Context, Finding, dict[str, Any] 
         busy_cost = ctx.busy_cost_of_gpus().get(gpu_id, Decimal(0))
         hours = float(r["busy_s"]) / 3600
         lost_cost = busy_cost * dec(lost)
-        return Figure(_ratio(lost_cost, hours), hours, lost_cost,
-                      facts={"lost_throughput_share": round(lost, 4),
-                             "throttled_share_of_busy": round(float(r["share"]), 4),
-                             "busy_cost": str(money(busy_cost))})  # fmt: skip
+        return Figure(
+            _ratio(lost_cost, hours),
+            hours,
+            lost_cost,
+            facts={
+                "lost_throughput_share": round(lost, 4),
+                "throttled_share_of_busy": round(float(r["share"]), 4),
+                "busy_cost": str(money(busy_cost)),
+            },
+        )
 
     return figure
 
@@ -228,18 +254,27 @@ def _io(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figure:
     share = stalled_s / held_s if held_s else 0.0
     rate = paid / paid_h if paid_h else Decimal(0)
     lost = rate * dec(share * held_h)
-    return Figure(_ratio(lost, held_h), held_h, lost,
-                  facts={"stalled_share_of_held": round(share, 4),
-                         "gpu_hour_price": str(money(rate))})  # fmt: skip
+    return Figure(
+        _ratio(lost, held_h),
+        held_h,
+        lost,
+        facts={"stalled_share_of_held": round(share, 4), "gpu_hour_price": str(money(rate))},
+    )
 
 
 def _idle(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figure:
     """Paid GPU cost per held GPU-hour on the node (releasing idle GPUs lowers it)."""
     gpu_ids = _node_gpu_ids(ctx, f.scope_key)
     held_h, paid, paid_h = _held_hours(ctx, gpu_ids)
-    return Figure(_ratio(paid, held_h), held_h, paid,
-                  facts={"paid_gpu_hours": round(float(paid_h), 3),
-                         "idle_share": round(1 - held_h / float(paid_h), 4) if paid_h else None})  # fmt: skip
+    return Figure(
+        _ratio(paid, held_h),
+        held_h,
+        paid,
+        facts={
+            "paid_gpu_hours": round(float(paid_h), 3),
+            "idle_share": round(1 - held_h / float(paid_h), 4) if paid_h else None,
+        },
+    )
 
 
 def _idle_held(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figure:
@@ -253,32 +288,44 @@ def _idle_held(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Figur
     seconds = idle_held_seconds(ctx, [gpu_id]).get(gpu_id, 0.0)
     rate = paid / paid_h if paid_h else Decimal(0)
     lost = rate * dec(seconds / 3600)
-    return Figure(_ratio(lost, float(paid_h)), float(paid_h), lost,
-                  facts={"idle_held_s": round(seconds, 1), "gpu_hour_price": str(money(rate))})  # fmt: skip
+    return Figure(
+        _ratio(lost, float(paid_h)),
+        float(paid_h),
+        lost,
+        facts={"idle_held_s": round(seconds, 1), "gpu_hour_price": str(money(rate))},
+    )
 
 
 MEASURES: dict[str, Measure] = {
     "memory_underinvestment": Measure(
-        "cost per rendered second of the workloads that ran on the GPU model", "s", _memory),
+        "cost per rendered second of the workloads that ran on the GPU model", "s", _memory
+    ),
     "premature_horizontal_scaling": Measure(
-        "cost per rendered second on the GPU models the multi-GPU jobs ran on", "s", _scaling),
+        "cost per rendered second on the GPU models the multi-GPU jobs ran on", "s", _scaling
+    ),
     "model_cost_regression": Measure(
-        "cost per usable second: the regressed version before, every version after", "s",
-        _regression),
+        "cost per usable second: the regressed version before, every version after",
+        "s",
+        _regression,
+    ),
     "placement": Measure("cost per usable second of the workload", "s", _placement),
     "regeneration_waste": Measure(
-        "attempts per usable second, at the before-window's cost per attempt", "s",
-        _regeneration),
+        "attempts per usable second, at the before-window's cost per attempt", "s", _regeneration
+    ),
     "thermal_throttling": Measure(
         "lost throughput per busy GPU-hour",
-        "busy GPU-h", _throttle(["hw_slowdown_s", "sw_thermal_s", "hw_thermal_s"])),
+        "busy GPU-h",
+        _throttle(["hw_slowdown_s", "sw_thermal_s", "hw_thermal_s"]),
+    ),
     "power_capping": Measure(
-        "lost throughput per busy GPU-hour", "busy GPU-h",
-        _throttle(["power_cap_s", "power_brake_s"])),
+        "lost throughput per busy GPU-hour",
+        "busy GPU-h",
+        _throttle(["power_cap_s", "power_brake_s"]),
+    ),
     "io_starvation": Measure("stalled GPU time's cost per held GPU-hour", "held GPU-h", _io),
     "idle_capacity": Measure("paid GPU cost per held GPU-hour", "held GPU-h", _idle),
     "idle_held": Measure("idle-held cost per paid GPU-hour", "paid GPU-h", _idle_held),
-}  # fmt: skip
+}
 
 
 # --- resolutions ---------------------------------------------------------------------------
@@ -300,11 +347,17 @@ def resolution_record(
     changed = finding.window_end if by == ResolvedBy.DETECTOR else _hour_ceil(now)
     changed = max(changed, finding.window_end)
     return FindingResolution.objects.create(
-        finding=finding, resolved_at=now, resolved_by=by, resolved_by_user=user[:150],
-        before_start=finding.window_end - length, before_end=finding.window_end,
-        changed_at=changed, after_end=changed + length, projected_monthly=finding.est_monthly_waste,
+        finding=finding,
+        resolved_at=now,
+        resolved_by=by,
+        resolved_by_user=user[:150],
+        before_start=finding.window_end - length,
+        before_end=finding.window_end,
+        changed_at=changed,
+        after_end=changed + length,
+        projected_monthly=finding.est_monthly_waste,
         currency=finding.currency,
-    )  # fmt: skip
+    )
 
 
 def resolution_measure(
@@ -336,10 +389,16 @@ def resolution_measure(
     before = measure.figure(load(before_window), finding, None)
     after = measure.figure(load(after_window), finding, before.facts)
     resolution.measure = measure.name
-    resolution.before = {"start": before_window[0].isoformat(),
-                         "end": before_window[1].isoformat(), **before.as_json(measure.volume_unit)}  # fmt: skip
-    resolution.after = {"start": after_window[0].isoformat(),
-                        "end": after_window[1].isoformat(), **after.as_json(measure.volume_unit)}  # fmt: skip
+    resolution.before = {
+        "start": before_window[0].isoformat(),
+        "end": before_window[1].isoformat(),
+        **before.as_json(measure.volume_unit),
+    }
+    resolution.after = {
+        "start": after_window[0].isoformat(),
+        "end": after_window[1].isoformat(),
+        **after.as_json(measure.volume_unit),
+    }
     floor = settings.INSIGHTS_SAVINGS_MIN_VOLUME_SHARE
     if before.unit is None or before.volume <= 0:
         return _not_measurable(
@@ -349,12 +408,16 @@ def resolution_measure(
         gone = after.volume <= 0
         return _not_measurable(
             resolution,
-            (f"the scope had no volume after the change (it left the fleet, was retired or "
-             f"stopped running): {measure.name} cannot be compared")
-            if gone else
-            (f"the after-window's volume ({after.volume:,.1f} {measure.volume_unit}) is under "
-             f"{floor:.0%} of the before-window's ({before.volume:,.1f}): too little to say"),
-        )  # fmt: skip
+            (
+                f"the scope had no volume after the change (it left the fleet, was retired or "
+                f"stopped running): {measure.name} cannot be compared"
+            )
+            if gone
+            else (
+                f"the after-window's volume ({after.volume:,.1f} {measure.volume_unit}) is under "
+                f"{floor:.0%} of the before-window's ({before.volume:,.1f}): too little to say"
+            ),
+        )
     saved = (before.unit - after.unit) * dec(before.volume) * before.price
     monthly = money(saved * MONTH / Decimal(repr(length.total_seconds())))
     resolution.state = RealizationState.MEASURED
@@ -371,11 +434,15 @@ def _caveat(resolution: FindingResolution) -> str:
     if ratio is None or 0.8 <= ratio <= 1.2:
         return ""
     if ratio < 0.8:
-        return (f"Realized {ratio:.0%} of the projection: the measure ({resolution.measure}) "
-                "fell less than projected; the fix was partial, the work changed, or the "
-                "projection's assumptions did not hold (see the finding's action).")  # fmt: skip
-    return (f"Realized {ratio:.0%} of the projection: the measure ({resolution.measure}) fell "
-            "more than projected; other changes in the same scope count here too.")  # fmt: skip
+        return (
+            f"Realized {ratio:.0%} of the projection: the measure ({resolution.measure}) "
+            "fell less than projected; the fix was partial, the work changed, or the "
+            "projection's assumptions did not hold (see the finding's action)."
+        )
+    return (
+        f"Realized {ratio:.0%} of the projection: the measure ({resolution.measure}) fell "
+        "more than projected; other changes in the same scope count here too."
+    )
 
 
 def _not_measurable(resolution: FindingResolution, reason: str) -> FindingResolution:

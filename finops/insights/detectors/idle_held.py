@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+
 import numpy as np
 import pandas as pd
 from django.db.models import Q
@@ -122,7 +123,7 @@ def detect(ctx: Context) -> list[Draft]:
         longest = int(group["minutes"].max())
         first = spans[0]
         where = f"GPU {gpu['uuid']} on {gpu['hostname']}"
-        when = f"{first['start']}–{first['end']} UTC" + (
+        when = f"{first['start']} to {first['end']} UTC" + (
             f" (and {len(spans) - 1} more runs)" if len(spans) > 1 else ""
         )
         if case == STALLED:
