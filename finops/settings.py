@@ -467,7 +467,9 @@ INSIGHTS_THRESHOLDS: dict[str, float] = {
     # regeneration waste
     "regen_attempts_per_clip": 2.0,
     "regen_cost_share": 0.30,
-    "regen_target_attempts": 1.5,  # the attempt rate the fix is priced at
+    # the attempt rate the fix is priced at: under both lines above (1.4 attempts a usable clip
+    # spend 29% on unusable ones), so a team that reaches it no longer raises the finding
+    "regen_target_attempts": 1.4,
     # idle capacity
     "idle_share": 0.30,
     # model cost regression

@@ -142,7 +142,7 @@ class FindingResolution(models.Model):
     state = models.CharField(
         max_length=16, choices=RealizationState.choices, default=RealizationState.TOO_EARLY
     )
-    measure = models.CharField(max_length=64, blank=True, help_text="What was compared.")
+    measure = models.CharField(max_length=200, blank=True, help_text="What was compared.")
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     realized_monthly = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)

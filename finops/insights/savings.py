@@ -336,6 +336,19 @@ def _hour_ceil(ts: datetime) -> datetime:
     return floor if floor == ts else floor + timedelta(hours=1)
 
 
+def projected_monthly(finding: Finding) -> Decimal:
+    """What the finding's fix projects to save a month: its action's current cost less its
+    projected cost (the memory fix moves all the work to a faster GPU, the regeneration fix
+    reaches the target attempt rate), per month of the finding's window; its monthly waste
+    where the action prices no fix."""
+    try:
+        saved = Decimal(finding.action["current_cost"]) - Decimal(finding.action["projected_cost"])
+    except (KeyError, TypeError, ArithmeticError):
+        return finding.est_monthly_waste
+    seconds = (finding.window_end - finding.window_start).total_seconds()
+    return money(max(saved, Decimal(0)) * MONTH / Decimal(repr(seconds)))
+
+
 def resolution_record(
     *, finding: Finding, by: str, now: datetime, user: str = ""
 ) -> FindingResolution:
@@ -355,7 +368,7 @@ def resolution_record(
         before_end=finding.window_end,
         changed_at=changed,
         after_end=changed + length,
-        projected_monthly=finding.est_monthly_waste,
+        projected_monthly=projected_monthly(finding),
         currency=finding.currency,
     )
 

@@ -74,7 +74,22 @@ FAULTS = (
     "io_starvation",
     "model_cost_regression",
     "placement",
+    "idle_held",
 )
+# Faults whose recommended fix ``apply_fixes_at`` applies (power capping and placement are
+# left as they are: a power limit is a choice, a move to a video API leaves the ledger).
+FIXABLE = (
+    "memory_underinvestment",
+    "premature_horizontal_scaling",
+    "thermal_throttling",
+    "io_starvation",
+    "regeneration_waste",
+    "idle_capacity",
+    "model_cost_regression",
+)
+# The regenerating team's usable share, and after seed locking: the attempt rate the
+# regeneration fix is priced at (INSIGHTS_THRESHOLDS regen_target_attempts).
+REGEN_USABLE = 0.3
 # (GPU model, reported name, VRAM GiB, interconnect, price per GPU-hour, TDP W)
 TIERS = [
     ("L4", "NVIDIA L4", 24, "pcie", Decimal("0.80"), 72),
@@ -102,6 +117,8 @@ class GroundTruth:
     decoys: list[dict[str, str]] = field(default_factory=list)
     start: str = ""
     end: str = ""
+    fixes_at: str | None = None  # the instant the fixes were applied, when they were
+    fixed: list[str] = field(default_factory=list)  # the patterns whose fix was applied
 
     def add(self, pattern: str, kind: str, key: str, *, decoy: bool = False) -> None:
         (self.decoys if decoy else self.faults).append(
@@ -124,6 +141,24 @@ class _Gpu:
     busy_share: float = 0.9  # share of the day jobs hold it
     stalled_share: float = 0.0  # held minutes waiting on (network) storage
     energy_mj: int = 10**9  # the GPU's energy counter at the next reading
+    # minutes from the simulation's start: the GPU reports [live_from, live_until)
+    live_from: int = 0
+    live_until: int | None = None
+    # from ``fix_at`` on (a minute), these fields take these values (a fix applied)
+    fix_at: int | None = None
+    after: dict[str, float] = field(default_factory=dict)
+    # (first minute, last minute + 1, memory share) with memory held and nothing computed
+    idle_held: list[tuple[int, int, float]] = field(default_factory=list)
+    # job-generation events: (minute, kind) — "stall" (a job hangs after its work),
+    # "orphan" (a process outlives its job), "pause" (a short pause between steps)
+    events: list[tuple[int, str]] = field(default_factory=list)
+    slowdown: float = 1.0  # job length multiplier before ``fix_at`` (memory stalls)
+    fresh: bool = False  # added by a fix (the next tier's node)
+
+    def share(self, name: str, minute: float) -> float:
+        if self.fix_at is not None and minute >= self.fix_at and name in self.after:
+            return self.after[name]
+        return float(getattr(self, name))
 
 
 @dataclass
@@ -284,12 +319,21 @@ def studio_simulate(
     end: datetime | None = None,
     progress: Callable[[str], None] | None = None,
     telemetry: str = "minutes",
+    apply_fixes_at: int | None = None,
 ) -> GroundTruth:
     """Write ``days`` of a ``gpus``-GPU studio ending at ``end`` (the last whole hour).
 
     ``telemetry``: "minutes" sends each GPU's minutes as a host agent computes them (the
     bulk minute store; fast at fleet size), "samples" its raw readings (the ingest path,
-    rolled up here)."""
+    rolled up here).
+
+    ``apply_fixes_at``: from the start of this day (1 to days - 1) each injected fault's
+    recommended fix is applied (``FIXABLE``): the memory-starved L4 work moves to a new
+    L40S node per L4 node (as fast as the planner predicts, no OOMs, no stalls), the
+    over-split clips run one GPU each, the throttled GPUs are cooled, latents move to local
+    NVMe, the regenerating team locks seeds (to the attempt rate the fix is priced at), the
+    idle node's idle GPUs are released and its work packed on the rest, and the regressed
+    model version is rolled back (it came 12 hours before the fixes)."""
     if telemetry not in TELEMETRY_MODES:
         raise ValueError(
             f"telemetry must be one of {', '.join(TELEMETRY_MODES)}, got {telemetry!r}"
@@ -300,25 +344,38 @@ def studio_simulate(
         raise ValueError(f"unknown faults {', '.join(unknown)}; use {', '.join(FAULTS)}")
     if gpus < 64:
         raise ValueError("a simulated studio needs at least 64 GPUs (8 nodes of 8, two per tier)")
+    if apply_fixes_at is not None and not 1 <= apply_fixes_at < days:
+        raise ValueError(
+            f"apply_fixes_at must be a day from 1 to {days - 1} (the days before it raise the "
+            f"findings, the days from it show the fixes), got {apply_fixes_at}"
+        )
     say = progress or (lambda _: None)
     rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
     end = (end or timezone.now()).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     truth = GroundTruth(start=start.isoformat(), end=end.isoformat())
+    span_min = days * 1440
+    fix_min = apply_fixes_at * 1440 if apply_fixes_at is not None else None
+    if fix_min is not None:
+        truth.fixes_at = (start + timedelta(minutes=fix_min)).isoformat()
+        truth.fixed = [f for f in FIXABLE if f in faults] + (
+            ["idle_held"] if "idle_held" in faults else []
+        )
     teams = {
         slug: Team.objects.get_or_create(slug=slug, defaults={"name": name})[0]
         for slug, name in TEAMS
     }
     _prices(start)
-    fleet = _fleet(gpus, faults, truth)
+    fleet = _fleet(gpus, faults, truth, span_min=span_min, fix_min=fix_min)
     say(f"{len(fleet)} GPUs on {len({g.host for g in fleet})} nodes registered")
-    jobs = _jobs(fleet, teams, start, end, rng, faults, truth)
+    jobs = _jobs(fleet, teams, start, end, rng, faults, truth, fix_min=fix_min)
     say(f"{jobs} jobs reported")
     _video_apis(start, teams, faults, truth)
     day = start
     while day < end:
         chunk_end = min(day + timedelta(days=1), end)
-        _telemetry(fleet, day, chunk_end, rng, last=chunk_end >= end, mode=telemetry)
+        _telemetry(fleet, day, chunk_end, rng, last=chunk_end >= end, mode=telemetry,
+                   origin=start)  # fmt: skip
         say(f"telemetry {day:%Y-%m-%d} written")
         day = chunk_end
     if telemetry == "samples":
@@ -367,55 +424,85 @@ def _prices(start: datetime) -> None:
     price_offers_load(offers=offers, source="csv", history=True)
 
 
-def _fleet(gpus: int, faults: list[str], truth: GroundTruth) -> list[_Gpu]:
+def _register(host: str, tier: tuple[Any, ...], *, network: bool) -> None:
+    node_register(
+        hostname=host,
+        site=f"{PREFIX}cloud",
+        provider="other",
+        instance_type=f"{PREFIX}{tier[0].lower().replace(' ', '-')}x8",
+        pricing_model="on-demand",
+        interconnect=tier[3],
+        gpus=[
+            GpuRegistration(
+                uuid=f"GPU-{host}-{i}", index=i, model=tier[1], mem_total_bytes=tier[2] * 2**30
+            )
+            for i in range(8)
+        ],
+        storage=[
+            StorageRegistration(
+                name="nvme0n1",
+                kind="network" if network else "local-nvme",
+                volume_type=f"{PREFIX}nvme",
+                capacity_bytes=4 * 10**12,
+            )
+        ],
+    )
+
+
+def _fleet(
+    gpus: int, faults: list[str], truth: GroundTruth, *, span_min: int, fix_min: int | None
+) -> list[_Gpu]:
     nodes = max(gpus // 8, 4)
     fleet: list[_Gpu] = []
     for n in range(nodes):
         tier = TIERS[n % len(TIERS)]
         host = f"{PREFIX}{tier[0].lower().replace(' ', '-')}-{n:03d}"
         # An L40S node reading latents from network storage (the I/O fault).
-        network = n == 1 and "io_starvation" in faults
-        node_register(
-            hostname=host,
-            site=f"{PREFIX}cloud",
-            provider="other",
-            instance_type=f"{PREFIX}{tier[0].lower().replace(' ', '-')}x8",
-            pricing_model="on-demand",
-            interconnect=tier[3],
-            gpus=[
-                GpuRegistration(
-                    uuid=f"GPU-{host}-{i}", index=i, model=tier[1], mem_total_bytes=tier[2] * 2**30
-                )
-                for i in range(8)
-            ],
-            storage=[
-                StorageRegistration(
-                    name="nvme0n1",
-                    kind="network" if network else "local-nvme",
-                    volume_type=f"{PREFIX}nvme",
-                    capacity_bytes=4 * 10**12,
-                )
-            ],
-        )
+        _register(host, tier, network=n == 1 and "io_starvation" in faults)
         fleet += [_Gpu(f"GPU-{host}-{i}", host, tier) for i in range(8)]
+    fixing = fix_min is not None
     by_host: dict[str, list[_Gpu]] = {}
     for g in fleet:
         by_host.setdefault(g.host, []).append(g)
     hosts = list(by_host)
+
     # Hosts by tier position: 0 L4, 1 L40S, 2 H100, 3 H200, then again.
+    def fix(g: _Gpu, **after: float) -> None:
+        if fixing:
+            g.fix_at, g.after = fix_min, {**g.after, **after}
+
     if "idle_capacity" in faults:
-        for g in by_host[hosts[4]]:
+        for i, g in enumerate(by_host[hosts[7]]):
             g.busy_share = 0.45  # 55% of paid time idle
-        for g in by_host[hosts[7]]:
+            if fixing and i >= 4:  # the fix: release 4 of 8, pack the work on the rest
+                g.live_until = fix_min
+            fix(g, busy_share=0.9)
+        for g in by_host[hosts[1]]:
             g.busy_share = 0.78  # decoy: about 22% idle
-        truth.add("idle_capacity", "node", hosts[7], decoy=True)
-        truth.add("idle_capacity", "node", hosts[4])
+        truth.add("idle_capacity", "node", hosts[1], decoy=True)
+        truth.add("idle_capacity", "node", hosts[7])
     if "thermal_throttling" in faults:
         hot, warm = by_host[hosts[2]][0], by_host[hosts[2]][1]
         hot.thermal_share, hot.thermal_clock = 0.20, 0.70
         warm.thermal_share, warm.thermal_clock = 0.03, 0.97  # decoy
+        fix(hot, thermal_share=0.0)  # cooled
+        fix(warm, thermal_share=0.0)
         truth.add("thermal_throttling", "gpu", hot.uuid)
         truth.add("thermal_throttling", "gpu", warm.uuid, decoy=True)
+    if "idle_held" in faults:
+        # Ten hours before the fixes (or the end): a job that hangs after its work, holding
+        # half the VRAM for 90 minutes; a process that outlives its job, holding 30% for two
+        # hours with no job; the decoys: a 9-minute pause between steps inside a job, and
+        # every busy GPU, which holds memory while it computes.
+        anchor = (fix_min if fix_min is not None else span_min) - 600
+        stalled, orphan, pausing = by_host[hosts[2]][4:7]
+        stalled.events.append((anchor, "stall"))
+        orphan.events.append((anchor, "orphan"))
+        pausing.events.append((anchor, "pause"))
+        truth.add("idle_held", "gpu", stalled.uuid)
+        truth.add("idle_held", "gpu", orphan.uuid)
+        truth.add("idle_held", "gpu", pausing.uuid, decoy=True)
+        truth.add("idle_held", "gpu", by_host[hosts[2]][7].uuid, decoy=True)
     if "power_capping" in faults:
         capped, near = by_host[hosts[3]][0], by_host[hosts[3]][1]
         capped.power_share, capped.power_clock = 0.25, 0.85
@@ -423,15 +510,27 @@ def _fleet(gpus: int, faults: list[str], truth: GroundTruth) -> list[_Gpu]:
         truth.add("power_capping", "gpu", capped.uuid)
         truth.add("power_capping", "gpu", near.uuid, decoy=True)
     if "memory_underinvestment" in faults:
-        for host in hosts[0::4]:  # every L4
+        for n, host in enumerate(hosts[0::4]):  # every L4
             for g in by_host[host]:
                 g.pressure_share, g.pressure_util = 0.45, 40.0
+                # A GPU waiting on memory at 40% utilisation takes longer: the share of its
+                # busy time the detector counts lost (pressure share x (1 - utilisation)).
+                g.slowdown = 1 / (1 - g.pressure_share * (1 - g.pressure_util / 100))
+                if fixing:
+                    g.live_until = fix_min
+            if fixing:  # the fix: the next tier (L40S), one node per L4 node
+                tier = TIERS[1]
+                fresh = f"{PREFIX}{tier[0].lower()}-{100 + n:03d}"
+                _register(fresh, tier, network=False)
+                fleet += [_Gpu(f"GPU-{fresh}-{i}", fresh, tier, live_from=fix_min or 0,
+                               fresh=True) for i in range(8)]  # fmt: skip
         for g in by_host[hosts[1]]:  # decoy: L40S at 12% pressure
             g.pressure_share, g.pressure_util = 0.12, 80.0
         truth.add("memory_underinvestment", "gpu_model", "L4")
     if "io_starvation" in faults:
         for g in by_host[hosts[1]]:
             g.stalled_share = 0.30
+            fix(g, stalled_share=0.0)  # latents on local NVMe
         for g in by_host[hosts[2]]:
             g.stalled_share = 0.04  # decoy: local NVMe with a few slow minutes
         truth.add("io_starvation", "node", hosts[1])
@@ -447,8 +546,11 @@ def _jobs(
     rng: random.Random,
     faults: list[str],
     truth: GroundTruth,
+    *,
+    fix_min: int | None = None,
 ) -> int:
     count = 0
+    fixed = float(fix_min) if fix_min is not None else float("inf")
     team_slugs = list(teams)
     span_min = int((end - start).total_seconds() // 60)
     by_host: dict[str, list[_Gpu]] = {}
@@ -490,26 +592,35 @@ def _jobs(
         })  # fmt: skip
         count += 1
 
+    # The regressed version arrives halfway through, or 12 hours before the fixes (which
+    # roll it back); the decoy version stays.
+    switch = span_min / 2 if fix_min is None else fix_min - 720
+    # The next tier's time for the memory-starved work, as the planner predicts it.
+    speed = _planned_speed(WORKLOADS[0], TIERS[1][0], TIERS[0][0]) if fix_min is not None else 1
     for host, gpus in by_host.items():
         if host in (scaling_host, decoy_host):
             continue
         for g in gpus:
-            cursor = rng.uniform(0, 10)
+            cursor = g.live_from + rng.uniform(0, 10)
+            stop = span_min if g.live_until is None else min(g.live_until, span_min)
             tier_index = TIERS.index(g.tier)
             model = WORKLOADS[min(tier_index, 1)] if g.tier[0] != "H200" else WORKLOADS[2]
-            if g.tier[0] == "L4":
+            if g.tier[0] == "L4" or g.fresh:
                 model = WORKLOADS[0]
-            while cursor < span_min - 5:
-                length = model[3] * rng.uniform(0.8, 1.2)
-                b = min(cursor + length, span_min)
+            planned = sorted(g.events)
+            while cursor < stop - 5:
+                length = model[3] * rng.uniform(0.8, 1.2) * (speed if g.fresh else g.slowdown)
+                b = min(cursor + length, stop)
                 team_slug = rng.choice(team_slugs)
                 team = teams[team_slug]
                 regenerating = team_slug == "sim-studio-c" and "regeneration_waste" in faults
                 # studio-b is the regeneration decoy: 1.4 attempts a clip, 28% of its cost.
                 decoy_team = team_slug == "sim-studio-b" and "regeneration_waste" in faults
-                usable_p = 0.3 if regenerating else 0.72 if decoy_team else 0.9
-                oom = g.pressure_share > 0.3 and rng.random() < 0.10
+                regen_p = REGEN_USABLE if cursor < fixed else 1 / _regen_target()
+                usable_p = regen_p if regenerating else 0.72 if decoy_team else 0.9
+                oom = g.share("pressure_share", cursor) > 0.3 and rng.random() < 0.10
                 version = None
+                status = JobStatus.OOM if oom else JobStatus.SUCCEEDED
                 if (
                     "model_cost_regression" in faults
                     and team_slug == "sim-studio-b"
@@ -518,16 +629,31 @@ def _jobs(
                     late = cursor > span_min / 2
                     version = "2.2" if late else "2.1"
                     if late:
-                        b = min(cursor + length * 1.1, span_min)
+                        b = min(cursor + length * 1.1, stop)
                 if (
                     "model_cost_regression" in faults
                     and team_slug == "sim-studio-a"
-                    and model is WORKLOADS[0]
+                    and model is WORKLOADS[1]
                 ):
-                    late = cursor > span_min / 2
+                    late = switch < cursor < fixed
                     version = "2.2" if late else "2.1"
                     if late:
-                        b = min(cursor + length * 1.6, span_min)  # 2.2 takes 60% longer
+                        b = min(cursor + length * 1.6, stop)  # 2.2 takes 60% longer
+                extra = 0.0
+                if planned and cursor >= planned[0][0]:
+                    kind = planned.pop(0)[1]
+                    if kind == "stall":  # hangs after its work until killed 90 minutes on
+                        worked, b = b, min(b + 90, stop)
+                        g.idle_held.append((int(np.ceil(worked)), int(b), 0.5))
+                        status = JobStatus.CANCELLED
+                    elif kind == "pause":  # waits 9 minutes between two steps
+                        first = int(np.ceil(cursor)) + 2
+                        g.idle_held.append((first, first + 9, 0.6))
+                        b = min(b + 9, stop)
+                    elif kind == "orphan":  # its process keeps 30% of VRAM for two hours
+                        after = int(np.ceil(b)) + 1
+                        g.idle_held.append((after, after + 120, 0.3))
+                        extra = 125.0
                 usable = rng.random() < usable_p
                 report(
                     team,
@@ -537,13 +663,14 @@ def _jobs(
                     model,
                     version=version,
                     usable=usable,
-                    status=JobStatus.OOM if oom else JobStatus.SUCCEEDED,
+                    status=status,
                     peak=int(g.tier[2] * 2**30 * (0.97 if g.pressure_share > 0.3 else 0.6)),
                 )
                 if usable or not regenerating:
                     clip += 1
-                gap = length * (1 - g.busy_share) / max(g.busy_share, 0.05)
-                cursor = b + gap * rng.uniform(0.8, 1.2)
+                busy = g.share("busy_share", cursor)
+                gap = length * (1 - busy) / max(busy, 0.05)
+                cursor = b + extra + gap * rng.uniform(0.8, 1.2)
     # Horizontal scaling: the same model and resolution on 4 GPUs and on 1.
     for host, efficiency, model in (
         (scaling_host, 0.5, WORKLOADS[2]),
@@ -552,27 +679,27 @@ def _jobs(
         gpus = by_host[host]
         team = teams["sim-studio-b"]
         single = model[3]
-        # Four GPUs render one clip each; the other four render clips together.
-        for g in gpus[:4]:
-            cursor = rng.uniform(0, 3)
+        # Four GPUs render one clip each; the other four render clips together (until the
+        # fix, when the over-split clips run one GPU each).
+        singles = [(g, 0.0) for g in gpus[:4]]
+        if "premature_horizontal_scaling" in faults or host == decoy_host:
+            multi = single / (4 * efficiency)
+            until = span_min if host == decoy_host else min(span_min, fixed)
+            cursor = 0.0
+            while cursor < until - multi:
+                report(team, gpus[4:8], cursor, cursor + multi, model)
+                clip += 1
+                cursor += multi * 1.05
+            if until < span_min:
+                singles += [(g, cursor) for g in gpus[4:8]]
+        else:
+            singles += [(g, 0.0) for g in gpus[4:8]]
+        for g, begin in singles:
+            cursor = begin + rng.uniform(0, 3)
             while cursor < span_min - single:
                 report(team, [g], cursor, cursor + single, model)
                 clip += 1
                 cursor += single * 1.05
-        if "premature_horizontal_scaling" in faults or host == decoy_host:
-            multi = single / (4 * efficiency)
-            cursor = 0.0
-            while cursor < span_min - multi:
-                report(team, gpus[4:8], cursor, cursor + multi, model)
-                clip += 1
-                cursor += multi * 1.05
-        else:
-            for g in gpus[4:8]:
-                cursor = rng.uniform(0, 3)
-                while cursor < span_min - single:
-                    report(team, [g], cursor, cursor + single, model)
-                    clip += 1
-                    cursor += single * 1.05
     name, _, (w, h), _ = WORKLOADS[2]
     if "premature_horizontal_scaling" in faults:
         truth.add("premature_horizontal_scaling", "model", f"sim-studio-b:{name}:{w}x{h}")
@@ -582,12 +709,29 @@ def _jobs(
         truth.add("regeneration_waste", "team", "sim-studio-c")
         truth.add("regeneration_waste", "team", "sim-studio-b", decoy=True)
     if "model_cost_regression" in faults:
-        name, _, (w, h), _ = WORKLOADS[0]
+        name, _, (w, h), _ = WORKLOADS[1]
         truth.add("model_cost_regression", "model", f"sim-studio-a:{name}:{w}x{h}:2.2")
         name, _, (w, h), _ = WORKLOADS[1]
         truth.add("model_cost_regression", "model", f"sim-studio-b:{name}:{w}x{h}:2.2", decoy=True)
     _jobs_send(events)
     return count
+
+
+def _regen_target() -> float:
+    return float(settings.INSIGHTS_THRESHOLDS["regen_target_attempts"])
+
+
+def _planned_speed(workload: tuple[Any, ...], to_gpu: str, from_gpu: str) -> float:
+    """The planner's time per clip of ``workload`` on ``to_gpu`` over ``from_gpu`` (what the
+    memory fix's projection rests on), 1 where the planner does not know them."""
+    from finops.insights.planning import predicted
+
+    name, _, (w, h), _ = workload
+    shape = {"model_name": name, "width": w, "height": h, "frames": 81, "steps": 50}
+    there, here = predicted(shape, to_gpu), predicted(shape, from_gpu)
+    if not there or not here or not here["seconds_per_clip"]:
+        return 1.0
+    return float(there["seconds_per_clip"]) / float(here["seconds_per_clip"])
 
 
 def _video_apis(start: datetime, teams: dict[str, Team], faults: list[str],
@@ -645,7 +789,7 @@ def _minutes_store(columns: list[dict[str, np.ndarray]]) -> None:
 
 def _telemetry(
     fleet: list[_Gpu], start: datetime, end: datetime, rng: random.Random, *, last: bool,
-    mode: str,
+    mode: str, origin: datetime,
 ) -> None:  # fmt: skip
     """One GPU reading a minute (held minutes busy, the rest idle) and one storage sample a
     minute per node. ``mode`` "samples": the readings as raw samples through the ingest
@@ -672,7 +816,19 @@ def _telemetry(
     records: list[tuple[int, GpuSample]] = []
     columns: list[dict[str, np.ndarray]] = []
     stalled_hosts: dict[str, np.ndarray] = {}
+    offset = int((start - origin).total_seconds() // 60)
+    clock_of = offset + np.arange(minutes)  # minutes from the simulation's start
     for g in fleet:
+        # The GPU reports [live_from, live_until): one run of this chunk's minutes.
+        lo = min(max(g.live_from - offset, 0), minutes)
+        hi = minutes if g.live_until is None else min(max(g.live_until - offset, lo), minutes)
+        if hi <= lo:
+            continue
+        fixed = clock_of >= g.fix_at if g.fix_at is not None else np.zeros(minutes, dtype=bool)
+
+        def share(name: str, g: _Gpu = g, fixed: np.ndarray = fixed) -> np.ndarray:
+            return np.where(fixed, g.after.get(name, getattr(g, name)), getattr(g, name))
+
         busy = held.get(g.uuid, np.zeros(minutes, dtype=bool))
         vram = g.tier[2] * 2**30
         tdp = g.tier[5]
@@ -682,22 +838,27 @@ def _telemetry(
         reasons = np.zeros(minutes, dtype=np.int64)
         clock = np.ones(minutes)
         power = np.where(busy, 0.88 * tdp, 0.15 * tdp)
-        thermal = busy & (draw < g.thermal_share)
+        thermal = busy & (draw < share("thermal_share"))
         reasons[thermal] |= 0x20
         clock[thermal] = g.thermal_clock
-        capped = busy & (draw >= 1 - g.power_share)
+        capped = busy & (draw >= 1 - share("power_share"))
         reasons[capped] |= 0x4
         clock[capped] = g.power_clock
         power[capped] = 0.98 * tdp
-        pressure = busy & (nprng.random(minutes) < g.pressure_share)
+        pressure = busy & (nprng.random(minutes) < share("pressure_share"))
         mem = np.where(pressure, 0.96, mem)
         util = np.where(pressure, g.pressure_util, util)
         if g.stalled_share:  # GPUs waiting on latents
-            stalled = busy & (nprng.random(minutes) < g.stalled_share)
+            stalled = busy & (nprng.random(minutes) < share("stalled_share"))
             util = np.where(stalled, 15.0, util)
             stalled_hosts[g.host] = (
                 stalled_hosts.get(g.host, np.zeros(minutes, dtype=bool)) | stalled
             )
+        for a, b, frac in g.idle_held:  # memory held, nothing computed
+            still = (clock_of >= a) & (clock_of < b)
+            util[still], mem[still], power[still] = 0.0, frac, 0.15 * tdp
+            reasons[still], clock[still] = 0, 1.0
+        util, mem, power, clock, reasons = (x[lo:hi] for x in (util, mem, power, clock, reasons))
         readings = Readings(
             util=util,
             mem_used=(vram * mem).astype(np.int64),
@@ -712,14 +873,17 @@ def _telemetry(
             ),
         )  # fmt: skip
         g.energy_mj = int(readings.energy_mj[-1] + int(power[-1] * 60 * 1000))
+        final = last or hi < minutes  # no reading follows this one
         if mode == "minutes":
-            columns.append(simulated_minutes(readings, gpu_id=ids[g.uuid], start_s=epoch,
-                                             last=last))  # fmt: skip
+            columns.append(simulated_minutes(readings, gpu_id=ids[g.uuid],
+                                             start_s=epoch + 60 * lo, last=final))  # fmt: skip
             if len(columns) == 64:  # a node rack's day a write: bounded memory and statements
                 _minutes_store(columns)
                 columns = []
             continue
-        records += enumerate(readings.samples(g.uuid, start), start=len(records) + 1)
+        records += enumerate(
+            readings.samples(g.uuid, start + timedelta(minutes=lo)), start=len(records) + 1
+        )
         if len(records) > 200_000:
             gpu_samples_store(records=records)
             records = []

@@ -119,10 +119,10 @@ def test_regeneration_waste(team_a, attempts, fires):
         assert f.evidence["attempts_per_usable_clip"] == 3.0
         assert f.evidence["regeneration_cost_share"] == pytest.approx(0.6667, abs=1e-4)
         assert f.waste == Decimal("2.00")
-        # At 1.5 attempts per clip the team pays half: $1.50 for 5 usable seconds.
-        assert f.action["projected_cost"] == "1.50"
+        # At 1.4 attempts per clip the team pays 1.4/3 of it: $1.40 for 5 usable seconds.
+        assert f.action["projected_cost"] == "1.40"
         assert f.action["current_cost_per_usable_second"] == "0.600000"
-        assert f.action["projected_cost_per_usable_second"] == "0.300000"
+        assert f.action["projected_cost_per_usable_second"] == "0.280000"
 
 
 @pytest.mark.parametrize(("thermal_s", "clock", "fires"), [(600, 0.8, True), (100, 0.9, False)])

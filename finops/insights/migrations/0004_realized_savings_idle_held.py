@@ -92,7 +92,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "measure",
-                    models.CharField(blank=True, help_text="What was compared.", max_length=64),
+                    models.CharField(blank=True, help_text="What was compared.", max_length=200),
                 ),
                 ("before", models.JSONField(blank=True, default=dict)),
                 ("after", models.JSONField(blank=True, default=dict)),
