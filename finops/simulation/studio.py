@@ -90,6 +90,9 @@ FIXABLE = (
 # The regenerating team's usable share, and after seed locking: the attempt rate the
 # regeneration fix is priced at (INSIGHTS_THRESHOLDS regen_target_attempts).
 REGEN_USABLE = 0.3
+# Seed locking brings the team to 1.3 attempts a usable clip: under the 1.4 the fix is priced
+# at (regen_target_attempts), as a team that acts on it would aim.
+REGEN_FIXED_USABLE = 1 / 1.3
 # (GPU model, reported name, VRAM GiB, interconnect, price per GPU-hour, TDP W)
 TIERS = [
     ("L4", "NVIDIA L4", 24, "pcie", Decimal("0.80"), 72),
@@ -477,9 +480,9 @@ def _fleet(
             if fixing and i >= 4:  # the fix: release 4 of 8, pack the work on the rest
                 g.live_until = fix_min
             fix(g, busy_share=0.9)
-        for g in by_host[hosts[1]]:
+        for g in by_host[hosts[4]]:
             g.busy_share = 0.78  # decoy: about 22% idle
-        truth.add("idle_capacity", "node", hosts[1], decoy=True)
+        truth.add("idle_capacity", "node", hosts[4], decoy=True)
         truth.add("idle_capacity", "node", hosts[7])
     if "thermal_throttling" in faults:
         hot, warm = by_host[hosts[2]][0], by_host[hosts[2]][1]
@@ -522,8 +525,10 @@ def _fleet(
                 tier = TIERS[1]
                 fresh = f"{PREFIX}{tier[0].lower()}-{100 + n:03d}"
                 _register(fresh, tier, network=False)
+                # The same work moves: each new GPU as busy as the one it replaces.
                 fleet += [_Gpu(f"GPU-{fresh}-{i}", fresh, tier, live_from=fix_min or 0,
-                               fresh=True) for i in range(8)]  # fmt: skip
+                               fresh=True, busy_share=g.busy_share)
+                          for i, g in enumerate(by_host[host])]  # fmt: skip
         for g in by_host[hosts[1]]:  # decoy: L40S at 12% pressure
             g.pressure_share, g.pressure_util = 0.12, 80.0
         truth.add("memory_underinvestment", "gpu_model", "L4")
@@ -610,23 +615,25 @@ def _jobs(
             planned = sorted(g.events)
             while cursor < stop - 5:
                 length = model[3] * rng.uniform(0.8, 1.2) * (speed if g.fresh else g.slowdown)
+                if g.live_until is not None and cursor + 1.6 * length > stop:
+                    break  # a GPU released by a fix takes no job it cannot finish
                 b = min(cursor + length, stop)
                 team_slug = rng.choice(team_slugs)
                 team = teams[team_slug]
                 regenerating = team_slug == "sim-studio-c" and "regeneration_waste" in faults
                 # studio-b is the regeneration decoy: 1.4 attempts a clip, 28% of its cost.
                 decoy_team = team_slug == "sim-studio-b" and "regeneration_waste" in faults
-                regen_p = REGEN_USABLE if cursor < fixed else 1 / _regen_target()
+                regen_p = REGEN_USABLE if cursor < fixed else REGEN_FIXED_USABLE
                 usable_p = regen_p if regenerating else 0.72 if decoy_team else 0.9
                 oom = g.share("pressure_share", cursor) > 0.3 and rng.random() < 0.10
                 version = None
                 status = JobStatus.OOM if oom else JobStatus.SUCCEEDED
                 if (
                     "model_cost_regression" in faults
-                    and team_slug == "sim-studio-b"
-                    and model is WORKLOADS[1]
-                ):  # the decoy: 2.2 takes 10% longer
-                    late = cursor > span_min / 2
+                    and team_slug == "sim-studio-a"
+                    and model is WORKLOADS[0]
+                ):  # the decoy: Wan 1.3B 2.2 takes 10% longer (and stays)
+                    late = cursor > switch
                     version = "2.2" if late else "2.1"
                     if late:
                         b = min(cursor + length * 1.1, stop)
@@ -711,14 +718,10 @@ def _jobs(
     if "model_cost_regression" in faults:
         name, _, (w, h), _ = WORKLOADS[1]
         truth.add("model_cost_regression", "model", f"sim-studio-a:{name}:{w}x{h}:2.2")
-        name, _, (w, h), _ = WORKLOADS[1]
-        truth.add("model_cost_regression", "model", f"sim-studio-b:{name}:{w}x{h}:2.2", decoy=True)
+        name, _, (w, h), _ = WORKLOADS[0]
+        truth.add("model_cost_regression", "model", f"sim-studio-a:{name}:{w}x{h}:2.2", decoy=True)
     _jobs_send(events)
     return count
-
-
-def _regen_target() -> float:
-    return float(settings.INSIGHTS_THRESHOLDS["regen_target_attempts"])
 
 
 def _planned_speed(workload: tuple[Any, ...], to_gpu: str, from_gpu: str) -> float:

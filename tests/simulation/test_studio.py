@@ -35,9 +35,9 @@ def test_every_fault_is_found_no_decoy_fires_and_clear_removes_only_the_simulati
     out = io.StringIO()
     call_command("simulate_studio", "--days", "1", "--gpus", "64", "--seed", "3",
                  "--truth", str(truth_path), stdout=out, stderr=io.StringIO())  # fmt: skip
-    assert "with 9 faults" in out.getvalue()
+    assert "with 11 faults" in out.getvalue()  # idle-held: a stalled job and an orphan
     truth = json.loads(truth_path.read_text())
-    assert len(truth["faults"]) == 9 and truth["decoys"]
+    assert len(truth["faults"]) == 11 and truth["decoys"]
     # Labelled wherever a person looks.
     assert all("(simulated)" in t.name for t in Team.objects.filter(slug__startswith="sim-"))
     assert set(Node.objects.exclude(pk=real.pk).values_list("site__slug", flat=True)) == {

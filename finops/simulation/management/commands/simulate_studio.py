@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,12 @@ class Command(BaseCommand):
             "--detect", action="store_true", help="run the detectors over the simulated window"
         )
         parser.add_argument(
+            "--apply-fixes-at", type=int, default=None, metavar="DAY",
+            help="apply each injected fault's recommended fix from this day (1 to days - 1); "
+            "with --detect, the detectors run over the day before it and over each day after, "
+            "so the fixed findings resolve and their realized savings are measured",
+        )  # fmt: skip
+        parser.add_argument(
             "--persona", action="store_true",
             help=f"create {PERSONA!r}, a manager of the simulated studio A, and print its "
             "one-time password (once)",
@@ -73,10 +79,13 @@ class Command(BaseCommand):
             truth = studio_simulate(
                 days=options["days"], gpus=options["gpus"], seed=options["seed"], faults=faults,
                 progress=lambda text: self.stderr.write(f"  {text}"),
+                apply_fixes_at=options["apply_fixes_at"],
             )  # fmt: skip
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        if options["detect"]:
+        if options["detect"] and truth.fixes_at:
+            self._detect_around_fixes(truth)
+        elif options["detect"]:
             report = findings_refresh(
                 start=datetime.fromisoformat(truth.start), end=datetime.fromisoformat(truth.end)
             )
@@ -89,6 +98,22 @@ class Command(BaseCommand):
             f"{len(truth.faults)} faults; ground truth in {path}"
         ))  # fmt: skip
         self._persona(options)
+
+    def _detect_around_fixes(self, truth: Any) -> None:
+        """The day before the fixes raises the findings; each day after is a refresh of the
+        same length (a finding resolves after INSIGHTS_RESOLVE_AFTER_RUNS of them miss it)."""
+        fixed, end = datetime.fromisoformat(truth.fixes_at), datetime.fromisoformat(truth.end)
+        day = timedelta(days=1)
+        report = findings_refresh(start=fixed - day, end=fixed)
+        self.stderr.write(f"  detectors, the day before the fixes: {report.found} finding(s)")
+        start = fixed
+        while start + day <= end:
+            report = findings_refresh(start=start, end=start + day)
+            self.stderr.write(
+                f"  detectors, {start:%Y-%m-%d}: {report.found} finding(s), {report.resolved} "
+                f"resolved, {report.measured} measured"
+            )
+            start += day
 
     def _persona(self, options: dict[str, Any]) -> None:
         if not options["persona"]:
