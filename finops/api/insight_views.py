@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,19 +19,41 @@ from finops.api.pagination import cursor_pagination, page_serializer
 from finops.api.params import ParameterError, as_validation_error, query_choice
 from finops.api.permissions import request_teams
 from finops.costing.selectors import QueryError, parse_window
-from finops.insights.models import Finding, FindingStatus, Pattern, ScopeKind
+from finops.insights.models import (
+    Finding,
+    FindingResolution,
+    FindingStatus,
+    Pattern,
+    ScopeKind,
+)
 from finops.insights.selectors import (
+    STATEMENT_COLUMNS,
     finding_list_visible,
     finding_may_judge,
     savings_by_pattern_and_team,
+    savings_statement,
+    savings_statement_csv_rows,
+    savings_summary,
 )
 from finops.insights.services import finding_status_set
 
 ANY_READ = (Scope.READ, Scope.BILLING_READ)
 
 
+class ResolutionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FindingResolution
+        fields = [
+            "resolved_at", "resolved_by", "resolved_by_user", "before_start", "before_end",
+            "changed_at", "after_end", "state", "measure", "projected_monthly",
+            "realized_monthly", "ratio", "currency", "before", "after", "reason",
+            "measured_at", "reopened_at",
+        ]  # fmt: skip
+
+
 class FindingOutputSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    resolutions = ResolutionSerializer(many=True, read_only=True)
 
     class Meta:
         model = Finding
@@ -37,6 +61,7 @@ class FindingOutputSerializer(serializers.ModelSerializer):
             "id", "pattern", "severity", "scope_kind", "scope_key", "team", "window_start",
             "window_end", "evidence", "waste", "est_monthly_waste", "currency",
             "recommendation", "action", "thresholds", "status", "first_seen_at", "last_seen_at",
+            "resolutions",
         ]  # fmt: skip
 
 
@@ -62,7 +87,8 @@ FINDING_PARAMETERS = [
 
 def _visible(request: Request) -> Any:
     teams, all_teams = request_teams(request)
-    return finding_list_visible(teams=teams, all_teams=all_teams), teams
+    findings = finding_list_visible(teams=teams, all_teams=all_teams)
+    return findings.prefetch_related("resolutions"), teams
 
 
 class FindingListApi(APIView):
@@ -143,17 +169,110 @@ class SavingRowSerializer(serializers.Serializer):
     findings = serializers.IntegerField()
 
 
+class SavingTotalsSerializer(serializers.Serializer):
+    open_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    projected_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    realized_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class SavingStateRowSerializer(SavingTotalsSerializer):
+    pattern = serializers.CharField()
+    team = serializers.CharField(allow_null=True)
+    open = serializers.IntegerField()
+    measured = serializers.IntegerField()
+    too_early = serializers.IntegerField()
+    not_measurable = serializers.IntegerField()
+
+
 class SavingsSerializer(serializers.Serializer):
     results = SavingRowSerializer(many=True)
+    totals = SavingTotalsSerializer()
+    by_pattern_and_team = SavingStateRowSerializer(many=True)
 
 
 class SavingsApi(APIView):
-    """``GET /api/v1/savings``: projected monthly savings of open findings, by pattern and
-    team."""
+    """``GET /api/v1/savings``: open savings (projected monthly, findings not resolved) by
+    pattern and team in ``results``; with ``totals`` and ``by_pattern_and_team``: what the
+    resolved findings' fixes projected and what they realized (measured resolutions), and
+    how many resolutions are measured, too early or not measurable."""
 
     required_scopes = ANY_READ
 
     @extend_schema(responses=SavingsSerializer)
     def get(self, request: Request) -> Response:
         findings, _ = _visible(request)
-        return Response({"results": savings_by_pattern_and_team(findings)})
+        summary = savings_summary(findings)
+        return Response(SavingsSerializer({
+            "results": savings_by_pattern_and_team(findings), "totals": summary["totals"],
+            "by_pattern_and_team": summary["rows"],
+        }).data)  # fmt: skip
+
+
+class StatementFindingSerializer(serializers.Serializer):
+    finding = serializers.IntegerField()
+    scope = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["resolved", "open"])
+    state = serializers.CharField()
+    changed_at = serializers.DateTimeField(allow_null=True)
+    projected_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    realized_monthly = serializers.DecimalField(max_digits=16, decimal_places=2, allow_null=True)
+    open_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    reason = serializers.CharField(allow_blank=True)
+
+
+class StatementRowSerializer(serializers.Serializer):
+    team = serializers.CharField(allow_null=True)
+    pattern = serializers.CharField()
+    projected_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    realized_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    open_monthly = serializers.DecimalField(max_digits=16, decimal_places=2)
+    findings = StatementFindingSerializer(many=True)
+
+
+class StatementSerializer(serializers.Serializer):
+    period = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    currency = serializers.CharField()
+    totals = SavingTotalsSerializer()
+    rows = StatementRowSerializer(many=True)
+
+
+def statement_csv(statement: dict[str, Any]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="frameops-savings-{statement["period"]}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(STATEMENT_COLUMNS)
+    writer.writerows(savings_statement_csv_rows(statement))
+    return response
+
+
+class SavingsStatementApi(APIView):
+    """``GET /api/v1/savings/statement?period=YYYY-MM``: per team and pattern, the month's
+    projected, realized and open savings with the findings behind each row (what a manager
+    hands to finance); ``format=csv`` for a spreadsheet."""
+
+    required_scopes = ANY_READ
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("period", OpenApiTypes.STR, required=True,
+                             description="The month, YYYY-MM."),
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"]),
+        ],
+        responses=StatementSerializer,
+    )  # fmt: skip
+    def get(self, request: Request) -> Any:
+        period = request.query_params.get("period")
+        if not period:
+            raise serializers.ValidationError({"period": ["required: the month as YYYY-MM"]})
+        findings, _ = _visible(request)
+        try:
+            statement = savings_statement(findings, period=period)
+        except ValueError as exc:
+            raise serializers.ValidationError({"period": [str(exc)]}) from exc
+        if request.query_params.get("format") == "csv":
+            return statement_csv(statement)
+        return Response(StatementSerializer(statement).data)

@@ -34,6 +34,11 @@ urlpatterns = [
     path("findings", insight_views.FindingListApi.as_view(), name="findings"),
     path("findings/<int:pk>", insight_views.FindingDetailApi.as_view(), name="finding-detail"),
     path("savings", insight_views.SavingsApi.as_view(), name="savings"),
+    path(
+        "savings/statement",
+        insight_views.SavingsStatementApi.as_view(),
+        name="savings-statement",
+    ),
     path("placement", placement_views.PlacementApi.as_view(), name="placement"),
     path("funnel", funnel_views.FunnelApi.as_view(), name="funnel"),
     path("placement/mappings", placement_views.MappingListApi.as_view(), name="placement-mappings"),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("findings/", views.findings, name="findings"),
     path("findings/<int:pk>/judge", views.finding_judge, name="finding-judge"),
+    path("findings/statement.csv", views.savings_statement_csv, name="savings-statement"),
     path("planner/", views.planner, name="planner"),
     path("placement/", views.placement_page, name="placement"),
     path("fleet/", views.fleet, name="fleet"),

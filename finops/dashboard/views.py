@@ -17,6 +17,7 @@ from django.db.models import Avg, Count, F, Max, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from finops.accounts.models import Team
@@ -37,7 +38,13 @@ from finops.dashboard import figures
 from finops.dashboard.tables import Col, Table, table_csv, tables_link
 from finops.fleet.models import Gpu, Node, Site
 from finops.insights.models import FindingStatus
-from finops.insights.selectors import finding_judges, finding_list_visible, finding_may_judge
+from finops.insights.selectors import (
+    finding_judges,
+    finding_list_visible,
+    finding_may_judge,
+    savings_statement,
+    savings_summary,
+)
 from finops.insights.services import finding_status_set
 from finops.jobs.models import GpuAllocation, JobStatus, RenderJob
 from finops.pricing.selectors import planner_prices
@@ -430,7 +437,13 @@ def findings(request: HttpRequest) -> HttpResponse:
     )
     if status != "all":
         listed = listed.filter(status=status)
-    rows = list(listed.order_by("-est_monthly_waste", "pk")[:200])
+    rows = list(listed.prefetch_related("resolutions").order_by("-est_monthly_waste", "pk")[:200])
+    visible = finding_list_visible(teams=scope.teams, all_teams=scope.all_teams)
+    summary = savings_summary(visible)
+    if summary["rows"]:
+        currency = next(iter(visible.values_list("currency", flat=True)[:1]), "USD")
+        context["savings"] = {**summary, "currency": currency}
+    context["period"] = timezone.now().strftime("%Y-%m")
     judges_all, judged_teams = finding_judges(user=request.user)
     for f in rows:
         f.may_judge = judges_all or (f.team_id is not None and f.team_id in judged_teams)
@@ -465,6 +478,22 @@ def findings(request: HttpRequest) -> HttpResponse:
     )
     context.update({"win": win, "findings": rows})
     return _page(request, "dashboard/findings.html", context, tables=[table])
+
+
+@login_required
+def savings_statement_csv(request: HttpRequest) -> HttpResponse:
+    """The month's savings statement as CSV (``period=YYYY-MM``, this month by default):
+    the findings the person sees, per team and pattern, with a total line per row."""
+    from finops.api.insight_views import statement_csv
+
+    scope = _scope(request)
+    period = request.GET.get("period") or timezone.now().strftime("%Y-%m")
+    visible = finding_list_visible(teams=scope.teams, all_teams=scope.all_teams)
+    try:
+        statement = savings_statement(visible, period=period)
+    except ValueError as exc:
+        return HttpResponse(f"period: {exc}", status=400, content_type="text/plain")
+    return statement_csv(statement)
 
 
 @login_required

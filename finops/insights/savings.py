@@ -169,7 +169,8 @@ def _regeneration(ctx: Context, f: Finding, before: dict[str, Any] | None) -> Fi
     """Attempts per usable second, priced at the before-window's cost per attempt."""
     jobs = ctx.jobs
     team = jobs[jobs["team_id"] == f.team_id]
-    finished = team[team["finished_at"].notna() & (team["finished_at"] >= ctx.start)]
+    done = team["finished_at"].notna() & (team["finished_at"] >= ctx.start)
+    finished = team[done & (team["finished_at"] < ctx.end)]
     attempts = len(finished)
     usable = float(finished["usable_seconds"].sum())
     teams = ctx.ledger_team

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q, QuerySet, Sum
 
 from finops.accounts.models import Membership, Role, Team
-from finops.insights.models import Finding, FindingStatus
+from finops.insights.models import Finding, FindingResolution, FindingStatus, RealizationState
 
 
 def finding_list_visible(*, teams: QuerySet[Team], all_teams: bool) -> QuerySet[Finding]:
@@ -65,3 +66,152 @@ def savings_by_pattern_and_team(findings: QuerySet[Finding]) -> list[dict[str, A
         }
         for r in rows
     ]
+
+
+def _latest_resolutions(findings: QuerySet[Finding]) -> list[FindingResolution]:
+    """Each finding's resolutions (all of them: a re-opened finding keeps its history)."""
+    return list(
+        FindingResolution.objects.filter(finding__in=findings)
+        .select_related("finding", "finding__team")
+        .order_by("changed_at", "pk")
+    )
+
+
+def savings_summary(findings: QuerySet[Finding]) -> dict[str, Any]:
+    """Projected, realized and open monthly savings of the caller's findings: projected and
+    realized over every measured resolution (what fixes promised and what came back), open
+    over the findings not resolved; by pattern and team, with the counts by state."""
+    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def row(pattern: str, team: str | None) -> dict[str, Any]:
+        return rows.setdefault((pattern, team), {
+            "pattern": pattern, "team": team, "open_monthly": Decimal(0),
+            "projected_monthly": Decimal(0), "realized_monthly": Decimal(0),
+            "open": 0, "measured": 0, "too_early": 0, "not_measurable": 0,
+        })  # fmt: skip
+
+    for f in findings.exclude(status=FindingStatus.RESOLVED).select_related("team"):
+        r = row(f.pattern, f.team.slug if f.team else None)
+        r["open_monthly"] += f.est_monthly_waste
+        r["open"] += 1
+    for res in _latest_resolutions(findings):
+        f = res.finding
+        r = row(f.pattern, f.team.slug if f.team else None)
+        r[res.state] += 1
+        if res.state == RealizationState.MEASURED:
+            r["projected_monthly"] += res.projected_monthly
+            r["realized_monthly"] += res.realized_monthly or Decimal(0)
+    ordered = sorted(rows.values(), key=lambda r: (-r["realized_monthly"], -r["open_monthly"],
+                                                   r["pattern"], r["team"] or ""))  # fmt: skip
+    totals = {
+        name: sum((r[name] for r in ordered), Decimal(0))
+        for name in ("open_monthly", "projected_monthly", "realized_monthly")
+    }
+    return {"totals": totals, "rows": ordered}
+
+
+def realized_between(findings: QuerySet[Finding], start: Any, end: Any) -> list[FindingResolution]:
+    """Resolutions measured with their after-window ending in [start, end): what a weekly
+    report calls "realized this week"."""
+    return [
+        r for r in _latest_resolutions(findings)
+        if r.state == RealizationState.MEASURED and start <= r.after_end < end
+    ]  # fmt: skip
+
+
+def savings_statement(findings: QuerySet[Finding], *, period: str) -> dict[str, Any]:
+    """The month ``period`` (YYYY-MM) per team and pattern: projected and realized savings
+    of the resolutions whose change fell in the month, and open savings of the findings seen
+    in the month and not resolved, each row with the findings behind it. The totals are the
+    rows' sums and the rows the findings' sums (money as strings, to the cent)."""
+    start, end = month_bounds(period)
+    lines: dict[tuple[str | None, str], dict[str, Any]] = {}
+
+    def line(team: str | None, pattern: str) -> dict[str, Any]:
+        return lines.setdefault((team, pattern), {
+            "team": team, "pattern": pattern, "projected_monthly": Decimal(0),
+            "realized_monthly": Decimal(0), "open_monthly": Decimal(0), "findings": [],
+        })  # fmt: skip
+
+    for res in _latest_resolutions(findings):
+        if not start <= res.changed_at < end:
+            continue
+        f = res.finding
+        item = line(f.team.slug if f.team else None, f.pattern)
+        realized = res.realized_monthly if res.state == RealizationState.MEASURED else None
+        item["projected_monthly"] += res.projected_monthly
+        item["realized_monthly"] += realized or Decimal(0)
+        item["findings"].append({
+            "finding": f.pk, "scope": f"{f.scope_kind} {f.scope_key}", "kind": "resolved",
+            "state": res.state, "changed_at": res.changed_at.isoformat(),
+            "projected_monthly": str(res.projected_monthly),
+            "realized_monthly": str(realized) if realized is not None else None,
+            "open_monthly": "0.00", "reason": res.reason,
+        })  # fmt: skip
+    open_findings = (
+        findings.exclude(status=FindingStatus.RESOLVED)
+        .filter(last_seen_at__gte=start, first_seen_at__lt=end)
+        .select_related("team")
+        .order_by("pk")
+    )
+    for f in open_findings:
+        item = line(f.team.slug if f.team else None, f.pattern)
+        item["open_monthly"] += f.est_monthly_waste
+        item["findings"].append({
+            "finding": f.pk, "scope": f"{f.scope_kind} {f.scope_key}", "kind": "open",
+            "state": f.status, "changed_at": None, "projected_monthly": "0.00",
+            "realized_monthly": None, "open_monthly": str(f.est_monthly_waste), "reason": "",
+        })  # fmt: skip
+    rows = sorted(lines.values(), key=lambda r: (r["team"] or "", r["pattern"]))
+    names = ("projected_monthly", "realized_monthly", "open_monthly")
+    totals = {n: str(sum((r[n] for r in rows), Decimal(0))) for n in names}
+    for r in rows:
+        for n in names:
+            r[n] = str(r[n])
+    currency = next(iter(findings.values_list("currency", flat=True)[:1]), "USD")
+    return {"period": period, "start": start.isoformat(), "end": end.isoformat(),
+            "currency": currency, "totals": totals, "rows": rows}  # fmt: skip
+
+
+def month_bounds(period: str) -> tuple[datetime, datetime]:
+    """YYYY-MM as [first instant, first instant of the next month) in UTC; ValueError
+    naming the expected form otherwise."""
+    try:
+        first = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        raise ValueError(f"period must be a month as YYYY-MM, got {str(period)[:20]!r}") from None
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first, following
+
+
+STATEMENT_COLUMNS = ["team", "pattern", "finding", "scope", "kind", "state", "changed_at",
+                     "projected_monthly", "realized_monthly", "open_monthly", "reason"]  # fmt: skip
+
+
+def savings_statement_csv_rows(statement: dict[str, Any]) -> list[list[Any]]:
+    """One line per finding behind the statement, then a total line per row and overall."""
+    out: list[list[Any]] = []
+    for r in statement["rows"]:
+        for f in r["findings"]:
+            out.append([r["team"] or "(fleet)", r["pattern"], f["finding"], f["scope"], f["kind"],
+                        f["state"], f["changed_at"] or "", f["projected_monthly"],
+                        f["realized_monthly"] or "", f["open_monthly"], f["reason"]])  # fmt: skip
+        out.append(
+            [
+                r["team"] or "(fleet)",
+                r["pattern"],
+                "",
+                "",
+                "row total",
+                "",
+                "",
+                r["projected_monthly"],
+                r["realized_monthly"],
+                r["open_monthly"],
+                "",
+            ]
+        )
+    t = statement["totals"]
+    out.append(["", "", "", "", "statement total", "", "", t["projected_monthly"],
+                t["realized_monthly"], t["open_monthly"], ""])  # fmt: skip
+    return out
