@@ -396,6 +396,12 @@ def overview(request: HttpRequest) -> HttpResponse:
             "warnings": report["warnings"],
             "rows": rows,
             "savings": money_str(sum((f.est_monthly_waste for f in findings), Decimal(0))),
+            "realized": {
+                k: money_str(v)
+                for k, v in savings_summary(
+                    finding_list_visible(teams=scope.teams, all_teams=scope.all_teams)
+                )["totals"].items()
+            },
             "alert_count": alerts.count(),
             "charts": charts,
             "yield": fleet_row["yield"] if fleet_row else None,

@@ -22,7 +22,7 @@ from finops.costing.money import money_str
 from finops.costing.selectors import AllocationQuery, allocation_report, clip_costs, month_burn
 from finops.fleet.models import Gpu
 from finops.insights.models import Finding, FindingStatus
-from finops.insights.selectors import finding_list_visible
+from finops.insights.selectors import finding_list_visible, realized_between
 from finops.telemetry.models import GpuHour
 
 
@@ -208,6 +208,13 @@ class WeeklyReport:
     placement: list[dict[str, Any]] = field(default_factory=list)
     # Of every dollar paid for GPU time, the share on usable output (finops.costing.funnel).
     yield_share: float | None = None
+    # Resolutions whose after-window ended this week, measured (docs/insights.md "Realized
+    # savings"): what the fixes brought back against what they projected.
+    realized: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def realized_total(self) -> Decimal:
+        return sum((Decimal(r["realized_monthly"]) for r in self.realized), Decimal(0))
 
     @property
     def change(self) -> float | None:
@@ -374,6 +381,16 @@ def weekly_report(
         },
         placement=_placement(week, scope),
         yield_share=_yield(week, scope),
+        realized=[
+            {
+                "pattern": r.finding.get_pattern_display(),
+                "scope": f"{r.finding.scope_kind} {r.finding.scope_key}",
+                "realized_monthly": str(r.realized_monthly),
+                "projected_monthly": str(r.projected_monthly),
+                "ratio": r.ratio,
+            }
+            for r in realized_between(findings, week.start, week.end)
+        ],  # fmt: skip
     )
 
 

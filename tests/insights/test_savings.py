@@ -211,3 +211,19 @@ def test_the_statement_sums_to_the_findings_behind_it(team_a, team_b, api):
     assert totals["realized_monthly"] == "2880.00" and totals["projected_monthly"] == "2880.00"
     detail = api.get(f"/api/v1/findings/{Finding.objects.get(pattern='idle_capacity').pk}").json()
     assert detail["resolutions"][0]["realized_monthly"] == "2880.00"
+
+
+def test_the_weekly_email_says_what_was_realized_this_week(team_a):
+    from datetime import date
+
+    from finops.reports.content import Scope, Week, weekly_report
+    from finops.reports.services import report_preview_html
+
+    test_a_node_pattern_resolved_by_the_detector_to_the_cent(team_a)
+    report = weekly_report(Scope([team_a], True), Week(date(2026, 11, 2), "UTC"),
+                           now=T0 + timedelta(days=8))  # fmt: skip
+    assert report.realized_total == Decimal("2880.00")
+    (line,) = report.realized
+    assert line["scope"] == "node idle-1" and line["projected_monthly"] == "2880.00"
+    html = report_preview_html(report, None)
+    assert "Savings realized this week: USD 2880.00 a month" in html
