@@ -390,7 +390,7 @@ def weekly_report(
                 "ratio": r.ratio,
             }
             for r in realized_between(findings, week.start, week.end)
-        ],  # fmt: skip
+        ],
     )
 
 
