@@ -86,7 +86,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
     "api:findings": ("", READ_OR_BILLING),
     "api:finding-detail": ("", B_OBJECT),
     "api:savings": ("", READ_OR_BILLING),
-    "api:savings-statement": ("?period=2026-11", READ_OR_BILLING),
+    "api:savings-statement": ("period=2026-11", READ_OR_BILLING),
     "api:placement": (f"window={WINDOW}", READ_OR_BILLING),
     "api:funnel": (f"window={WINDOW}&by=team", READ_OR_BILLING),
     "api:placement-mappings": ("", READ_OR_BILLING),
