@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.http import HttpResponse
@@ -27,12 +26,11 @@ from finops.insights.models import (
     ScopeKind,
 )
 from finops.insights.selectors import (
-    STATEMENT_COLUMNS,
     finding_list_visible,
     finding_may_judge,
     savings_by_pattern_and_team,
     savings_statement,
-    savings_statement_csv_rows,
+    savings_statement_csv,
     savings_summary,
 )
 from finops.insights.services import finding_status_set
@@ -239,13 +237,12 @@ class StatementSerializer(serializers.Serializer):
 
 
 def statement_csv(statement: dict[str, Any]) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response = HttpResponse(
+        savings_statement_csv(statement), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = (
         f'attachment; filename="frameops-savings-{statement["period"]}.csv"'
     )
-    writer = csv.writer(response)
-    writer.writerow(STATEMENT_COLUMNS)
-    writer.writerows(savings_statement_csv_rows(statement))
     return response
 
 

@@ -43,6 +43,7 @@ from finops.insights.selectors import (
     finding_list_visible,
     finding_may_judge,
     savings_statement,
+    savings_statement_csv,
     savings_summary,
 )
 from finops.insights.services import finding_status_set
@@ -443,12 +444,12 @@ def findings(request: HttpRequest) -> HttpResponse:
     )
     if status != "all":
         listed = listed.filter(status=status)
-    rows = list(listed.prefetch_related("resolutions").order_by("-est_monthly_waste", "pk")[:200])
-    visible = finding_list_visible(teams=scope.teams, all_teams=scope.all_teams)
-    summary = savings_summary(visible)
+    rows = list(listed.order_by("-est_monthly_waste", "pk")[:200])
+    summary = savings_summary(finding_list_visible(teams=scope.teams, all_teams=scope.all_teams))
     if summary["rows"]:
-        currency = next(iter(visible.values_list("currency", flat=True)[:1]), "USD")
-        context["savings"] = {**summary, "currency": currency}
+        context["savings"] = summary
+    for f in rows:
+        f.resolution_list = summary["resolutions"].get(f.pk, [])
     context["period"] = timezone.now().strftime("%Y-%m")
     judges_all, judged_teams = finding_judges(user=request.user)
     for f in rows:
@@ -487,11 +488,9 @@ def findings(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def savings_statement_csv(request: HttpRequest) -> HttpResponse:
+def savings_statement_download(request: HttpRequest) -> HttpResponse:
     """The month's savings statement as CSV (``period=YYYY-MM``, this month by default):
     the findings the person sees, per team and pattern, with a total line per row."""
-    from finops.api.insight_views import statement_csv
-
     scope = _scope(request)
     period = request.GET.get("period") or timezone.now().strftime("%Y-%m")
     visible = finding_list_visible(teams=scope.teams, all_teams=scope.all_teams)
@@ -499,7 +498,11 @@ def savings_statement_csv(request: HttpRequest) -> HttpResponse:
         statement = savings_statement(visible, period=period)
     except ValueError as exc:
         return HttpResponse(f"period: {exc}", status=400, content_type="text/plain")
-    return statement_csv(statement)
+    response = HttpResponse(
+        savings_statement_csv(statement), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="frameops-savings-{period}.csv"'
+    return response
 
 
 @login_required

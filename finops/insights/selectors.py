@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -80,7 +82,8 @@ def _latest_resolutions(findings: QuerySet[Finding]) -> list[FindingResolution]:
 def savings_summary(findings: QuerySet[Finding]) -> dict[str, Any]:
     """Projected, realized and open monthly savings of the caller's findings: projected and
     realized over every measured resolution (what fixes promised and what came back), open
-    over the findings not resolved; by pattern and team, with the counts by state."""
+    over the findings not resolved; by pattern and team, with the counts by state. Also the
+    resolutions by finding (newest first): two queries whatever the number of findings."""
     rows: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     def row(pattern: str, team: str | None) -> dict[str, Any]:
@@ -90,12 +93,17 @@ def savings_summary(findings: QuerySet[Finding]) -> dict[str, Any]:
             "open": 0, "measured": 0, "too_early": 0, "not_measurable": 0,
         })  # fmt: skip
 
+    currency = None
     for f in findings.exclude(status=FindingStatus.RESOLVED).select_related("team"):
         r = row(f.pattern, f.team.slug if f.team else None)
         r["open_monthly"] += f.est_monthly_waste
         r["open"] += 1
+        currency = currency or f.currency
+    by_finding: dict[int, list[FindingResolution]] = {}
     for res in _latest_resolutions(findings):
         f = res.finding
+        by_finding.setdefault(f.pk, []).append(res)
+        currency = currency or res.currency
         r = row(f.pattern, f.team.slug if f.team else None)
         r[res.state] += 1
         if res.state == RealizationState.MEASURED:
@@ -107,7 +115,10 @@ def savings_summary(findings: QuerySet[Finding]) -> dict[str, Any]:
         name: sum((r[name] for r in ordered), Decimal(0))
         for name in ("open_monthly", "projected_monthly", "realized_monthly")
     }
-    return {"totals": totals, "rows": ordered}
+    for listed in by_finding.values():
+        listed.reverse()  # newest first, as a finding's page lists them
+    return {"totals": totals, "rows": ordered, "currency": currency or "USD",
+            "resolutions": by_finding}  # fmt: skip
 
 
 def realized_between(findings: QuerySet[Finding], start: Any, end: Any) -> list[FindingResolution]:
@@ -186,6 +197,16 @@ def month_bounds(period: str) -> tuple[datetime, datetime]:
 
 STATEMENT_COLUMNS = ["team", "pattern", "finding", "scope", "kind", "state", "changed_at",
                      "projected_monthly", "realized_monthly", "open_monthly", "reason"]  # fmt: skip
+
+
+def savings_statement_csv(statement: dict[str, Any]) -> str:
+    """The statement as CSV text: a header, one line per finding, a total line per row and
+    one for the statement."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(STATEMENT_COLUMNS)
+    writer.writerows(savings_statement_csv_rows(statement))
+    return out.getvalue()
 
 
 def savings_statement_csv_rows(statement: dict[str, Any]) -> list[list[Any]]:
