@@ -268,3 +268,43 @@ def test_model_cost_regression(team_a, new_minutes, fires):
         assert f.evidence["increase"] == pytest.approx(0.5, abs=1e-4)
         assert (f.evidence["version"], f.evidence["previous_version"]) == ("2.2", "2.1")
         assert f.waste == Decimal("0.67")
+
+
+def test_idle_held_names_a_stalled_job_and_an_orphan_but_not_a_pause(team_a):
+    # $4 per GPU-hour. GPU 0: a job holds it all hour, computes 20 minutes, then holds half
+    # the VRAM with nothing computed for 40 (stalled: 40/60 x $4 = $2.67, team A's). GPU 1:
+    # no job, 30% of VRAM held for the first 30 minutes (an orphan: $2.00, fleet-wide), then
+    # released. GPU 2: a job that pauses 20 minutes between steps (under 30: not flagged).
+    g0, g1, g2 = node("held-1", 3)
+    for g in (g0, g1, g2):
+        hour(g, busy_s=1200)
+    job(team_a, [(g0, 0, 60)])
+    job(team_a, [(g2, 0, 60)])
+    for m in range(60):
+        rows = (
+            (g0, m < 20, 0.5),
+            (g1, False, 0.3 if m < 30 else 0.02),
+            (g2, not 20 <= m < 40, 0.6),
+        )
+        for g, busy, mem in rows:
+            GpuMinute.objects.create(gpu=g, ts=at(m), samples=60, covered_s=60,
+                                     busy_s=60 if busy else 0, mem_frac_mean=mem,
+                                     util_mean_pct=80.0 if busy else 0.0)  # fmt: skip
+    found = {f.evidence["case"]: f for f in refresh().get("idle_held", [])}
+    assert set(found) == {"stalled_job", "orphan"}
+    stalled, orphan = found["stalled_job"], found["orphan"]
+    assert (stalled.scope_key, stalled.team, stalled.waste) == (
+        "GPU-held-1-0",
+        team_a,
+        Decimal("2.67"),
+    )
+    assert stalled.evidence["runs"][0] == {"start": "2026-11-02 10:20", "end": "2026-11-02 11:00",
+                                           "minutes": 40, "job_id": stalled.evidence["runs"][0]["job_id"]}  # fmt: skip
+    assert stalled.action["held_by_job"] is True and stalled.action["node"] == "held-1"
+    assert (orphan.scope_key, orphan.team, orphan.waste) == ("GPU-held-1-1", None, Decimal("2.00"))
+    assert orphan.est_monthly_waste == Decimal("1440.00")  # $2.00 an hour x 720
+    assert (
+        "no job holding it" in orphan.recommendation
+        and "10:00 to 2026-11-02 10:30" in orphan.recommendation
+    )
+    assert orphan.thresholds == {"idle_held_mem_frac": 0.1, "idle_held_minutes": 30.0}
