@@ -9,7 +9,7 @@ PORT ?= 8000
 # Tests run against the real local PostgreSQL; pytest-django creates test_frameops itself.
 TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/frameops
 
-.PHONY: help install install-dev system-deps run test lint format clean
+.PHONY: help install install-dev system-deps focus-validator run test lint format clean
 
 help:
 	@echo "make run   install into $(VENV), migrate the embedded database, serve on 127.0.0.1:$(PORT)"
@@ -37,6 +37,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The FinOps Foundation's FOCUS validator (focus-validator 2.x declares Python >= 3.12; the
+# project runs on 3.11) lives in its own tool environment, run as a program by the tests
+# (tests/costing/test_focus_validator.py, docs/costing.md "FOCUS"). Its numpy<2 pin clashes
+# with the newest pyarrow, so pyarrow is held below 20 there. FOCUS_PYTHON: a Python 3.12
+# or newer (found on PATH or under pyenv).
+FOCUS_VENV ?= .venv-focus
+FOCUS_VALIDATOR_SPEC ?= focus-validator==2.2.1
+FOCUS_PYTHON ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[23]*/bin/python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+  && { command -v $$p; break; }; done)
+$(FOCUS_VENV)/.installed: Makefile
+	@test -n "$(FOCUS_PYTHON)" || { echo "make: the FOCUS validator needs Python 3.12 or newer (set FOCUS_PYTHON=/path/to/python3.12)"; exit 1; }
+	$(FOCUS_PYTHON) -m venv $(FOCUS_VENV)
+	$(FOCUS_VENV)/bin/python -m pip install --quiet '$(FOCUS_VALIDATOR_SPEC)' 'numpy>=1.26,<2' 'pyarrow<20'
+	touch $@
+focus-validator: $(FOCUS_VENV)/.installed
+
 # Real services the tests drive: Debian's prometheus (the DCGM pull test starts its own,
 # promtool checks the rules) and chromium (Playwright drives it: never `playwright install`).
 SYSTEM_PACKAGES := prometheus chromium
@@ -61,7 +78,7 @@ run: install
 	@echo "FrameOps on http://127.0.0.1:$(PORT)/ (sign in as admin or sim-manager; API docs /api/docs/, health /health/)"
 	exec $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-test: install-dev system-deps
+test: install-dev system-deps focus-validator
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
@@ -73,4 +90,4 @@ format: install-dev
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) $(FOCUS_VENV) var .pytest_cache

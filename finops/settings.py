@@ -385,6 +385,11 @@ for _entry in env_str("PRICE_SOURCES", "").split(";"):
             raise ImproperlyConfigured(f"PRICE_SOURCES entry {_entry!r}: use kind=location")
         PRICE_SOURCES.append((_kind, _location))
 
+# --- FOCUS exports ----------------------------------------------------------------------------
+# The provider and invoice issuer in FOCUS rows: the studio's GPU platform that charges teams
+# back (docs/costing.md "FOCUS"); the cloud vendor is the publisher.
+FOCUS_PROVIDER_NAME = env_str("FOCUS_PROVIDER_NAME", "FrameOps")
+
 # --- Self-monitoring ------------------------------------------------------------------------
 
 # /metrics and /metrics/costs answer "Authorization: Bearer <METRICS_TOKEN>". Without a

@@ -44,7 +44,7 @@ def test_focus_csv_has_every_mandatory_column_and_loads_in_pandas(billing):
     assert round(frame["BilledCost"].sum(), 6) == 24.0  # the whole paid cost, idle included
     assert set(frame["ChargeCategory"]) == {"Usage"}
     assert set(frame["BillingCurrency"]) == {"USD"}
-    gpu = frame[frame["ConsumedUnit"] == "GPU-Hour"]
+    gpu = frame[frame["ConsumedUnit"] == "GPU-Hours"]
     assert set(gpu["ServiceCategory"]) == {"AI and Machine Learning"}
     tags = [json.loads(t) for t in frame["Tags"]]
     assert {
