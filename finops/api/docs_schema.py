@@ -182,7 +182,12 @@ FOCUS_PARAMETERS = [
         required=True,
         description="After start, at most 366 days later.",
     ),
-    _enum("format", ("csv", "json"), "csv", "FOCUS rows as CSV or a JSON array."),
+    _enum(
+        "format",
+        ("csv", "json", "parquet"),
+        "csv",
+        "FOCUS rows as CSV, a JSON array, or one typed Parquet file (at most 31 days).",
+    ),
     OpenApiParameter(
         "If-None-Match",
         OpenApiTypes.STR,
