@@ -62,6 +62,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     ),
     # Every 5 minutes: the ledger of the last two hours, then hours marked dirty.
     "costing-recompute-recent": periodic("finops.costing.tasks.recompute_recent", every_s=300),
+    # Hourly: the daily FOCUS files in FOCUS_EXPORT_DIR (a day once complete and clean, again
+    # when its ledger changes; nothing when unset).
+    "costing-focus-exports": periodic("finops.costing.tasks.focus_exports", every_s=3600),
     # Daily: reload the price catalogs listed in PRICE_SOURCES.
     "pricing-refresh": periodic("finops.pricing.tasks.refresh_prices", every_s=86400),
     # Every minute: the alert rules, then their notices.

@@ -389,6 +389,17 @@ for _entry in env_str("PRICE_SOURCES", "").split(";"):
 # The provider and invoice issuer in FOCUS rows: the studio's GPU platform that charges teams
 # back (docs/costing.md "FOCUS"); the cloud vendor is the publisher.
 FOCUS_PROVIDER_NAME = env_str("FOCUS_PROVIDER_NAME", "FrameOps")
+# Daily FOCUS files (finops.costing.focus_files): a directory (a mounted bucket or share)
+# that receives one file per UTC day and manifest.json; empty: no daily files.
+FOCUS_EXPORT_DIR = env_str("FOCUS_EXPORT_DIR", "")
+# parquet, and csv if listed too (comma-separated)
+FOCUS_EXPORT_FORMATS = tuple(
+    f.strip() for f in env_str("FOCUS_EXPORT_FORMATS", "parquet").split(",") if f.strip()
+)
+# A day is written this long after it ends (late events settle), its ledger clean...
+FOCUS_EXPORT_SETTLE_S = env_int("FOCUS_EXPORT_SETTLE_S", 3600, minimum=0)
+# ...and the beat looks back this many days for days to write or rewrite.
+FOCUS_EXPORT_DAYS = env_int("FOCUS_EXPORT_DAYS", 35, minimum=1)
 
 # --- Self-monitoring ------------------------------------------------------------------------
 

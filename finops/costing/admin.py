@@ -5,6 +5,7 @@ from django.contrib import admin
 from finops.costing.models import (
     ClipDay,
     DirtyWindow,
+    FocusExport,
     FunnelHour,
     LedgerDay,
     LedgerDimensionDay,
@@ -138,3 +139,12 @@ class FunnelHourAdmin(admin.ModelAdmin):
     list_filter = ["team", "gpu_model"]
     date_hierarchy = "hour"
     show_full_result_count = False
+
+
+@admin.register(FocusExport)
+class FocusExportAdmin(admin.ModelAdmin):
+    list_display = ["day", "version", "rows", "billed_cost", "currency", "written_at",
+                    "superseded_by"]  # fmt: skip
+    list_filter = ["day"]
+    readonly_fields = ["day", "version", "ledger_stamp", "rows", "billed_cost", "currency",
+                       "files", "written_at", "superseded_by"]  # fmt: skip

@@ -368,3 +368,33 @@ class FunnelHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:%M} {self.team_id} {self.gpu_model_id}: {self.paid_amount}"
+
+
+class FocusExport(models.Model):
+    """One version of a UTC day's FOCUS file(s) in ``FOCUS_EXPORT_DIR``
+    (``finops.costing.focus_files``): written once the day is complete and its ledger clean,
+    and written again, as the next version, when the day's ledger is recomputed later."""
+
+    day = models.DateField()
+    version = models.PositiveIntegerField()
+    ledger_stamp = models.CharField(
+        max_length=64, help_text="The day's ledger as exported (changes on a recompute)."
+    )
+    rows = models.PositiveIntegerField()
+    billed_cost = models.DecimalField(max_digits=20, decimal_places=6)
+    currency = models.CharField(max_length=3, validators=[currency_validator])
+    files = models.JSONField(default=dict, help_text="format -> {name, bytes, sha256}")
+    written_at = models.DateTimeField()
+    superseded_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="supersedes"
+    )
+
+    class Meta:
+        ordering = ["day", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "version"], name="focusexport_day_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="focusexport_version_from_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"FOCUS {self.day} v{self.version}"

@@ -44,3 +44,16 @@ def recompute_day(run_day_id: int) -> dict[str, object]:
         day.done_at, day.entries = timezone.now(), counts["entries"]
         day.save(update_fields=["done_at", "entries"])
     return {"run": day.run_id, "day": day.start.isoformat(), "entries": counts["entries"]}
+
+
+@shared_task(name="finops.costing.tasks.focus_exports")
+def focus_exports() -> dict[str, object]:
+    """The daily FOCUS files in FOCUS_EXPORT_DIR: each complete, clean day of the last
+    FOCUS_EXPORT_DAYS written once, and again when its ledger changed."""
+    from finops.costing.focus_files import focus_exports_due
+
+    results = focus_exports_due()
+    return {
+        "written": [f"{r.day} v{r.export.version}" for r in results if r.written and r.export],
+        "waiting": [f"{r.day}: {r.reason}" for r in results if not r.export],
+    }

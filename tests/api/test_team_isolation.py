@@ -70,7 +70,7 @@ def test_invoice(as_team, mine, theirs):
 
 
 @pytest.mark.parametrize(("mine", "theirs"), [("studio-a", "studio-b"), ("studio-b", "studio-a")])
-def test_focus_export_csv_and_json(as_team, mine, theirs):
+def test_focus_export_csv_json_and_parquet(as_team, mine, theirs):
     api = as_team(mine)
     rows = list(csv.DictReader(io.StringIO(b"".join(
         api.get("/api/v1/export/focus", {**FOCUS, "format": "csv"}).streaming_content
@@ -83,6 +83,15 @@ def test_focus_export_csv_and_json(as_team, mine, theirs):
     ))  # fmt: skip
     assert as_json and {r["BillingAccountId"] for r in as_json} == {mine}
     assert theirs not in json.dumps(as_json)
+    import pyarrow.parquet as pq
+
+    as_parquet = pq.read_table(
+        io.BytesIO(api.get("/api/v1/export/focus", {**FOCUS, "format": "parquet"}).content)
+    ).to_pylist()
+    assert len(as_parquet) == len(rows)
+    assert {r["BillingAccountId"] for r in as_parquet} == {mine}
+    assert {r["InvoiceId"] for r in as_parquet} == {f"FO-{mine}-2026-11"}
+    assert theirs not in json.dumps(as_parquet, default=str)
 
 
 def test_an_unrestricted_billing_key_sees_every_team_and_the_fleet(api, make_key, team_a, team_b):
