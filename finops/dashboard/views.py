@@ -35,7 +35,7 @@ from finops.costing.selectors import (
     parse_window,
 )
 from finops.dashboard import figures
-from finops.dashboard.tables import Col, Table, table_csv, tables_link
+from finops.dashboard.tables import Col, Table, table_export, tables_link
 from finops.fleet.models import Gpu, Node, Site
 from finops.insights.models import FindingStatus
 from finops.insights.selectors import (
@@ -157,12 +157,12 @@ def _page(
     tables: list[Table] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """Render ``template``, or with ``format=csv`` the CSV of one of its tables."""
+    """Render ``template``, or with ``format=csv`` (or ``parquet``) one of its tables."""
     tables = list(tables or [])
     for chart in context.get("charts", {}).values():
         tables.append(chart.table)
-    if request.GET.get("format") == "csv" and status == 200:
-        return table_csv(request, tables)
+    if request.GET.get("format") in ("csv", "parquet") and status == 200:
+        return table_export(request, tables)
     tables_link(request, tables)
     context.setdefault("simulated", _simulated())
     context.setdefault("windows", WINDOWS)

@@ -189,6 +189,13 @@ def _client(persona: str, team_a, team_b):  # type: ignore[no-untyped-def]
 
 
 def _body(response) -> str:  # type: ignore[no-untyped-def]
+    if response.get("Content-Type") == "application/vnd.apache.parquet":
+        import io
+        import json
+
+        import pyarrow.parquet as pq
+
+        return json.dumps(pq.read_table(io.BytesIO(response.content)).to_pylist(), default=str)
     if getattr(response, "streaming", False):
         return b"".join(response.streaming_content).decode(errors="replace")
     return response.content.decode(errors="replace")
@@ -229,8 +236,8 @@ def test_every_persona_gets_the_documented_status_and_nothing_of_another_team(
             text = _body(response)
             if route.name not in SAME_FOR_EVERYONE:
                 leaks += [f"{persona} {path}: {v}" for v in _leaks(persona, text)]
-            # Every CSV a page links to carries the same rule.
-            for link in set(re.findall(r'href="([^"]*format=csv[^"]*)"', text)):
+            # Every CSV and Parquet file a page links to carries the same rule.
+            for link in set(re.findall(r'href="([^"]*format=(?:csv|parquet)[^"]*)"', text)):
                 csv = client.get(urljoin(url, link.replace("&amp;", "&")))
                 csv_links += 1
                 assert csv.status_code == 200, (persona, link)

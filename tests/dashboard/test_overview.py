@@ -192,6 +192,49 @@ def test_every_table_downloads_as_csv_of_the_same_rows(client, team_a, team_b, a
 
 
 @pytest.mark.django_db
+def test_tables_download_as_parquet_equal_to_the_csv_with_types(client, team_a, team_b, alice):
+    import csv
+    import io
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scenario.build(team_a, team_b)
+    ledger_recompute(start=scenario.T10, end=scenario.T12)
+    client.force_login(alice)
+    for path, table in (("/", "teams"), ("/teams/studio-a/", "jobs")):
+        params = {"window": WINDOW, "table": table}
+        as_csv = list(csv.DictReader(io.StringIO(
+            client.get(path, {**params, "format": "csv"}).content.decode())))  # fmt: skip
+        response = client.get(path, {**params, "format": "parquet"})
+        assert response["Content-Type"] == "application/vnd.apache.parquet"
+        parquet = pq.read_table(io.BytesIO(response.content))
+        assert parquet.column_names == list(as_csv[0])
+        assert parquet.num_rows == len(as_csv)
+        for got, want in zip(parquet.to_pylist(), as_csv, strict=True):
+            for key, text in want.items():
+                value = got[key]
+                if value is None:
+                    assert text == "", key
+                elif isinstance(value, datetime):
+                    assert value.tzinfo is not None and text.startswith(
+                        value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+                    ), key
+                elif isinstance(value, Decimal):
+                    assert value == Decimal(text), key
+                elif isinstance(value, bool):
+                    assert text == str(value), key
+                else:
+                    assert str(value) == text or float(value) == float(text), key
+        if table == "teams":
+            assert parquet.schema.field("total_cost").type == pa.decimal128(38, 2)
+        else:
+            assert parquet.schema.field("finished").type == pa.timestamp("us", tz="UTC")
+
+
+@pytest.mark.django_db
 def test_the_overview_shows_budget_burn_and_forecast(client, team_a, alice):
     from datetime import UTC, datetime
     from decimal import Decimal
