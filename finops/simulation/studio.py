@@ -389,8 +389,27 @@ def studio_simulate(
     ).delete()
     ledger_recompute(start=start, end=end)
     DirtyWindow.objects.filter(window_start__gte=start, window_start__lt=end).delete()
+    _analyze()
     say("rolled up and costed")
     return truth
+
+
+def _analyze() -> None:
+    """Planner statistics for the tables just bulk-loaded, as after any bulk load: before
+    autovacuum gets to them the detectors' joins were planned blind (the I/O detector's
+    query took 6 minutes over 14 fresh days, 1.8 s once analysed)."""
+    from django.db import connection
+
+    from finops.costing.models import LedgerEntry
+    from finops.jobs.models import GpuAllocation
+    from finops.telemetry.models import GpuHour, GpuMinute, StorageSample
+
+    if connection.vendor != "postgresql":
+        return
+    models = (GpuMinute, GpuHour, StorageSample, RenderJob, GpuAllocation, LedgerEntry)
+    with connection.cursor() as cursor:
+        for model in models:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def _prices(start: datetime) -> None:
