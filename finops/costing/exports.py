@@ -86,7 +86,8 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _month_bounds(ts: datetime) -> tuple[datetime, datetime]:
+def month_bounds(ts: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding ``ts``: [its first instant, the next month's)."""
     start = ts.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start, (start + timedelta(days=32)).replace(day=1)
 
@@ -117,7 +118,7 @@ def focus_etag(entries: QuerySet[LedgerEntry]) -> str:
 
 
 def focus_row(entry: LedgerEntry) -> dict[str, Any]:
-    period_start, period_end = _month_bounds(entry.window_start)
+    period_start, period_end = month_bounds(entry.window_start)
     node = entry.node if entry.node_id else None
     site = node.site if node is not None else None
     amount = entry.amount
@@ -329,7 +330,7 @@ def focus_json(entries: QuerySet[LedgerEntry]) -> Iterator[str]:
 
 def invoice(*, team: Team, period_start: datetime) -> dict[str, Any]:
     """Line items for a team's month: by model, project and GPU model, per component."""
-    start, end = _month_bounds(period_start)
+    start, end = month_bounds(period_start)
     rows = (
         LedgerEntry.objects.filter(
             team=team,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +11,9 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q, QuerySet, Sum
 
 from finops.accounts.models import Membership, Role, Team
+from finops.costing.exports import month_bounds
 from finops.insights.models import Finding, FindingResolution, FindingStatus, RealizationState
+from finops.validation import ParameterError, month_parse
 
 
 def finding_list_visible(*, teams: QuerySet[Team], all_teams: bool) -> QuerySet[Finding]:
@@ -70,9 +71,10 @@ def savings_by_pattern_and_team(findings: QuerySet[Finding]) -> list[dict[str, A
     ]
 
 
-def _latest_resolutions(findings: QuerySet[Finding]) -> list[FindingResolution]:
-    """Each finding's resolutions (all of them: a re-opened finding keeps its history)."""
-    return list(
+def _resolutions(findings: QuerySet[Finding]) -> QuerySet[FindingResolution]:
+    """The findings' resolutions, oldest change first (all of them: a re-opened finding keeps
+    its history)."""
+    return (
         FindingResolution.objects.filter(finding__in=findings)
         .select_related("finding", "finding__team")
         .order_by("changed_at", "pk")
@@ -100,7 +102,7 @@ def savings_summary(findings: QuerySet[Finding]) -> dict[str, Any]:
         r["open"] += 1
         currency = currency or f.currency
     by_finding: dict[int, list[FindingResolution]] = {}
-    for res in _latest_resolutions(findings):
+    for res in _resolutions(findings):
         f = res.finding
         by_finding.setdefault(f.pk, []).append(res)
         currency = currency or res.currency
@@ -124,10 +126,11 @@ def savings_summary(findings: QuerySet[Finding]) -> dict[str, Any]:
 def realized_between(findings: QuerySet[Finding], start: Any, end: Any) -> list[FindingResolution]:
     """Resolutions measured with their after-window ending in [start, end): what a weekly
     report calls "realized this week"."""
-    return [
-        r for r in _latest_resolutions(findings)
-        if r.state == RealizationState.MEASURED and start <= r.after_end < end
-    ]  # fmt: skip
+    return list(
+        _resolutions(findings).filter(
+            state=RealizationState.MEASURED, after_end__gte=start, after_end__lt=end
+        )
+    )
 
 
 def savings_statement(findings: QuerySet[Finding], *, period: str) -> dict[str, Any]:
@@ -135,7 +138,11 @@ def savings_statement(findings: QuerySet[Finding], *, period: str) -> dict[str, 
     of the resolutions whose change fell in the month, and open savings of the findings seen
     in the month and not resolved, each row with the findings behind it. The totals are the
     rows' sums and the rows the findings' sums (money as strings, to the cent)."""
-    start, end = month_bounds(period)
+    try:
+        start = month_parse(period, parameter="period")
+    except ParameterError as exc:
+        raise ValueError(f"period must be a month as YYYY-MM: {exc.message}") from None
+    start, end = month_bounds(start)
     lines: dict[tuple[str | None, str], dict[str, Any]] = {}
 
     def line(team: str | None, pattern: str) -> dict[str, Any]:
@@ -144,10 +151,10 @@ def savings_statement(findings: QuerySet[Finding], *, period: str) -> dict[str, 
             "realized_monthly": Decimal(0), "open_monthly": Decimal(0), "findings": [],
         })  # fmt: skip
 
-    for res in _latest_resolutions(findings):
-        if not start <= res.changed_at < end:
-            continue
+    currency = None
+    for res in _resolutions(findings).filter(changed_at__gte=start, changed_at__lt=end):
         f = res.finding
+        currency = currency or res.currency
         item = line(f.team.slug if f.team else None, f.pattern)
         realized = res.realized_monthly if res.state == RealizationState.MEASURED else None
         item["projected_monthly"] += res.projected_monthly
@@ -166,6 +173,7 @@ def savings_statement(findings: QuerySet[Finding], *, period: str) -> dict[str, 
         .order_by("pk")
     )
     for f in open_findings:
+        currency = currency or f.currency
         item = line(f.team.slug if f.team else None, f.pattern)
         item["open_monthly"] += f.est_monthly_waste
         item["findings"].append({
@@ -179,20 +187,8 @@ def savings_statement(findings: QuerySet[Finding], *, period: str) -> dict[str, 
     for r in rows:
         for n in names:
             r[n] = str(r[n])
-    currency = next(iter(findings.values_list("currency", flat=True)[:1]), "USD")
     return {"period": period, "start": start.isoformat(), "end": end.isoformat(),
-            "currency": currency, "totals": totals, "rows": rows}  # fmt: skip
-
-
-def month_bounds(period: str) -> tuple[datetime, datetime]:
-    """YYYY-MM as [first instant, first instant of the next month) in UTC; ValueError
-    naming the expected form otherwise."""
-    try:
-        first = datetime.strptime(period, "%Y-%m").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
-        raise ValueError(f"period must be a month as YYYY-MM, got {str(period)[:20]!r}") from None
-    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first, following
+            "currency": currency or "USD", "totals": totals, "rows": rows}  # fmt: skip
 
 
 STATEMENT_COLUMNS = ["team", "pattern", "finding", "scope", "kind", "state", "changed_at",
